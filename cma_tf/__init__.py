@@ -1,0 +1,1 @@
+"""cma_tf: Cross-Modality Attention with Semantic Graph Embedding (You et al., AAAI 2020)."""
