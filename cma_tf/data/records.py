@@ -1,0 +1,126 @@
+"""The image TFRecord format (DESIGN.md §3) and sharded, atomic record writing.
+
+One `tf.train.Example` per image:
+
+    image/encoded       bytes   JPEG or PNG
+    image/format        bytes   b"jpeg" or b"png"
+    image/height        int64
+    image/width         int64
+    image/source_id     bytes   the image's id in its source dataset
+    image/class/label   int64[] label ids into the dataset's vocabulary (may repeat; order free)
+
+Shards are named `{split}-{index:05d}-of-{count:05d}.tfrecord` inside a data directory that also
+holds the vocabulary (`labels.txt`, see `vocab.py`).
+"""
+
+import os
+from typing import Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+ENCODED = "image/encoded"
+FORMAT = "image/format"
+HEIGHT = "image/height"
+WIDTH = "image/width"
+SOURCE_ID = "image/source_id"
+LABELS = "image/class/label"
+
+FEATURE_SPEC = {
+    ENCODED: tf.io.FixedLenFeature([], tf.string),
+    FORMAT: tf.io.FixedLenFeature([], tf.string, default_value=b""),
+    HEIGHT: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    WIDTH: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    SOURCE_ID: tf.io.FixedLenFeature([], tf.string, default_value=b""),
+    LABELS: tf.io.VarLenFeature(tf.int64),
+}
+LABELS_ONLY_SPEC = {LABELS: tf.io.VarLenFeature(tf.int64)}
+
+
+def _bytes(values):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+
+
+def _ints(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+
+def encode_image_example(
+    encoded: bytes,
+    image_format: str,
+    height: int,
+    width: int,
+    source_id: str,
+    labels: Sequence[int],
+) -> bytes:
+    """Returns one serialized `tf.train.Example` in the image format above."""
+    features = {
+        ENCODED: _bytes([encoded]),
+        FORMAT: _bytes([image_format.encode()]),
+        HEIGHT: _ints([int(height)]),
+        WIDTH: _ints([int(width)]),
+        SOURCE_ID: _bytes([str(source_id).encode()]),
+        LABELS: _ints([int(label) for label in labels]),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def parse_image_example(serialized):
+    """Parses serialized examples (scalar or batch) into a dict; labels become dense int64."""
+    parsed = tf.io.parse_example(serialized, FEATURE_SPEC)
+    parsed[LABELS] = tf.sparse.to_dense(parsed[LABELS], default_value=-1)
+    return parsed
+
+
+def shard_path(data_dir: str, split: str, index: int, count: int) -> str:
+    return os.path.join(data_dir, f"{split}-{index:05d}-of-{count:05d}.tfrecord")
+
+
+def split_pattern(data_dir: str, split: str) -> str:
+    return os.path.join(data_dir, f"{split}-*-of-*.tfrecord")
+
+
+def list_shards(data_dir: str, split: str) -> list:
+    """The sorted shard files of one split; a clear error naming the pattern if there are none."""
+    pattern = split_pattern(data_dir, split)
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(
+            f"No TFRecord shards for split '{split}': nothing matches {pattern}"
+        )
+    return files
+
+
+def write_shard(path: str, serialized_examples: Iterable[bytes]) -> int:
+    """Writes one shard to `path` atomically (temp name, then rename); returns the record count."""
+    tmp = path + ".tmp"
+    count = 0
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for record in serialized_examples:
+                writer.write(record)
+                count += 1
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    except BaseException:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+        raise
+    return count
+
+
+def write_split(data_dir: str, split: str, serialized_examples: Sequence[bytes], num_shards: int):
+    """Writes a split round-robin into `num_shards` atomic shards; returns the shard paths."""
+    paths = []
+    for index in range(num_shards):
+        path = shard_path(data_dir, split, index, num_shards)
+        write_shard(path, serialized_examples[index::num_shards])
+        paths.append(path)
+    return paths
+
+
+def multi_hot(label_ids, num_classes: int) -> np.ndarray:
+    """Dense {0,1} vector from a list of label ids (repeats and -1 padding ignored)."""
+    out = np.zeros([num_classes], np.float32)
+    ids = np.asarray(label_ids, np.int64)
+    out[ids[ids >= 0]] = 1.0
+    return out

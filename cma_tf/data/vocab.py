@@ -1,0 +1,44 @@
+"""Label vocabularies: one label name a line, line number = label id."""
+
+import os
+
+import tensorflow as tf
+
+VOCAB_FILENAME = "labels.txt"
+
+
+def vocabulary_path(data_dir: str) -> str:
+    return os.path.join(data_dir, VOCAB_FILENAME)
+
+
+def write_vocabulary(path: str, names) -> None:
+    names = list(names)
+    for line, name in enumerate(names, start=1):
+        if not name or "\n" in name:
+            raise ValueError(f"{path}: label {line} is empty or contains a newline: {name!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: label names repeat")
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write("".join(name + "\n" for name in names))
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def read_vocabulary(path: str) -> list:
+    """Reads a vocabulary; errors name the file and the line."""
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"Label vocabulary not found: {path} (one label name per line)")
+    with tf.io.gfile.GFile(path, "r") as f:
+        names = [line.rstrip("\r\n") for line in f]
+    while names and not names[-1].strip():
+        names.pop()
+    if not names:
+        raise ValueError(f"{path}: the label vocabulary is empty")
+    seen = {}
+    for line, name in enumerate(names, start=1):
+        if not name.strip():
+            raise ValueError(f"{path}: line {line} is empty; every line must name one label")
+        if name in seen:
+            raise ValueError(f"{path}: line {line} repeats label {name!r} (first on line {seen[name]})")
+        seen[name] = line
+    return names
