@@ -1,0 +1,196 @@
+"""The tf.data input pipeline for image TFRecords (format in `records.py`).
+
+`make_image_dataset` yields `(images, multi_hot)` batches:
+
+    images     float32 [B, S, S, 3]  RGB in 0..255, NOT normalised (the model normalises)
+    multi_hot  float32 [B, N]        1.0 for every label of the image
+
+Training augmentation follows the paper: a random crop (area fraction in [0.3, 1], aspect ratio
+in [3/4, 4/3]) resized to S x S, then a random horizontal flip. Evaluation only resizes.
+Augmentation uses stateless random ops whose per-image seeds come from a seeded
+`tf.data.Dataset.random`, so `deterministic=True, seed=s` reproduces the same batches.
+"""
+
+from typing import Optional, Sequence, Union
+
+import tensorflow as tf
+
+from cma_tf.data import records
+
+AUTOTUNE = tf.data.AUTOTUNE
+DEFAULT_SHUFFLE_BUFFER = 2048
+# Fixed (not AUTOTUNE) so that the deterministic record order does not depend on the core count.
+MAX_INTERLEAVE_CYCLE = 8
+
+CROP_AREA_RANGE = (0.3, 1.0)
+CROP_ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)
+CROP_MAX_ATTEMPTS = 100
+# The whole image is the "object"; the area range alone constrains the crop.
+CROP_MIN_OBJECT_COVERED = 0.0
+WHOLE_IMAGE_BOX = [[[0.0, 0.0, 1.0, 1.0]]]
+
+FilesArg = Union[str, Sequence[str]]
+
+
+def resolve_files(file_pattern_or_files: FilesArg) -> list:
+    """The sorted files of a glob pattern, or the given file list; a clear error if none."""
+    if isinstance(file_pattern_or_files, (str, bytes)):
+        pattern = file_pattern_or_files
+        files = sorted(tf.io.gfile.glob(pattern))
+        if not files:
+            raise FileNotFoundError(f"No TFRecord files match {pattern!r}")
+        return files
+    files = [str(f) for f in file_pattern_or_files]
+    if not files:
+        raise FileNotFoundError("The list of TFRecord files is empty")
+    return files
+
+
+def count_records(file_pattern_or_files: FilesArg) -> int:
+    """Number of records in the files (reads them all)."""
+    dataset = tf.data.TFRecordDataset(resolve_files(file_pattern_or_files))
+    return int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
+def labels_to_multi_hot(labels: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """float32 [..., N] multi-hot from int64 label ids [..., L]; -1 padding and repeats ignored.
+
+    Raises InvalidArgumentError naming the label field if an id is >= num_classes.
+    """
+    check = tf.debugging.assert_less(
+        labels,
+        tf.constant(num_classes, labels.dtype),
+        message=f"{records.LABELS} holds a label id >= num_classes ({num_classes}); "
+        "the records do not match this vocabulary",
+    )
+    with tf.control_dependencies([check]):
+        # one_hot of a negative id (the -1 padding) is all zeros.
+        one_hot = tf.one_hot(labels, num_classes, dtype=tf.float32)
+    return tf.minimum(tf.reduce_sum(one_hot, axis=-2), 1.0)
+
+
+def decode_image(encoded: tf.Tensor) -> tf.Tensor:
+    """uint8 [H, W, 3] from JPEG/PNG/... bytes; grayscale becomes RGB."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """float32 [S, S, 3] bilinear resize, values kept in 0..255."""
+    resized = tf.image.resize(image, [image_size, image_size], method="bilinear")
+    resized = tf.cast(resized, tf.float32)
+    resized.set_shape([image_size, image_size, 3])
+    return resized
+
+
+def random_crop_and_flip(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
+    """The training augmentation with stateless ops: random-area crop, resize, random flip.
+
+    `seed` is an int [2] tensor; the same seed gives the same crop and flip.
+    """
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=tf.constant(WHOLE_IMAGE_BOX, tf.float32),
+        seed=crop_seed,
+        min_object_covered=CROP_MIN_OBJECT_COVERED,
+        aspect_ratio_range=CROP_ASPECT_RANGE,
+        area_range=CROP_AREA_RANGE,
+        max_attempts=CROP_MAX_ATTEMPTS,
+        use_image_if_no_bounding_boxes=True,
+    )
+    cropped = resize(tf.slice(image, begin, size), image_size)
+    return tf.image.stateless_random_flip_left_right(cropped, seed=flip_seed)
+
+
+def _parse(serialized: tf.Tensor, num_classes: int):
+    """(uint8 [H, W, 3] image, float32 [N] multi-hot) from one serialized example."""
+    parsed = records.parse_image_example(serialized)
+    image = decode_image(parsed[records.ENCODED])
+    return image, labels_to_multi_hot(parsed[records.LABELS], num_classes)
+
+
+def _training_example(serialized, element_seed, num_classes: int, image_size: int):
+    image, multi_hot = _parse(serialized, num_classes)
+    return random_crop_and_flip(image, image_size, element_seed), multi_hot
+
+
+def _eval_example(serialized, num_classes: int, image_size: int):
+    image, multi_hot = _parse(serialized, num_classes)
+    return resize(image, image_size), multi_hot
+
+
+def _file_dataset(files: list, training: bool, seed: Optional[int]) -> tf.data.Dataset:
+    """The file names, shuffled only when training."""
+    return tf.data.Dataset.list_files(files, shuffle=training, seed=seed)
+
+
+def _read_records(files: list, training: bool, seed: Optional[int], deterministic: bool):
+    return _file_dataset(files, training, seed).interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), MAX_INTERLEAVE_CYCLE),
+        block_length=1,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
+
+
+def _augment_seeds(seed: Optional[int]) -> tf.data.Dataset:
+    """An endless stream of int64 [2] per-image seeds, new every epoch, reproducible from `seed`."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+
+def make_image_dataset(
+    file_pattern_or_files: FilesArg,
+    num_classes: int,
+    image_size: int,
+    batch_size: int,
+    training: bool,
+    seed: Optional[int] = None,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    deterministic: bool = False,
+    drop_remainder: Optional[bool] = None,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """Batches of (images float32 [B,S,S,3] in 0..255, multi_hot float32 [B,N]).
+
+    Args:
+      file_pattern_or_files: a glob pattern (e.g. `records.split_pattern(dir, "train")`) or a list
+        of TFRecord files.
+      num_classes: N, the vocabulary size; a label id >= N raises an error at iteration time.
+      image_size: S, the side of the square output images.
+      batch_size: B.
+      training: shuffle files and records and augment (random crop + flip); else resize only.
+      seed: makes shuffling and augmentation reproducible (with `deterministic=True`).
+      shuffle_buffer: record shuffle buffer size (training only).
+      deterministic: keep element order fixed across parallel reads and maps.
+      drop_remainder: drop the last partial batch; defaults to `training`.
+      repeat: repeat forever (reshuffled and re-augmented every epoch).
+    """
+    files = resolve_files(file_pattern_or_files)
+    if drop_remainder is None:
+        drop_remainder = training
+    dataset = _read_records(files, training, seed, deterministic)
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    if training:
+        dataset = tf.data.Dataset.zip((dataset, _augment_seeds(seed))).map(
+            lambda serialized, element_seed: _training_example(
+                serialized, element_seed, num_classes, image_size
+            ),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=deterministic,
+        )
+    else:
+        dataset = dataset.map(
+            lambda serialized: _eval_example(serialized, num_classes, image_size),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=deterministic,
+        )
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    options = tf.data.Options()
+    options.experimental_deterministic = deterministic
+    return dataset.with_options(options).prefetch(AUTOTUNE)

@@ -1,0 +1,180 @@
+"""The label graph of §3.1: co-occurrence counts → `A_ij = P(v_i | v_j)` → `A' = (A + Aᵀ)/2`.
+
+Counts are accumulated streaming from sparse label lists (one batch at a time, memory
+`O(N²)` for the counts plus `O(batch · N)`), never from an `n × N` label matrix, so the graph
+of a dataset of any size fits in memory. Label frequencies `p_k` (Eq. 12) come from the same
+pass: `p_k = count_kk / n`.
+"""
+
+import dataclasses
+import io
+import os
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from cma_tf.data import records
+
+
+class LabelCooccurrence:
+    """Streaming accumulator of `count_ij = #examples with labels i and j` (diagonal: `count_ii`
+    = #examples with label i). Repeated labels within one example count once."""
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+        self.counts = np.zeros((num_classes, num_classes), np.int64)
+        self.num_examples = 0
+
+    def update(self, label_lists: Sequence[Sequence[int]]) -> None:
+        """Adds a batch of examples, each a list of label ids (`-1` entries are padding)."""
+        batch = np.zeros((len(label_lists), self.num_classes), np.int64)
+        for row, labels in enumerate(label_lists):
+            ids = np.asarray(labels, np.int64).reshape(-1)
+            ids = ids[ids >= 0]
+            if ids.size and ids.max() >= self.num_classes:
+                raise ValueError(
+                    f"label id {int(ids.max())} is out of range for {self.num_classes} classes"
+                )
+            batch[row, ids] = 1
+        self.counts += batch.T @ batch
+        self.num_examples += len(label_lists)
+
+
+def conditional_adjacency(counts: np.ndarray) -> np.ndarray:
+    """`A_ij = count_ij / count_jj` (0 where label j never occurs), diagonal 1 (§3.1)."""
+    counts = np.asarray(counts, np.float64)
+    occurrences = np.diag(counts)
+    safe = np.where(occurrences > 0, occurrences, 1.0)
+    adjacency = np.where(occurrences[None, :] > 0, counts / safe[None, :], 0.0)
+    np.fill_diagonal(adjacency, 1.0)
+    return adjacency.astype(np.float32)
+
+
+def symmetrize(adjacency: np.ndarray) -> np.ndarray:
+    """Eq. 1: `A' = (A + Aᵀ) / 2`."""
+    return ((adjacency + adjacency.T) / 2).astype(np.float32)
+
+
+@dataclasses.dataclass
+class LabelGraph:
+    """Co-occurrence statistics of a training set and the graphs derived from them.
+
+    Attributes:
+        counts: int64 `[N, N]` co-occurrence counts (diagonal = per-label counts).
+        num_examples: number of examples counted.
+        vocabulary: label names, `N` of them (may be empty if unknown).
+    """
+
+    counts: np.ndarray
+    num_examples: int
+    vocabulary: Sequence[str] = ()
+
+    @property
+    def num_classes(self) -> int:
+        return self.counts.shape[0]
+
+    @property
+    def adjacency(self) -> np.ndarray:
+        """`A` (conditional probabilities, column j conditions on label j)."""
+        return conditional_adjacency(self.counts)
+
+    @property
+    def symmetric_adjacency(self) -> np.ndarray:
+        """`A'` of Eq. 1."""
+        return symmetrize(self.adjacency)
+
+    @property
+    def frequencies(self) -> np.ndarray:
+        """`p_k` of Eq. 12: the fraction of examples carrying label k."""
+        return (np.diag(self.counts) / max(self.num_examples, 1)).astype(np.float32)
+
+    def save(self, path: str) -> None:
+        """Writes an `.npz` (counts, num_examples, vocabulary, and A, A', p for other tools)."""
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            counts=self.counts,
+            num_examples=np.int64(self.num_examples),
+            vocabulary=np.asarray(list(self.vocabulary), dtype=str),
+            adjacency=self.adjacency,
+            symmetric_adjacency=self.symmetric_adjacency,
+            frequencies=self.frequencies,
+        )
+        tmp = path + ".tmp"
+        with tf.io.gfile.GFile(tmp, "wb") as f:
+            f.write(buffer.getvalue())
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+
+    @classmethod
+    def load(cls, path: str) -> "LabelGraph":
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"Label graph not found: {path}")
+        with tf.io.gfile.GFile(path, "rb") as f:
+            try:
+                data = np.load(io.BytesIO(f.read()))
+                counts, num_examples = data["counts"], int(data["num_examples"])
+                vocabulary = [str(name) for name in data["vocabulary"]]
+            except (ValueError, KeyError, OSError) as error:
+                raise ValueError(f"{path}: not a label graph file ({error})") from error
+        if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+            raise ValueError(f"{path}: field 'counts' must be square, got shape {counts.shape}")
+        return cls(counts=counts, num_examples=num_examples, vocabulary=vocabulary)
+
+
+def label_graph_from_label_lists(
+    label_lists: Iterable[Sequence[int]], num_classes: int, vocabulary: Sequence[str] = ()
+) -> LabelGraph:
+    """The graph of an in-memory collection of label lists."""
+    accumulator = LabelCooccurrence(num_classes)
+    accumulator.update(list(label_lists))
+    return LabelGraph(accumulator.counts, accumulator.num_examples, list(vocabulary))
+
+
+def label_graph_from_records(
+    files: Sequence[str],
+    num_classes: int,
+    vocabulary: Sequence[str] = (),
+    batch_size: int = 1024,
+    progress: bool = True,
+) -> LabelGraph:
+    """One streaming pass over image TFRecords (DESIGN.md §3), reading only the label field."""
+    dataset = tf.data.TFRecordDataset(list(files), num_parallel_reads=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size).map(
+        lambda serialized: tf.io.parse_example(serialized, records.LABELS_ONLY_SPEC)[records.LABELS],
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    accumulator = LabelCooccurrence(num_classes)
+    with tqdm(desc="label graph", unit=" examples", disable=not progress) as bar:
+        for sparse in dataset:
+            dense = tf.sparse.to_dense(sparse, default_value=-1).numpy()
+            try:
+                accumulator.update(dense)
+            except ValueError as error:
+                raise ValueError(f"{files}: field '{records.LABELS}': {error}") from error
+            bar.update(len(dense))
+    return LabelGraph(accumulator.counts, accumulator.num_examples, list(vocabulary))
+
+
+def default_graph_path(data_dir: str, split: str = "train") -> str:
+    return os.path.join(data_dir, f"label_graph_{split}.npz")
+
+
+def load_or_build_label_graph(
+    data_dir: str, num_classes: int, vocabulary: Sequence[str], split: str = "train",
+    path: Optional[str] = None,
+) -> LabelGraph:
+    """Loads `<data_dir>/label_graph_<split>.npz`, building and saving it on first use."""
+    path = path or default_graph_path(data_dir, split)
+    if tf.io.gfile.exists(path):
+        graph = LabelGraph.load(path)
+        if graph.num_classes != num_classes:
+            raise ValueError(
+                f"{path}: graph has {graph.num_classes} labels but the vocabulary has {num_classes}; "
+                "delete the file to rebuild it"
+            )
+        return graph
+    graph = label_graph_from_records(records.list_shards(data_dir, split), num_classes, vocabulary)
+    graph.save(path)
+    return graph

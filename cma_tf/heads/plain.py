@@ -1,0 +1,37 @@
+"""The plain baseline (Table 3, "ResNet-101"): global average pooling + one Dense layer."""
+
+import keras
+
+from cma_tf.layers.cross_modality import PACKAGE
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PlainHead(keras.layers.Layer):
+    """Deepest backbone map → global average pool → Dense(N) logits.
+
+    Args:
+        num_classes: int, `N`.
+
+    Call args:
+        features: list of backbone maps, shallow to deep; only the last is used.
+    """
+
+    def __init__(self, num_classes, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.pool = keras.layers.GlobalAveragePooling2D(name="pool", dtype=self.dtype_policy)
+        self.classifier = keras.layers.Dense(num_classes, name="classifier", dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        self.classifier.build((None, input_shape[-1][-1]))
+
+    def call(self, features, training=None):
+        return self.classifier(self.pool(features[-1]))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[-1][0], self.num_classes)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_classes": self.num_classes})
+        return config

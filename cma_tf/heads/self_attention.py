@@ -1,0 +1,47 @@
+"""The self-attention baseline head (Table 3): Eq. 7 replaced by `σ(conv1×1(I))`."""
+
+import keras
+
+from cma_tf.heads.projection import feature_projection
+from cma_tf.layers.cross_modality import PACKAGE, PerClassClassifier
+from cma_tf.layers.self_attention import SelfAttentionPooling
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SelfAttentionHead(keras.layers.Layer):
+    """Deepest map → optional 1×1 projection to `C` → class-wise self-attention (Eq. 8-9 with
+    learned maps) → per-class classifier (Eq. 10).
+
+    Args:
+        num_classes: int, `N`.
+        feature_channels: int or None, `C` of the 1×1 projection (None keeps the backbone's).
+    """
+
+    def __init__(self, num_classes, feature_channels=None, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.feature_channels = feature_channels
+        self.projection = feature_projection(feature_channels, "projection", self.dtype_policy)
+        self.attention = SelfAttentionPooling(num_classes, name="attention", dtype=self.dtype_policy)
+        self.classifier = PerClassClassifier(num_classes, name="classifier", dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape[-1])
+        self.projection.build(shape)
+        shape = self.projection.compute_output_shape(shape)
+        self.attention.build(shape)
+        self.classifier.build(self.attention.compute_output_shape(shape))
+
+    def call(self, features, training=None, return_attention=False):
+        visual = self.projection(features[-1])
+        pooled, attention = self.attention(visual, return_attention=True)
+        logits = self.classifier(pooled)
+        return (logits, [attention]) if return_attention else logits
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[-1][0], self.num_classes)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_classes": self.num_classes, "feature_channels": self.feature_channels})
+        return config

@@ -1,0 +1,112 @@
+"""The multi-label image classifier: a backbone and a head, with a custom `train_step`."""
+
+import keras
+import tensorflow as tf
+
+from cma_tf.graph.asge import LabelGraphLoss
+from cma_tf.layers.cross_modality import PACKAGE
+
+
+def scale_for_replicas(value):
+    """Divides a per-replica loss term by the replica count, as Keras does for compiled losses.
+
+    Gradients are summed across replicas; a term that every replica computes in full (the
+    graph loss) must be divided by the replica count or it is applied N times (DESIGN.md §2).
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return value / tf.cast(replicas, value.dtype) if replicas > 1 else value
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MultiLabelClassifier(keras.Model):
+    """images `[B, S, S, 3]` (RGB, 0..255) → per-class logits `[B, N]`; `σ(logits)` = `y*`.
+
+    Training minimises the compiled loss (Eq. 12). When `graph_loss_weight > 0` and the head
+    owns a trainable label encoder (CMA, MS-CMA), Φ is fine-tuned jointly and the train step
+    adds `graph_loss_weight · L_ge(E)` (Eq. 4) with the graph held by `graph_loss`
+    (set it with `set_label_graph`). The step reports `classification_loss` and
+    `graph_loss` separately, besides the total `loss`.
+
+    Args:
+        backbone: a functional `keras.Model`, images → list of feature maps (shallow to deep).
+        head: a head layer (`cma_tf.heads`), feature maps → logits.
+        graph_loss_weight: float, λ of the joint ASGE loss; 0 keeps E as the head's encoder
+            makes it (frozen after ASGE in the paper's recipe). Default 0.
+        graph_alpha: float, α of Eq. 5 for the joint loss. Default 0.
+
+    Examples:
+    >>> from cma_tf.backbones.small import small_backbone
+    >>> from cma_tf.heads.plain import PlainHead
+    >>> model = MultiLabelClassifier(small_backbone(32, (8, 16, 32, 64)), PlainHead(4))
+    >>> model.predict(keras.ops.zeros((2, 32, 32, 3)), verbose=0).shape
+    (2, 4)
+    """
+
+    def __init__(self, backbone, head, graph_loss_weight=0.0, graph_alpha=0.0, **kwargs):
+        # === Layers ===
+        self.backbone = backbone
+        self.head = head
+        joint = graph_loss_weight > 0
+        if joint and not hasattr(head, "label_encoder"):
+            raise ValueError(f"graph_loss_weight > 0 needs a head with a label encoder, got {type(head).__name__}")
+        self.graph_loss = LabelGraphLoss(head.num_classes, graph_alpha, name="graph_loss") if joint else None
+
+        # === Functional Model ===
+        images = keras.Input(backbone.input_shape[1:], name="images")
+        logits = head(backbone(images))
+        super().__init__(inputs=images, outputs=logits, **kwargs)
+
+        # === Config ===
+        self.graph_loss_weight = graph_loss_weight
+        joint = graph_loss_weight > 0
+        self.graph_alpha = graph_alpha
+        if self.graph_loss is not None:
+            self.graph_loss.build()
+        self.classification_loss_tracker = keras.metrics.Mean(name="classification_loss")
+        self.graph_loss_tracker = keras.metrics.Mean(name="graph_loss") if joint else None
+
+    def set_label_graph(self, adjacency):
+        """Sets `A` for the joint graph loss (no-op target when `graph_loss_weight == 0`)."""
+        if self.graph_loss is None:
+            raise ValueError("this model has graph_loss_weight == 0 and keeps no label graph")
+        self.graph_loss.set_adjacency(adjacency)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            logits = self(x, training=True)
+            classification_loss = self.compute_loss(
+                x=x, y=y, y_pred=logits, sample_weight=sample_weight, training=True
+            )
+            loss = classification_loss
+            if self.graph_loss is not None:
+                graph_loss = self.graph_loss(self.head.label_embeddings(training=True))
+                loss = loss + scale_for_replicas(self.graph_loss_weight * graph_loss)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        weights = self.trainable_weights
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled_loss, weights), weights))
+
+        batch = tf.shape(x)[0]
+        replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, loss.dtype)
+        self._loss_tracker.update_state(loss * replicas, sample_weight=batch)
+        self.classification_loss_tracker.update_state(classification_loss * replicas, sample_weight=batch)
+        if self.graph_loss is not None:
+            self.graph_loss_tracker.update_state(graph_loss)
+        metrics = self.compute_metrics(x, y, logits, sample_weight=sample_weight)
+        return metrics
+
+    def get_config(self):
+        return {
+            "backbone": keras.layers.serialize(self.backbone),
+            "head": keras.layers.serialize(self.head),
+            "graph_loss_weight": self.graph_loss_weight,
+            "graph_alpha": self.graph_alpha,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.layers.deserialize(config["backbone"])
+        config["head"] = keras.layers.deserialize(config["head"])
+        return cls(**config)
