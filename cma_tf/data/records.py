@@ -19,6 +19,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from cma_tf.errors import DataError
+
 ENCODED = "image/encoded"
 FORMAT = "image/format"
 HEIGHT = "image/height"
@@ -85,7 +87,7 @@ def list_shards(data_dir: str, split: str) -> list:
     pattern = split_pattern(data_dir, split)
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
-        raise FileNotFoundError(
+        raise DataError(
             f"No TFRecord shards for split '{split}': nothing matches {pattern}"
         )
     return files

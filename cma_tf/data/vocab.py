@@ -4,6 +4,8 @@ import os
 
 import tensorflow as tf
 
+from cma_tf.errors import DataError
+
 VOCAB_FILENAME = "labels.txt"
 
 
@@ -15,9 +17,9 @@ def write_vocabulary(path: str, names) -> None:
     names = list(names)
     for line, name in enumerate(names, start=1):
         if not name or "\n" in name:
-            raise ValueError(f"{path}: label {line} is empty or contains a newline: {name!r}")
+            raise DataError(f"{path}: label {line} is empty or contains a newline: {name!r}")
     if len(set(names)) != len(names):
-        raise ValueError(f"{path}: label names repeat")
+        raise DataError(f"{path}: label names repeat")
     tmp = path + ".tmp"
     with tf.io.gfile.GFile(tmp, "w") as f:
         f.write("".join(name + "\n" for name in names))
@@ -33,12 +35,12 @@ def read_vocabulary(path: str) -> list:
     while names and not names[-1].strip():
         names.pop()
     if not names:
-        raise ValueError(f"{path}: the label vocabulary is empty")
+        raise DataError(f"{path}: the label vocabulary is empty")
     seen = {}
     for line, name in enumerate(names, start=1):
         if not name.strip():
-            raise ValueError(f"{path}: line {line} is empty; every line must name one label")
+            raise DataError(f"{path}: line {line} is empty; every line must name one label")
         if name in seen:
-            raise ValueError(f"{path}: line {line} repeats label {name!r} (first on line {seen[name]})")
+            raise DataError(f"{path}: line {line} repeats label {name!r} (first on line {seen[name]})")
         seen[name] = line
     return names

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from cma_tf.data import records
+from cma_tf.errors import DataError
 
 
 class LabelCooccurrence:
@@ -117,9 +118,9 @@ class LabelGraph:
                 counts, num_examples = data["counts"], int(data["num_examples"])
                 vocabulary = [str(name) for name in data["vocabulary"]]
             except (ValueError, KeyError, OSError) as error:
-                raise ValueError(f"{path}: not a label graph file ({error})") from error
+                raise DataError(f"{path}: not a label graph file ({error})") from error
         if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
-            raise ValueError(f"{path}: field 'counts' must be square, got shape {counts.shape}")
+            raise DataError(f"{path}: field 'counts' must be square, got shape {counts.shape}")
         return cls(counts=counts, num_examples=num_examples, vocabulary=vocabulary)
 
 
@@ -152,7 +153,7 @@ def label_graph_from_records(
             try:
                 accumulator.update(dense)
             except ValueError as error:
-                raise ValueError(f"{files}: field '{records.LABELS}': {error}") from error
+                raise DataError(f"{files}: field '{records.LABELS}': {error}") from error
             bar.update(len(dense))
     return LabelGraph(accumulator.counts, accumulator.num_examples, list(vocabulary))
 
@@ -170,7 +171,7 @@ def load_or_build_label_graph(
     if tf.io.gfile.exists(path):
         graph = LabelGraph.load(path)
         if graph.num_classes != num_classes:
-            raise ValueError(
+            raise DataError(
                 f"{path}: graph has {graph.num_classes} labels but the vocabulary has {num_classes}; "
                 "delete the file to rebuild it"
             )

@@ -1,0 +1,55 @@
+"""Fields shared by every config file under configs/; experiment files override what differs.
+
+Every field is read by exactly one place: `cma_tf/factory.py` (model, data, optimizer) or
+`cma_tf/training/trainer.py` (the run).
+"""
+
+import ml_collections
+
+HEADS = ("plain", "self_attention", "cma", "ms_cma")
+
+
+def get_base_config():
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    config.data = ml_collections.ConfigDict()
+    config.data.data_dir = ""  # holds labels.txt and {train,val}-*-of-*.tfrecord
+    config.data.train_split = "train"
+    config.data.eval_split = "val"
+    config.data.image_size = 448
+    config.data.shuffle_buffer = 2048
+    config.data.deterministic = False
+
+    config.model = ml_collections.ConfigDict()
+    config.model.head = "ms_cma"  # one of HEADS
+    config.model.backbone = "resnet101"  # "resnet101" or "small"
+    config.model.backbone_weights = "imagenet"  # resnet101 only: "imagenet", None, or a file
+    config.model.backbone_widths = (32, 64, 128, 256)  # small only
+    config.model.feature_channels = ml_collections.config_dict.placeholder(int)  # C; None keeps the backbone's
+    config.model.cmt_layers = 2
+    config.model.extra_block_filters = 128  # MS-CMA I_3: 4 × 128 = 512 channels
+    config.model.finetune_label_embeddings = False  # False: E frozen after ASGE (the paper)
+    config.model.graph_loss_weight = 0.0  # λ of L_ge when fine-tuning E jointly
+
+    config.asge = ml_collections.ConfigDict()
+    config.asge.units = 256  # C_e
+    config.asge.depth = 3
+    config.asge.steps = 3000
+    config.asge.learning_rate = 0.01
+    config.asge.momentum = 0.9
+    config.asge.alpha = 0.0  # Eq. 5 relaxation; 0.1 for YouTube-8M
+
+    config.train = ml_collections.ConfigDict()
+    config.train.epochs = 100
+    config.train.batch_size = 64
+    config.train.eval_batch_size = 64
+    config.train.learning_rate = 0.01
+    config.train.momentum = 0.9
+    config.train.weight_decay = 1e-5
+    config.train.lr_decay_epochs = 30  # lr ÷ lr_decay_factor every this many epochs
+    config.train.lr_decay_factor = 10.0
+    config.train.beta = 0.0  # Eq. 12; 0.4 for NUS-WIDE
+    config.train.steps_per_epoch = ml_collections.config_dict.placeholder(int)  # None: one pass
+    config.train.checkpoint_every_epochs = 1
+    return config

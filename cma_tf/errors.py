@@ -1,0 +1,10 @@
+"""Errors that report a user's mistake (bad config, missing or malformed data); the CLIs print
+them as one line, without a stack trace."""
+
+
+class ConfigError(ValueError):
+    """A config field is missing or has a value that cannot be built."""
+
+
+class DataError(ValueError):
+    """Input data is missing or malformed; the message names the file, record and field."""

@@ -1,0 +1,69 @@
+"""Evaluates trained workdirs: `python -m cma_tf.evaluate --config=… --workdirs=a,b,…`.
+
+Loads each workdir's best checkpoint (else its final model), runs it over the eval split of
+the config's dataset, writes `<workdir>/eval_metrics.json` (mAP, CP, CR, CF1, OP, OR, OF1 at
+threshold 0.5 and for the top-3 labels) and prints one table comparing the workdirs.
+
+Example:
+    python -m cma_tf.evaluate --config=configs/demo.py --workdirs=runs/demo/plain,runs/demo/cma
+"""
+
+import os
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from cma_tf import cli
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None,
+    "Config file naming the dataset (config.data.*) and eval batch size; overrides as in train.",
+)
+_WORKDIRS = flags.DEFINE_list("workdirs", None, "Comma-separated training workdirs to evaluate.")
+_NAMES = flags.DEFINE_list(
+    "names", None, "Row names for the table, one per workdir (default: the workdir's base name)."
+)
+_FULL = flags.DEFINE_bool("full", False, "Print every metric, not only mAP / CF1 / OF1.")
+_OUTPUT = flags.DEFINE_string("output", None, "Also write the table as Markdown to this file.")
+flags.mark_flags_as_required(["config", "workdirs"])
+
+
+def evaluate_workdirs(config, workdirs, names):
+    import keras
+
+    from cma_tf import factory
+    from cma_tf.training import workdir as files
+    from cma_tf.training.trainer import evaluate_model, load_dataset_info
+
+    vocabulary, _ = load_dataset_info(config)
+    dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
+    rows = {}
+    for name, workdir in zip(names, workdirs):
+        model = keras.saving.load_model(files.trained_model_path(workdir))
+        metrics = evaluate_model(model, dataset)
+        files.write_json(files.path(workdir, "eval_metrics.json"), metrics)
+        rows[name] = metrics
+    return rows
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from cma_tf.metrics.report import FULL_KEYS, SUMMARY_KEYS, format_metrics_table
+
+    workdirs = _WORKDIRS.value
+    names = _NAMES.value or [os.path.basename(os.path.normpath(w)) for w in workdirs]
+    if len(names) != len(workdirs):
+        raise app.UsageError(f"--names has {len(names)} entries but --workdirs has {len(workdirs)}")
+    rows = cli.run_reporting_user_errors(evaluate_workdirs, _CONFIG.value, workdirs, names)
+    table = format_metrics_table(rows, FULL_KEYS if _FULL.value else SUMMARY_KEYS)
+    print(f"\nMetrics (%) on split '{_CONFIG.value.data.eval_split}' of {_CONFIG.value.data.data_dir}:\n")
+    print(table)
+    if _OUTPUT.value:
+        with open(_OUTPUT.value, "w") as f:
+            f.write(table + "\n")
+
+
+if __name__ == "__main__":
+    cli.quiet_tensorflow_logs()
+    app.run(main)

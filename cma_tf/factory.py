@@ -1,0 +1,132 @@
+"""The one place that turns a config (`configs/*.py`) into objects: backbone, head, classifier,
+loss, optimizer and datasets. Nothing else reads `config.model`, `config.data` or the
+optimiser fields of `config.train`."""
+
+import keras
+
+from cma_tf.backbones.resnet import resnet101_backbone
+from cma_tf.backbones.small import small_backbone
+from cma_tf.config_base import HEADS
+from cma_tf.data import images, records
+from cma_tf.errors import ConfigError
+from cma_tf.graph.asge import ASGEEncoder
+from cma_tf.heads.cma import CMAHead
+from cma_tf.heads.ms_cma import MultiScaleCMAHead
+from cma_tf.heads.plain import PlainHead
+from cma_tf.heads.self_attention import SelfAttentionHead
+from cma_tf.losses import WeightedBinaryCrossentropy
+from cma_tf.models.classifier import MultiLabelClassifier
+
+EMBEDDING_HEADS = ("cma", "ms_cma")
+
+
+def needs_label_embeddings(config) -> bool:
+    return config.model.head in EMBEDDING_HEADS
+
+
+def build_backbone(config):
+    model, size = config.model, config.data.image_size
+    if model.backbone == "resnet101":
+        return resnet101_backbone(image_size=size, weights=model.backbone_weights)
+    if model.backbone == "small":
+        return small_backbone(image_size=size, widths=tuple(model.backbone_widths))
+    raise ConfigError(f"config.model.backbone: unknown backbone {model.backbone!r} (resnet101, small)")
+
+
+def build_label_encoder(config, num_classes, fitted_encoder=None):
+    """Φ for the head: a copy of the ASGE-fitted encoder, frozen unless fine-tuning jointly."""
+    encoder = ASGEEncoder(num_classes, units=config.asge.units, depth=config.asge.depth, name="label_encoder")
+    encoder.build()
+    if fitted_encoder is not None:
+        encoder.set_weights(fitted_encoder.get_weights())
+    encoder.trainable = bool(config.model.finetune_label_embeddings)
+    return encoder
+
+
+def build_head(config, num_classes, label_encoder=None):
+    model = config.model
+    if model.head == "plain":
+        return PlainHead(num_classes, name="head")
+    if model.head == "self_attention":
+        return SelfAttentionHead(num_classes, model.feature_channels, name="head")
+    if model.head not in EMBEDDING_HEADS:
+        raise ConfigError(f"config.model.head: unknown head {model.head!r} ({', '.join(HEADS)})")
+    if label_encoder is None:
+        raise ConfigError(f"config.model.head={model.head!r} needs label embeddings (run ASGE first)")
+    if model.head == "cma":
+        return CMAHead(num_classes, label_encoder, model.feature_channels, model.cmt_layers, name="head")
+    return MultiScaleCMAHead(
+        num_classes, label_encoder, model.feature_channels, model.cmt_layers,
+        model.extra_block_filters, name="head",
+    )
+
+
+def build_classifier(config, num_classes, fitted_encoder=None, adjacency=None):
+    """The classifier of `config.model.head` over `config.model.backbone`.
+
+    Args:
+        fitted_encoder: the ASGE-fitted `ASGEEncoder` (CMA and MS-CMA only).
+        adjacency: `A` (`[N, N]`), needed when `config.model.graph_loss_weight > 0`.
+    """
+    label_encoder = None
+    if needs_label_embeddings(config):
+        label_encoder = build_label_encoder(config, num_classes, fitted_encoder)
+    joint = config.model.finetune_label_embeddings and config.model.graph_loss_weight > 0
+    model = MultiLabelClassifier(
+        build_backbone(config),
+        build_head(config, num_classes, label_encoder),
+        graph_loss_weight=config.model.graph_loss_weight if joint else 0.0,
+        graph_alpha=config.asge.alpha,
+        name=f"{config.model.head}_classifier",
+    )
+    if joint:
+        if adjacency is None:
+            raise ConfigError("config.model.graph_loss_weight > 0 needs the label graph")
+        model.set_label_graph(adjacency)
+    return model
+
+
+def build_loss(config, label_frequencies=None):
+    beta = config.train.beta
+    return WeightedBinaryCrossentropy(label_frequencies if beta else None, beta=beta)
+
+
+def build_learning_rate(config, steps_per_epoch):
+    """lr ÷ `lr_decay_factor` every `lr_decay_epochs` epochs (the paper: ÷10 every 30)."""
+    train = config.train
+    boundaries = list(range(train.lr_decay_epochs, train.epochs, train.lr_decay_epochs))
+    if not boundaries:
+        return train.learning_rate
+    values = [train.learning_rate / train.lr_decay_factor**i for i in range(len(boundaries) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [epoch * steps_per_epoch for epoch in boundaries], values
+    )
+
+
+def build_optimizer(config, steps_per_epoch):
+    """SGD with momentum and weight decay. Keras applies weight decay decoupled from the
+    gradient (`w -= lr·wd·w`), where PyTorch's SGD adds `wd·w` to the gradient; at 1e-5 the
+    two differ negligibly."""
+    train = config.train
+    return keras.optimizers.SGD(
+        learning_rate=build_learning_rate(config, steps_per_epoch),
+        momentum=train.momentum,
+        weight_decay=train.weight_decay or None,
+    )
+
+
+def build_dataset(config, num_classes, split, training, repeat=False):
+    data = config.data
+    files = records.list_shards(data.data_dir, split)
+    return images.make_image_dataset(
+        files,
+        num_classes=num_classes,
+        image_size=data.image_size,
+        batch_size=config.train.batch_size if training else config.train.eval_batch_size,
+        training=training,
+        seed=config.seed,
+        shuffle_buffer=data.shuffle_buffer,
+        deterministic=data.deterministic,
+        repeat=repeat,
+    )
+

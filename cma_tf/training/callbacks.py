@@ -1,0 +1,36 @@
+"""Keras callbacks for training runs."""
+
+import keras
+import numpy as np
+
+from cma_tf.metrics.image import multilabel_metrics
+
+
+def predict_scores(model, dataset):
+    """Runs `model` over a `(images, multi_hot)` dataset; returns `(σ(logits), targets)` as numpy."""
+    scores, targets = [], []
+    for images, labels in dataset:
+        logits = model(images, training=False)
+        scores.append(1.0 / (1.0 + np.exp(-keras.ops.convert_to_numpy(logits).astype(np.float64))))
+        targets.append(keras.ops.convert_to_numpy(labels))
+    return np.concatenate(scores), np.concatenate(targets).astype(np.int64)
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """Adds the exact image metrics on a validation set to the epoch logs (`val_mAP`, `val_CF1`,
+    `val_OF1`, …), so that later callbacks (checkpoints, TensorBoard, CSV) see them.
+
+    Put it before those callbacks in the list: Keras passes one logs dict along the list.
+    """
+
+    def __init__(self, dataset, keys=("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")):
+        super().__init__()
+        self.dataset = dataset
+        self.keys = keys
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        metrics = multilabel_metrics(*predict_scores(self.model, self.dataset))
+        for key in self.keys:
+            logs[f"val_{key}"] = metrics[key]

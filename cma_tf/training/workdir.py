@@ -1,0 +1,44 @@
+"""Files of a training run's working directory, and atomic JSON writing."""
+
+import json
+import os
+
+import tensorflow as tf
+
+CONFIG = "config.json"
+ASGE_WEIGHTS = "asge/encoder.weights.h5"
+ASGE_REPORT = "asge/report.json"
+BACKUP = "backup"
+BEST_MODEL = "best.keras"
+FINAL_MODEL = "final.keras"
+TENSORBOARD = "tensorboard"
+HISTORY = "history.csv"
+METRICS = "metrics.json"
+
+
+def path(workdir: str, name: str) -> str:
+    return os.path.join(workdir, name)
+
+
+def write_json(file_path: str, data) -> None:
+    """Writes JSON to a temp name and renames it, so a crash never leaves half a file."""
+    tf.io.gfile.makedirs(os.path.dirname(file_path) or ".")
+    tmp = file_path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=float)
+        f.write("\n")
+    tf.io.gfile.rename(tmp, file_path, overwrite=True)
+
+
+def read_json(file_path: str):
+    with tf.io.gfile.GFile(file_path, "r") as f:
+        return json.load(f)
+
+
+def trained_model_path(workdir: str) -> str:
+    """The model to evaluate: the best-on-validation checkpoint, else the final one."""
+    for name in (BEST_MODEL, FINAL_MODEL):
+        candidate = path(workdir, name)
+        if tf.io.gfile.exists(candidate):
+            return candidate
+    raise FileNotFoundError(f"No trained model in {workdir}: expected {BEST_MODEL} or {FINAL_MODEL}")
