@@ -6,10 +6,10 @@ several scales, and classes that can only be told apart by their context.
 
 Scenes and labels
 -----------------
-Every image shows one of four scenes. The scene picks 2-4 objects (drawn with replacement, so an
-object may appear twice) from its own object list with the probabilities below; with probability
-0.1 one extra object "wanders in" from another scene, so co-occurrence is strong but not
-deterministic. `person` appears in all four scenes and `bicycle` in two, which gives the label
+Every image shows one of four scenes, chosen uniformly. The scene picks 2-4 objects (drawn with
+replacement, so an object may appear twice) from its own object list with the probabilities
+below; with probability 0.1 one extra object "wanders in" from another scene (one that is not on
+this scene's list), so co-occurrence is strong but not deterministic. `person` appears in all four scenes and `bicycle` in two, which gives the label
 graph cross-scene edges.
 
 | scene   | objects (probability)                                                          |
@@ -21,7 +21,8 @@ graph cross-scene edges.
 
 The 16 labels (vocabulary order): person, bicycle, dog, frisbee, tree, bench, plate, fork, cup,
 oven, car, traffic light, stop sign, kite, umbrella, boat. The labels of an image are the set of
-objects drawn (a label appears once even if its object is drawn twice).
+objects drawn (a label appears once even if its object is drawn twice); an image has about 2.4
+labels on average.
 
 Appearance
 ----------
@@ -29,6 +30,20 @@ Images are RGB squares (96 px by default). The background is the same for every 
 with per-pixel gaussian noise, so it says nothing about the scene. Each object is a flat shape
 with a class-specific shape and colour (each channel jittered by up to +-15), and the same noise
 is added on top of the objects.
+
+| shape        | colour: labels                                                   |
+|--------------|------------------------------------------------------------------|
+| disk         | white: frisbee, plate                                            |
+| diamond      | red: kite, stop sign                                             |
+| tall bar     | peach: person; yellow: traffic light                             |
+| wide bar     | purple: bench; red: car                                          |
+| square       | cyan: cup; orange: oven                                          |
+| ring         | black: bicycle                                                   |
+| wide ellipse | brown: dog                                                       |
+| triangle     | green: tree                                                      |
+| thin bar     | blue: fork                                                       |
+| half disk    | pink: umbrella                                                   |
+| trapezoid    | light blue: boat                                                 |
 
 Two pairs of labels are AMBIGUOUS ALONE: they are drawn from the identical appearance
 distribution, and only the co-occurring objects tell them apart:
@@ -150,18 +165,18 @@ RED_DIAMOND = Appearance("diamond", (225, 35, 45))
 
 # label -> appearance. The shared entries make the ambiguous pairs.
 DEMO_APPEARANCE = {
-    "person": Appearance("tall_rect", (235, 180, 140)),
+    "person": Appearance("tall_bar", (235, 180, 140)),
     "bicycle": Appearance("ring", (20, 20, 20)),
     "dog": Appearance("wide_ellipse", (150, 90, 40)),
     "frisbee": WHITE_DISK,
     "tree": Appearance("triangle", (30, 140, 40)),
-    "bench": Appearance("wide_rect", (120, 50, 160)),
+    "bench": Appearance("wide_bar", (120, 50, 160)),
     "plate": WHITE_DISK,
     "fork": Appearance("thin_bar", (40, 60, 200)),
     "cup": Appearance("square", (0, 200, 200)),
     "oven": Appearance("square", (250, 130, 0)),
-    "car": Appearance("wide_rect", (220, 30, 30)),
-    "traffic light": Appearance("tall_rect", (250, 230, 0)),
+    "car": Appearance("wide_bar", (220, 30, 30)),
+    "traffic light": Appearance("tall_bar", (250, 230, 0)),
     "stop sign": RED_DIAMOND,
     "kite": RED_DIAMOND,
     "umbrella": Appearance("half_disk", (255, 120, 200)),
@@ -178,8 +193,8 @@ _POLYGONS = {
     "trapezoid": [(0.0, 0.35), (1.0, 0.35), (0.75, 0.85), (0.25, 0.85)],
 }
 _RECTANGLES = {
-    "tall_rect": (0.3, 0.0, 0.7, 1.0),
-    "wide_rect": (0.0, 0.3, 1.0, 0.7),
+    "tall_bar": (0.3, 0.0, 0.7, 1.0),
+    "wide_bar": (0.0, 0.3, 1.0, 0.7),
     "thin_bar": (0.4, 0.0, 0.6, 1.0),
     "square": (0.1, 0.1, 0.9, 0.9),
 }
@@ -513,31 +528,37 @@ def generate_demo_dataset(
 # Command line
 
 
-def _define_flags():
-    """Defines the CLI flags (only when run as a script, so importing never clashes flags)."""
+def define_flags(flag_values=None):
+    """Defines the CLI flags on `flag_values` (absl's global FLAGS by default) and returns it.
+
+    Called only by the CLI (or tests), so importing this module never defines global flags.
+    """
     from absl import flags
 
+    flag_values = flags.FLAGS if flag_values is None else flag_values
     flags.DEFINE_string("out_dir", None, "Directory to write labels.txt, the train-*/val-* "
-                        "TFRecord shards and summary.json to (created if missing).")
-    flags.DEFINE_integer("num_train", DEFAULT_NUM_TRAIN, "Number of training images.")
-    flags.DEFINE_integer("num_val", DEFAULT_NUM_VAL, "Number of validation images.")
+                        "TFRecord shards and summary.json to (created if missing).",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("num_train", DEFAULT_NUM_TRAIN, "Number of training images.",
+                         flag_values=flag_values)
+    flags.DEFINE_integer("num_val", DEFAULT_NUM_VAL, "Number of validation images.",
+                         flag_values=flag_values)
     flags.DEFINE_integer("image_size", DEFAULT_IMAGE_SIZE,
-                         "Side of the square RGB images, in pixels.")
-    flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives identical images and labels.")
+                         "Side of the square RGB images, in pixels.", flag_values=flag_values)
+    flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives identical images and labels.",
+                         flag_values=flag_values)
     flags.DEFINE_integer("num_shards", DEFAULT_NUM_SHARDS,
-                         "Number of TFRecord shards per split (does not change the content).")
+                         "Number of TFRecord shards per split (does not change the content).",
+                         flag_values=flag_values)
     flags.DEFINE_bool("overwrite", False, "Regenerate even if out_dir already holds a dataset "
-                      "made with the same parameters (otherwise generation is skipped).")
-    flags.mark_flag_as_required("out_dir")
-    return flags.FLAGS
+                      "made with the same parameters (otherwise generation is skipped).",
+                      flag_values=flag_values)
+    flags.mark_flag_as_required("out_dir", flag_values=flag_values)
+    return flag_values
 
 
-def main(argv):
-    from absl import app
-
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    flag_values = _FLAGS
+def run_from_flags(flag_values) -> dict:
+    """Generates the dataset the parsed flags describe and prints its summary."""
     summary = generate_demo_dataset(
         flag_values.out_dir,
         num_train=flag_values.num_train,
@@ -548,10 +569,19 @@ def main(argv):
         overwrite=flag_values.overwrite,
     )
     print(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv):
+    from absl import app, flags
+
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    run_from_flags(flags.FLAGS)
 
 
 if __name__ == "__main__":
     from absl import app
 
-    _FLAGS = _define_flags()
+    define_flags()
     app.run(main)

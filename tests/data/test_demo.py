@@ -3,12 +3,11 @@
 import io
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 from PIL import Image, ImageDraw
 
 from cma_tf.data import demo
@@ -259,12 +258,24 @@ def test_rejects_bad_parameters(tmp_path):
         _generate(tmp_path, image_size=4)
 
 
-def test_command_line(tmp_path):
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    result = subprocess.run(
-        [sys.executable, "-m", "cma_tf.data.demo", f"--out_dir={tmp_path}", "--num_train=4",
-         "--num_val=2", "--image_size=32", "--num_shards=1"],
-        cwd=root, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
-    assert '"num_images": 4' in result.stdout
+def test_command_line_flags(tmp_path, capsys):
+    flag_values = demo.define_flags(flags.FlagValues())
+    for name in ("out_dir", "num_train", "num_val", "image_size", "seed", "num_shards", "overwrite"):
+        assert flag_values[name].help, name
+    flag_values(["demo", f"--out_dir={tmp_path}", "--num_train=4", "--num_val=2",
+                 "--image_size=32", "--num_shards=1"])
+    demo.run_from_flags(flag_values)
+    assert json.loads(capsys.readouterr().out)["splits"]["train"]["num_images"] == 4
     assert len(records.list_shards(str(tmp_path), "val")) == 1
+
+
+def test_docstring_appearance_table_matches_code():
+    rows = [line for line in demo.__doc__.splitlines()
+            if line.startswith("| ") and ":" in line and "colour" not in line]
+    described = {}
+    for row in rows:
+        shape, entries = [cell.strip() for cell in row.strip("|").split("|")]
+        for entry in entries.split(";"):
+            for label in entry.split(":")[1].split(","):
+                described[label.strip()] = shape.replace(" ", "_")
+    assert described == {label: a.shape for label, a in demo.DEMO_APPEARANCE.items()}

@@ -1,0 +1,50 @@
+"""Shared checks every layer and model goes through (STYLE.md rule 7)."""
+
+import os
+
+import keras
+import numpy as np
+
+TINY_WIDTHS = (8, 16, 32, 64)
+TINY_IMAGE_SIZE = 32
+
+
+def randomize_batch_norm(layer, rng):
+    """Gives every BatchNormalization inside `layer` non-trivial statistics and affine terms,
+    so inference-mode re-derivations actually test the normalisation."""
+    for sub in layer._flatten_layers(include_self=True, recursive=True):
+        if isinstance(sub, keras.layers.BatchNormalization):
+            n = sub.gamma.shape[0]
+            sub.gamma.assign(rng.uniform(0.5, 1.5, n))
+            sub.beta.assign(rng.normal(0, 0.1, n))
+            sub.moving_mean.assign(rng.normal(0, 0.1, n))
+            sub.moving_variance.assign(rng.uniform(0.5, 1.5, n))
+
+
+def numpy_batch_norm(x, bn):
+    """Inference-mode BatchNormalization in numpy."""
+    gamma, beta, mean, var = (np.asarray(w) for w in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance))
+    return (x - mean) / np.sqrt(var + bn.epsilon) * gamma + beta
+
+
+def run_layer_serialization_test(layer, *args, **kwargs):
+    """`from_config(get_config())` with the same weights gives the same output."""
+    expected = keras.ops.convert_to_numpy(layer(*args, **kwargs))
+    clone = layer.__class__.from_config(layer.get_config())
+    clone(*args, **kwargs)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(*args, **kwargs)), expected, rtol=1e-5, atol=1e-5)
+    assert clone.get_config() == layer.get_config()
+    return clone
+
+
+def run_model_saving_test(model, inputs, tmp_path):
+    """A `.keras` round trip keeps the config, the weights and the predictions."""
+    path = os.path.join(str(tmp_path), "model.keras")
+    expected = model.predict(inputs, verbose=0)
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(restored.predict(inputs, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    assert type(restored) is type(model)
+    assert len(restored.weights) == len(model.weights)
+    return restored
