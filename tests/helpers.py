@@ -47,4 +47,5 @@ def run_model_saving_test(model, inputs, tmp_path):
     np.testing.assert_allclose(restored.predict(inputs, verbose=0), expected, rtol=1e-5, atol=1e-5)
     assert type(restored) is type(model)
     assert len(restored.weights) == len(model.weights)
+    assert [w.path for w in restored.trainable_weights] == [w.path for w in model.trainable_weights]
     return restored

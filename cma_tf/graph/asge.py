@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from cma_tf.layers.cross_modality import PACKAGE, l2_normalize
+from cma_tf.layers.cross_modality import PACKAGE, sync_sublayer_trainability, l2_normalize
 
 COSINE_EPSILON = 1e-8
 
@@ -59,6 +59,7 @@ class ASGEEncoder(keras.layers.Layer):
             keras.layers.BatchNormalization(name=f"bn_{i}", dtype=self.dtype_policy)
             for i in range(depth)
         ]
+        sync_sublayer_trainability(self)
 
     def build(self, input_shape=None):
         self.lookup.build((None,))

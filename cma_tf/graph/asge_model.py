@@ -1,5 +1,7 @@
 """Training ASGE on its own (the paper's first stage): a Keras model with its own `train_step`."""
 
+import io
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -42,6 +44,23 @@ class ASGEModel(keras.Model):
         self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
         self.loss_tracker.update_state(loss)
         return {"graph_loss": self.loss_tracker.result()}
+
+
+def save_encoder_weights(encoder, path):
+    """Writes Φ's weights to an `.npz`, atomically (temp name, then rename)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, *encoder.get_weights())
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "wb") as f:
+        f.write(buffer.getvalue())
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def load_encoder_weights(encoder, path):
+    """Restores weights written by `save_encoder_weights` into a built encoder of the same shape."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        data = np.load(io.BytesIO(f.read()))
+        encoder.set_weights([data[f"arr_{i}"] for i in range(len(data.files))])
 
 
 def fit_asge(

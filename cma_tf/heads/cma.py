@@ -5,6 +5,7 @@ import keras
 from cma_tf.heads.projection import feature_projection
 from cma_tf.layers.cross_modality import (
     PACKAGE,
+    sync_sublayer_trainability,
     CrossModalityAttention,
     CrossModalityTransformer,
     PerClassClassifier,
@@ -32,6 +33,7 @@ class CMABranch(keras.layers.Layer):
         self.cmt = CrossModalityTransformer(embedding_dim, cmt_layers, name="cmt", dtype=self.dtype_policy)
         self.attention = CrossModalityAttention(name="cma", dtype=self.dtype_policy)
         self.classifier = PerClassClassifier(num_classes, name="classifier", dtype=self.dtype_policy)
+        sync_sublayer_trainability(self)
 
     def build(self, features_shape, embeddings_shape=None):
         self.projection.build(tuple(features_shape))
@@ -113,6 +115,7 @@ class CMAHead(LabelEmbeddingHead):
             num_classes, label_encoder.units, feature_channels, cmt_layers,
             name="branch", dtype=self.dtype_policy,
         )
+        sync_sublayer_trainability(self)
 
     def build(self, input_shape):
         if not self.label_encoder.built:

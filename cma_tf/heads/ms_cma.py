@@ -3,7 +3,7 @@
 import keras
 
 from cma_tf.heads.cma import CMABranch, LabelEmbeddingHead
-from cma_tf.layers.cross_modality import PACKAGE
+from cma_tf.layers.cross_modality import PACKAGE, sync_sublayer_trainability
 from cma_tf.layers.fusion import MultiScaleScoreFusion
 from cma_tf.layers.residual import BottleneckBlock
 
@@ -42,6 +42,7 @@ class MultiScaleCMAHead(LabelEmbeddingHead):
             for index in (1, 2, 3)
         ]
         self.fusion = MultiScaleScoreFusion(name="fusion", dtype=self.dtype_policy)
+        sync_sublayer_trainability(self)
 
     def _scale_shapes(self, input_shape):
         mid, deep = tuple(input_shape[-2]), tuple(input_shape[-1])

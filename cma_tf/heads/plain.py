@@ -2,7 +2,7 @@
 
 import keras
 
-from cma_tf.layers.cross_modality import PACKAGE
+from cma_tf.layers.cross_modality import PACKAGE, sync_sublayer_trainability
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -21,6 +21,7 @@ class PlainHead(keras.layers.Layer):
         self.num_classes = num_classes
         self.pool = keras.layers.GlobalAveragePooling2D(name="pool", dtype=self.dtype_policy)
         self.classifier = keras.layers.Dense(num_classes, name="classifier", dtype=self.dtype_policy)
+        sync_sublayer_trainability(self)
 
     def build(self, input_shape):
         self.classifier.build((None, input_shape[-1][-1]))

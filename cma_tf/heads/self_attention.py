@@ -3,7 +3,7 @@
 import keras
 
 from cma_tf.heads.projection import feature_projection
-from cma_tf.layers.cross_modality import PACKAGE, PerClassClassifier
+from cma_tf.layers.cross_modality import PACKAGE, sync_sublayer_trainability, PerClassClassifier
 from cma_tf.layers.self_attention import SelfAttentionPooling
 
 
@@ -24,6 +24,7 @@ class SelfAttentionHead(keras.layers.Layer):
         self.projection = feature_projection(feature_channels, "projection", self.dtype_policy)
         self.attention = SelfAttentionPooling(num_classes, name="attention", dtype=self.dtype_policy)
         self.classifier = PerClassClassifier(num_classes, name="classifier", dtype=self.dtype_policy)
+        sync_sublayer_trainability(self)
 
     def build(self, input_shape):
         shape = tuple(input_shape[-1])

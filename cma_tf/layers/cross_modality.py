@@ -12,6 +12,20 @@ from keras import ops
 PACKAGE = "cma_tf"
 
 
+def sync_sublayer_trainability(layer):
+    """Re-applies `layer.trainable` to the sublayers `__init__` created.
+
+    Keras sets `trainable` (e.g. `False` from a saved config) before a subclassed layer's
+    `__init__` creates its sublayers, which then stay trainable; call this at the end of
+    `__init__` so a frozen layer comes back frozen from `.keras` files. Only freezing is
+    propagated: a trainable head must not unfreeze a frozen label encoder it was given.
+    """
+    if not layer.trainable:
+        # Keras skips the propagation when the value does not change, hence the toggle.
+        layer.trainable = True
+        layer.trainable = False
+
+
 def flatten_positions(features):
     """`[B, ..., C]` → `[B, M, C]`: every spatial or temporal position becomes one row."""
     channels = ops.shape(features)[-1]
@@ -53,6 +67,7 @@ class CrossModalityTransformer(keras.layers.Layer):
                     keras.layers.BatchNormalization(name=f"bn_{index}", dtype=self.dtype_policy),
                 )
             )
+        sync_sublayer_trainability(self)
 
     def build(self, input_shape):
         shape = tuple(input_shape)

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from cma_tf.layers.cross_modality import PACKAGE
+from cma_tf.layers.cross_modality import PACKAGE, sync_sublayer_trainability
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -34,6 +34,7 @@ class BottleneckBlock(keras.layers.Layer):
         self.conv1, self.bn1 = conv(filters, 1, 1, "conv1"), bn("bn1")
         self.conv2, self.bn2 = conv(filters, 3, strides, "conv2"), bn("bn2")
         self.conv3, self.bn3 = conv(out, 1, 1, "conv3"), bn("bn3")
+        sync_sublayer_trainability(self)
 
     def _conv(self, filters, kernel_size, strides, name):
         return keras.layers.Conv2D(

@@ -10,7 +10,7 @@ classifier (Eq. 10).
 import keras
 from keras import ops
 
-from cma_tf.layers.cross_modality import PACKAGE, flatten_positions
+from cma_tf.layers.cross_modality import PACKAGE, sync_sublayer_trainability, flatten_positions
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -33,6 +33,7 @@ class SelfAttentionPooling(keras.layers.Layer):
         self.num_classes = num_classes
         self.epsilon = epsilon
         self.score_conv = keras.layers.Dense(num_classes, name="conv1x1", dtype=self.dtype_policy)
+        sync_sublayer_trainability(self)
 
     def build(self, input_shape):
         self.score_conv.build(input_shape)

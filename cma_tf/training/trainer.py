@@ -14,7 +14,7 @@ from cma_tf import factory
 from cma_tf.errors import ConfigError
 from cma_tf.data.vocab import read_vocabulary, vocabulary_path
 from cma_tf.graph.asge import ASGEEncoder
-from cma_tf.graph.asge_model import fit_asge
+from cma_tf.graph.asge_model import fit_asge, load_encoder_weights, save_encoder_weights
 from cma_tf.graph.label_graph import load_or_build_label_graph
 from cma_tf.metrics.image import multilabel_metrics
 from cma_tf.training import workdir as files
@@ -38,7 +38,7 @@ def fit_or_load_asge(config, graph, workdir):
     if tf.io.gfile.exists(weights_path):
         encoder = ASGEEncoder(graph.num_classes, units=asge.units, depth=asge.depth, name="asge_encoder")
         encoder.build()
-        encoder.load_weights(weights_path)
+        load_encoder_weights(encoder, weights_path)
         return encoder
     encoder, report = fit_asge(
         graph.adjacency, units=asge.units, depth=asge.depth, steps=asge.steps,
@@ -47,8 +47,7 @@ def fit_or_load_asge(config, graph, workdir):
     )
     print(f"ASGE: off-diagonal RMSE {report['rmse']:.4f}, Pearson r {report['pearson']:.3f} vs A'")
     tf.io.gfile.makedirs(os.path.dirname(weights_path))
-    encoder.save_weights(weights_path + ".tmp.weights.h5")
-    tf.io.gfile.rename(weights_path + ".tmp.weights.h5", weights_path, overwrite=True)
+    save_encoder_weights(encoder, weights_path)
     files.write_json(files.path(workdir, files.ASGE_REPORT), report)
     return encoder
 
@@ -89,7 +88,7 @@ def train_and_evaluate(config, workdir):
     ]
     model.fit(
         train_data, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch,
-        callbacks=callbacks, verbose=1,
+        callbacks=callbacks, verbose=1, shuffle=False,
     )
     model.save(files.path(workdir, files.FINAL_MODEL))
 

@@ -6,7 +6,7 @@ import os
 import tensorflow as tf
 
 CONFIG = "config.json"
-ASGE_WEIGHTS = "asge/encoder.weights.h5"
+ASGE_WEIGHTS = "asge/encoder_weights.npz"
 ASGE_REPORT = "asge/report.json"
 BACKUP = "backup"
 BEST_MODEL = "best.keras"
