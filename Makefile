@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine (see README.md):
+#   make demo   create .venv, install, generate the demo dataset, train the four models, print the table
+#   make test   create .venv, install, run the fast test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR := runs/demo
+DEMO_HEADS := plain self_attention cma ms_cma
+comma := ,
+empty :=
+space := $(empty) $(empty)
+DEMO_WORKDIRS := $(subst $(space),$(comma),$(addprefix $(DEMO_DIR)/,$(DEMO_HEADS)))
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+
+.PHONY: install demo test test-slow bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m cma_tf.data.demo --out_dir=$(DEMO_DIR)/data
+	@for head in $(DEMO_HEADS); do \
+	  echo "=== training $$head ==="; \
+	  rm -rf $(DEMO_DIR)/$$head; \
+	  $(PY) -m cma_tf.train --config=configs/demo.py:$$head --workdir=$(DEMO_DIR)/$$head \
+	    --config.data.data_dir=$(DEMO_DIR)/data || exit 1; \
+	done
+	$(PY) -m cma_tf.evaluate --config=configs/demo.py --config.data.data_dir=$(DEMO_DIR)/data \
+	  --workdirs=$(DEMO_WORKDIRS) --names=plain,self-attention,CMA,MS-CMA --output=$(DEMO_DIR)/table.md
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,116 @@
+"""The command lines end to end on a tiny generated dataset, and their errors for user mistakes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cma_tf.data.demo import generate_demo_dataset
+from cma_tf.training import workdir as files
+from cma_tf.training.trainer import train_and_evaluate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO_CONFIG = os.path.join(ROOT, "configs", "demo.py")
+TINY = {
+    "data.image_size": 32,
+    "model.backbone_widths": (8, 16, 32, 64),
+    "model.feature_channels": 16,
+    "model.extra_block_filters": 4,
+    "asge.units": 8,
+    "asge.steps": 20,
+    "train.epochs": 2,
+    "train.batch_size": 8,
+    "train.eval_batch_size": 16,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    data_dir = str(tmp_path_factory.mktemp("data"))
+    generate_demo_dataset(data_dir, num_train=48, num_val=24, image_size=32, seed=0, num_shards=2, progress=False)
+    return data_dir
+
+
+def tiny_config(head, data_dir):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_config", DEMO_CONFIG)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(head)
+    for key, value in TINY.items():
+        section, field = key.split(".")
+        config[section][field] = value
+    config.data.data_dir = data_dir
+    return config
+
+
+def run_cli(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained_workdir(tiny_data, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("ms_cma"))
+    train_and_evaluate(tiny_config("ms_cma", tiny_data), workdir)
+    return workdir
+
+
+def test_training_writes_the_run_files(trained_workdir):
+    for name in (files.CONFIG, files.ASGE_WEIGHTS, files.ASGE_REPORT, files.BEST_MODEL, files.FINAL_MODEL, files.HISTORY):
+        assert os.path.exists(os.path.join(trained_workdir, name)), name
+    assert os.listdir(os.path.join(trained_workdir, files.TENSORBOARD))
+    with open(os.path.join(trained_workdir, files.METRICS)) as f:
+        metrics = json.load(f)
+    for key in ("mAP", "CF1", "OF1", "CP_top3", "OF1_top3"):
+        assert 0.0 <= metrics[key] <= 1.0
+    history = open(os.path.join(trained_workdir, files.HISTORY)).read().splitlines()
+    assert "val_mAP" in history[0] and len(history) == 1 + TINY["train.epochs"]
+
+
+def test_evaluate_cli_prints_the_table(tiny_data, trained_workdir):
+    result = run_cli(
+        "cma_tf.evaluate", f"--config={DEMO_CONFIG}", f"--config.data.data_dir={tiny_data}",
+        "--config.data.image_size=32", f"--workdirs={trained_workdir}", "--names=MS-CMA", "--full",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| model | mAP | CP | CR | CF1 | OP | OR | OF1 |" in result.stdout
+    assert "| MS-CMA |" in result.stdout
+    assert os.path.exists(os.path.join(trained_workdir, "eval_metrics.json"))
+
+
+def test_train_cli_missing_data_dir_is_one_clear_line(tmp_path):
+    missing = str(tmp_path / "nowhere")
+    result = run_cli("cma_tf.train", f"--config={DEMO_CONFIG}:cma", f"--config.data.data_dir={missing}", f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2
+    assert "error: Label vocabulary not found" in result.stderr and missing in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_train_cli_vocabulary_without_shards_names_the_pattern(tmp_path):
+    (tmp_path / "labels.txt").write_text("cat\ndog\n")
+    result = run_cli("cma_tf.train", f"--config={DEMO_CONFIG}:plain", f"--config.data.data_dir={tmp_path}", f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2
+    assert "No TFRecord shards for split 'train'" in result.stderr and "train-*-of-*.tfrecord" in result.stderr
+
+
+def test_train_cli_malformed_vocabulary_names_the_line(tmp_path):
+    (tmp_path / "labels.txt").write_text("cat\n\ndog\n")
+    result = run_cli("cma_tf.train", f"--config={DEMO_CONFIG}:plain", f"--config.data.data_dir={tmp_path}", f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2
+    assert "labels.txt: line 2 is empty" in result.stderr
+
+
+def test_train_cli_missing_config_file(tmp_path):
+    result = run_cli("cma_tf.train", f"--config={tmp_path / 'nope.py'}", f"--workdir={tmp_path / 'w'}")
+    assert result.returncode != 0
+    assert "nope.py" in result.stderr
+
+
+def test_train_cli_unknown_head_variant(tmp_path):
+    result = run_cli("cma_tf.train", f"--config={DEMO_CONFIG}:resnet", f"--workdir={tmp_path / 'w'}")
+    assert result.returncode != 0
+    assert "unknown head 'resnet'" in result.stderr
