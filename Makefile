@@ -32,7 +32,8 @@ demo: $(STAMP)
 	    --config.data.data_dir=$(DEMO_DIR)/data || exit 1; \
 	done
 	$(PY) -m cma_tf.evaluate --config=configs/demo.py --config.data.data_dir=$(DEMO_DIR)/data \
-	  --workdirs=$(DEMO_WORKDIRS) --names=plain,self-attention,CMA,MS-CMA --output=$(DEMO_DIR)/table.md
+	  --workdirs=$(DEMO_WORKDIRS) --names=plain,self-attention,CMA,MS-CMA --per_class \
+	  --output=$(DEMO_DIR)/table.md
 
 test: $(STAMP)
 	$(PY) -m pytest

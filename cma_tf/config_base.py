@@ -31,6 +31,7 @@ def get_base_config():
     config.model.extra_block_filters = 128  # MS-CMA I_3: 4 × 128 = 512 channels
     config.model.finetune_label_embeddings = False  # False: E frozen after ASGE (the paper)
     config.model.graph_loss_weight = 0.0  # λ of L_ge when fine-tuning E jointly
+    config.model.scale_loss_weight = 1.0  # MS-CMA: weight of the per-scale losses (0: fused loss only)
 
     config.asge = ml_collections.ConfigDict()
     config.asge.units = 256  # C_e

@@ -24,6 +24,9 @@ _NAMES = flags.DEFINE_list(
     "names", None, "Row names for the table, one per workdir (default: the workdir's base name)."
 )
 _FULL = flags.DEFINE_bool("full", False, "Print every metric, not only mAP / CF1 / OF1.")
+_PER_CLASS = flags.DEFINE_bool(
+    "per_class", False, "Also print each label's AP for every workdir (and store it in eval_metrics.json)."
+)
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the table as Markdown to this file.")
 flags.mark_flags_as_required(["config", "workdirs"])
 
@@ -33,30 +36,38 @@ def evaluate_workdirs(config, workdirs, names):
 
     from cma_tf import factory
     from cma_tf.training import workdir as files
-    from cma_tf.training.trainer import evaluate_model, load_dataset_info
+    from cma_tf.metrics.image import multilabel_metrics, per_class_average_precision
+    from cma_tf.training.callbacks import predict_scores
+    from cma_tf.training.trainer import load_dataset_info
 
     vocabulary, _ = load_dataset_info(config)
     dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
     rows = {}
     for name, workdir in zip(names, workdirs):
         model = keras.saving.load_model(files.trained_model_path(workdir))
-        metrics = evaluate_model(model, dataset)
+        scores, targets = predict_scores(model, dataset)
+        metrics = multilabel_metrics(scores, targets)
+        per_class = per_class_average_precision(scores, targets)
+        metrics["AP_per_class"] = {label: float(ap) for label, ap in zip(vocabulary, per_class)}
         files.write_json(files.path(workdir, "eval_metrics.json"), metrics)
         rows[name] = metrics
-    return rows
+    return vocabulary, rows
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from cma_tf.metrics.report import FULL_KEYS, SUMMARY_KEYS, format_metrics_table
+    from cma_tf.metrics.report import FULL_KEYS, SUMMARY_KEYS, format_metrics_table, format_per_class_table
 
     workdirs = _WORKDIRS.value
     names = _NAMES.value or [os.path.basename(os.path.normpath(w)) for w in workdirs]
     if len(names) != len(workdirs):
         raise app.UsageError(f"--names has {len(names)} entries but --workdirs has {len(workdirs)}")
-    rows = cli.run_reporting_user_errors(evaluate_workdirs, _CONFIG.value, workdirs, names)
+    vocabulary, rows = cli.run_reporting_user_errors(evaluate_workdirs, _CONFIG.value, workdirs, names)
     table = format_metrics_table(rows, FULL_KEYS if _FULL.value else SUMMARY_KEYS)
+    if _PER_CLASS.value:
+        per_class = {name: [metrics["AP_per_class"][label] for label in vocabulary] for name, metrics in rows.items()}
+        table += "\n\nAP (%) per label:\n\n" + format_per_class_table(vocabulary, per_class)
     print(f"\nMetrics (%) on split '{_CONFIG.value.data.eval_split}' of {_CONFIG.value.data.data_dir}:\n")
     print(table)
     if _OUTPUT.value:

@@ -77,6 +77,7 @@ def build_classifier(config, num_classes, fitted_encoder=None, adjacency=None):
         build_head(config, num_classes, label_encoder),
         graph_loss_weight=config.model.graph_loss_weight if joint else 0.0,
         graph_alpha=config.asge.alpha,
+        scale_loss_weight=config.model.scale_loss_weight,
         name=f"{config.model.head}_classifier",
     )
     if joint:

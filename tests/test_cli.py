@@ -74,11 +74,12 @@ def test_training_writes_the_run_files(trained_workdir):
 def test_evaluate_cli_prints_the_table(tiny_data, trained_workdir):
     result = run_cli(
         "cma_tf.evaluate", f"--config={DEMO_CONFIG}", f"--config.data.data_dir={tiny_data}",
-        "--config.data.image_size=32", f"--workdirs={trained_workdir}", "--names=MS-CMA", "--full",
+        "--config.data.image_size=32", f"--workdirs={trained_workdir}", "--names=MS-CMA", "--full", "--per_class",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| model | mAP | CP | CR | CF1 | OP | OR | OF1 |" in result.stdout
     assert "| MS-CMA |" in result.stdout
+    assert "| label | MS-CMA |" in result.stdout and "| frisbee |" in result.stdout
     assert os.path.exists(os.path.join(trained_workdir, "eval_metrics.json"))
 
 

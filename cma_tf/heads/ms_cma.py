@@ -16,6 +16,14 @@ class MultiScaleCMAHead(LabelEmbeddingHead):
     For ResNet-101 at 448: 28×28×1024, 14×14×2048, 7×7×512. Each scale has its own CMT and
     classifier; all share `E`.
 
+    Training (see `MultiLabelClassifier(scale_loss_weight=…)`): the paper does not say how the
+    scales are supervised. With the loss on the fused probability alone, a branch that falls
+    behind gets almost no gradient from positives (`∂ log mean_l p_l / ∂ logit_s ∝
+    p_s(1 − p_s)`) while negatives keep pushing it down, and it can collapse: on the demo
+    data the 6×6 branch ended at 0.49 mAP on its own and MS-CMA below CMA. We therefore also
+    apply the loss to each scale's own prediction (deep supervision), so each `f_cma(I_l, E)`
+    is a calibrated classifier whose probabilities Eq. 11 averages.
+
     Args:
         num_classes: int, `N`.
         label_encoder: an `ASGEEncoder` (Φ), shared by the scales.
@@ -55,13 +63,17 @@ class MultiScaleCMAHead(LabelEmbeddingHead):
         for branch, shape in zip(self.branches, self._scale_shapes(input_shape)):
             branch.build(shape)
 
-    def call(self, features, training=None, return_attention=False):
+    def scale_outputs(self, features, training=None):
+        """Per-scale `(logits [B, N], attention [B, N, M_l])` for `I_1`, `I_2`, `I_3`."""
         embeddings = self.label_embeddings(training=training)
         scales = [features[-2], features[-1], self.extra_block(features[-1], training=training)]
-        outputs = [
+        return [
             branch(scale, embeddings, training=training, return_attention=True)
             for branch, scale in zip(self.branches, scales)
         ]
+
+    def call(self, features, training=None, return_attention=False):
+        outputs = self.scale_outputs(features, training=training)
         logits = self.fusion([scale_logits for scale_logits, _ in outputs])
         return (logits, [attention for _, attention in outputs]) if return_attention else logits
 

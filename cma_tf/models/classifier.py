@@ -33,6 +33,10 @@ class MultiLabelClassifier(keras.Model):
         graph_loss_weight: float, λ of the joint ASGE loss; 0 keeps E as the head's encoder
             makes it (frozen after ASGE in the paper's recipe). Default 0.
         graph_alpha: float, α of Eq. 5 for the joint loss. Default 0.
+        scale_loss_weight: float, weight of the mean per-scale loss for multi-scale heads
+            (heads with `scale_outputs`, i.e. MS-CMA): each scale's own logits are also
+            trained against the labels (deep supervision; see `MultiScaleCMAHead`). Ignored
+            for single-scale heads. Default 1.
 
     Examples:
     >>> from cma_tf.backbones.small import small_backbone
@@ -42,7 +46,7 @@ class MultiLabelClassifier(keras.Model):
     (2, 4)
     """
 
-    def __init__(self, backbone, head, graph_loss_weight=0.0, graph_alpha=0.0, **kwargs):
+    def __init__(self, backbone, head, graph_loss_weight=0.0, graph_alpha=0.0, scale_loss_weight=1.0, **kwargs):
         # === Layers ===
         self.backbone = backbone
         self.head = head
@@ -58,15 +62,17 @@ class MultiLabelClassifier(keras.Model):
 
         # === Config ===
         self.graph_loss_weight = graph_loss_weight
-        joint = graph_loss_weight > 0
         self.graph_alpha = graph_alpha
+        self.scale_loss_weight = scale_loss_weight
+        self.supervises_scales = bool(scale_loss_weight) and hasattr(head, "scale_outputs")
         if self.graph_loss is not None:
             self.graph_loss.build()
         self.classification_loss_tracker = keras.metrics.Mean(name="classification_loss")
         self.graph_loss_tracker = keras.metrics.Mean(name="graph_loss") if joint else None
+        self.scale_loss_tracker = keras.metrics.Mean(name="scale_loss") if self.supervises_scales else None
 
     def set_label_graph(self, adjacency):
-        """Sets `A` for the joint graph loss (no-op target when `graph_loss_weight == 0`)."""
+        """Sets `A` (conditional probabilities) for the joint graph loss."""
         if self.graph_loss is None:
             raise ValueError("this model has graph_loss_weight == 0 and keeps no label graph")
         self.graph_loss.set_adjacency(adjacency)
@@ -74,11 +80,24 @@ class MultiLabelClassifier(keras.Model):
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
-            logits = self(x, training=True)
+            if self.supervises_scales:
+                # The same computation as self(x), keeping the per-scale logits.
+                scale_logits = [
+                    scale for scale, _ in self.head.scale_outputs(self.backbone(x, training=True), training=True)
+                ]
+                logits = self.head.fusion(scale_logits)
+            else:
+                logits = self(x, training=True)
             classification_loss = self.compute_loss(
                 x=x, y=y, y_pred=logits, sample_weight=sample_weight, training=True
             )
             loss = classification_loss
+            if self.supervises_scales:
+                scale_loss = tf.add_n([
+                    self.compute_loss(x=x, y=y, y_pred=scale, sample_weight=sample_weight, training=True)
+                    for scale in scale_logits
+                ]) / len(scale_logits)
+                loss = loss + self.scale_loss_weight * scale_loss
             if self.graph_loss is not None:
                 graph_loss = self.graph_loss(self.head.label_embeddings(training=True))
                 loss = loss + scale_for_replicas(self.graph_loss_weight * graph_loss)
@@ -92,6 +111,8 @@ class MultiLabelClassifier(keras.Model):
         self.classification_loss_tracker.update_state(classification_loss * replicas, sample_weight=batch)
         if self.graph_loss is not None:
             self.graph_loss_tracker.update_state(graph_loss)
+        if self.supervises_scales:
+            self.scale_loss_tracker.update_state(scale_loss * replicas, sample_weight=batch)
         metrics = self.compute_metrics(x, y, logits, sample_weight=sample_weight)
         return metrics
 
@@ -101,6 +122,7 @@ class MultiLabelClassifier(keras.Model):
             "head": keras.layers.serialize(self.head),
             "graph_loss_weight": self.graph_loss_weight,
             "graph_alpha": self.graph_alpha,
+            "scale_loss_weight": self.scale_loss_weight,
             "name": self.name,
         }
 

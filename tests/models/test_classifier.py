@@ -107,3 +107,22 @@ def test_joint_fine_tuning_adds_the_graph_loss():
 def test_joint_mode_needs_a_label_encoder():
     with pytest.raises(ValueError, match="label encoder"):
         MultiLabelClassifier(small_backbone(TINY_IMAGE_SIZE, TINY_WIDTHS), PlainHead(NUM_CLASSES), graph_loss_weight=1.0)
+
+
+def test_ms_cma_train_step_supervises_each_scale():
+    """loss = L(fused) + w · mean_l L(scale l), each term re-computed here from the scale logits."""
+    head = HEADS["ms_cma"]()
+    model = build(head, scale_loss_weight=0.5)
+    images, labels = batch()
+    # Training-mode BN normalises by this batch's statistics, the same in the step below.
+    scale_logits = [
+        np.asarray(logits) for logits, _ in head.scale_outputs(model.backbone(images, training=True), training=True)
+    ]
+    loss = WeightedBinaryCrossentropy()
+    fused = float(loss(labels, np.asarray(head.fusion(scale_logits))))
+    per_scale = np.mean([float(loss(labels, logits)) for logits in scale_logits])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss)
+    logs = {k: float(v) for k, v in model.train_step((images, labels)).items()}
+    assert logs["classification_loss"] == pytest.approx(fused, rel=1e-4)
+    assert logs["scale_loss"] == pytest.approx(per_scale, rel=1e-4)
+    assert logs["loss"] == pytest.approx(fused + 0.5 * per_scale, rel=1e-4)
