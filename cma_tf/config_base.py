@@ -1,7 +1,8 @@
 """Fields shared by every config file under configs/; experiment files override what differs.
 
-Every field is read by exactly one place: `cma_tf/factory.py` (model, data, optimizer) or
-`cma_tf/training/trainer.py` (the run).
+Every field is read by exactly one place: `cma_tf/factory.py` (model, ASGE, data pipeline,
+loss, optimizer) or `cma_tf/training/trainer.py` (the run: data directory and splits, epochs,
+steps, seed).
 """
 
 import ml_collections
@@ -52,5 +53,4 @@ def get_base_config():
     config.train.lr_decay_factor = 10.0
     config.train.beta = 0.0  # Eq. 12; 0.4 for NUS-WIDE
     config.train.steps_per_epoch = ml_collections.config_dict.placeholder(int)  # None: one pass
-    config.train.checkpoint_every_epochs = 1
     return config

@@ -1,7 +1,8 @@
 """Evaluates trained workdirs: `python -m cma_tf.evaluate --config=… --workdirs=a,b,…`.
 
-Loads each workdir's best checkpoint (else its final model), runs it over the eval split of
-the config's dataset, writes `<workdir>/eval_metrics.json` (mAP, CP, CR, CF1, OP, OR, OF1 at
+Loads each workdir's final model (or, with `--checkpoint=best`, the epoch with the best
+validation mAP, which was chosen on this same split), runs it over the eval split of
+the config's dataset, writes `<workdir>/eval_metrics_{final,best}.json` (mAP, CP, CR, CF1, OP, OR, OF1 at
 threshold 0.5 and for the top-3 labels) and prints one table comparing the workdirs.
 
 Example:
@@ -23,6 +24,10 @@ _WORKDIRS = flags.DEFINE_list("workdirs", None, "Comma-separated training workdi
 _NAMES = flags.DEFINE_list(
     "names", None, "Row names for the table, one per workdir (default: the workdir's base name)."
 )
+_CHECKPOINT = flags.DEFINE_enum(
+    "checkpoint", "final", ["final", "best"],
+    "Which model of each workdir: 'final' (end of training) or 'best' (best val_mAP epoch).",
+)
 _FULL = flags.DEFINE_bool("full", False, "Print every metric, not only mAP / CF1 / OF1.")
 _PER_CLASS = flags.DEFINE_bool(
     "per_class", False, "Also print each label's AP for every workdir (and store it in eval_metrics.json)."
@@ -31,7 +36,7 @@ _OUTPUT = flags.DEFINE_string("output", None, "Also write the table as Markdown 
 flags.mark_flags_as_required(["config", "workdirs"])
 
 
-def evaluate_workdirs(config, workdirs, names):
+def evaluate_workdirs(config, workdirs, names, checkpoint="final"):
     import keras
 
     from cma_tf import factory
@@ -44,12 +49,12 @@ def evaluate_workdirs(config, workdirs, names):
     dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
     rows = {}
     for name, workdir in zip(names, workdirs):
-        model = keras.saving.load_model(files.trained_model_path(workdir))
+        model = keras.saving.load_model(files.trained_model_path(workdir, checkpoint))
         scores, targets = predict_scores(model, dataset)
         metrics = multilabel_metrics(scores, targets)
         per_class = per_class_average_precision(scores, targets)
         metrics["AP_per_class"] = {label: float(ap) for label, ap in zip(vocabulary, per_class)}
-        files.write_json(files.path(workdir, "eval_metrics.json"), metrics)
+        files.write_json(files.path(workdir, f"eval_metrics_{checkpoint}.json"), metrics)
         rows[name] = metrics
     return vocabulary, rows
 
@@ -59,11 +64,12 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from cma_tf.metrics.report import FULL_KEYS, SUMMARY_KEYS, format_metrics_table, format_per_class_table
 
+    config = cli.config_value(_CONFIG)
     workdirs = _WORKDIRS.value
     names = _NAMES.value or [os.path.basename(os.path.normpath(w)) for w in workdirs]
     if len(names) != len(workdirs):
         raise app.UsageError(f"--names has {len(names)} entries but --workdirs has {len(workdirs)}")
-    vocabulary, rows = cli.run_reporting_user_errors(evaluate_workdirs, _CONFIG.value, workdirs, names)
+    vocabulary, rows = cli.run_reporting_user_errors(evaluate_workdirs, config, workdirs, names, _CHECKPOINT.value)
     table = format_metrics_table(rows, FULL_KEYS if _FULL.value else SUMMARY_KEYS)
     if _PER_CLASS.value:
         per_class = {name: [metrics["AP_per_class"][label] for label in vocabulary] for name, metrics in rows.items()}
@@ -76,5 +82,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.quiet_tensorflow_logs()
-    app.run(main)
+    cli.run(main)

@@ -1,6 +1,7 @@
 """The one place that turns a config (`configs/*.py`) into objects: backbone, head, classifier,
-loss, optimizer and datasets. Nothing else reads `config.model`, `config.data` or the
-optimiser fields of `config.train`."""
+loss, optimizer and datasets. Nothing else reads `config.model`, `config.asge` or the optimiser
+fields of `config.train`; the trainer reads only the run's own fields (data directory and
+splits, epochs, batch size, seed)."""
 
 import keras
 
@@ -20,6 +21,25 @@ from cma_tf.models.classifier import MultiLabelClassifier
 EMBEDDING_HEADS = ("cma", "ms_cma")
 
 
+BACKBONES = ("resnet101", "small")
+
+
+def validate_config(config) -> None:
+    """Fails fast, before any data is read, on field values no builder accepts."""
+    model = config.model
+    if model.head not in HEADS:
+        raise ConfigError(f"config.model.head: unknown head {model.head!r} ({', '.join(HEADS)})")
+    if model.backbone not in BACKBONES:
+        raise ConfigError(f"config.model.backbone: unknown backbone {model.backbone!r} ({', '.join(BACKBONES)})")
+    if model.graph_loss_weight > 0 and not model.finetune_label_embeddings:
+        raise ConfigError(
+            "config.model.graph_loss_weight > 0 only acts on fine-tuned label embeddings: "
+            "also set config.model.finetune_label_embeddings=True (or the weight to 0)"
+        )
+    if model.graph_loss_weight > 0 and model.head not in EMBEDDING_HEADS:
+        raise ConfigError(f"config.model.graph_loss_weight > 0 needs a head with label embeddings ({', '.join(EMBEDDING_HEADS)})")
+
+
 def needs_label_embeddings(config) -> bool:
     return config.model.head in EMBEDDING_HEADS
 
@@ -30,7 +50,7 @@ def build_backbone(config):
         return resnet101_backbone(image_size=size, weights=model.backbone_weights)
     if model.backbone == "small":
         return small_backbone(image_size=size, widths=tuple(model.backbone_widths))
-    raise ConfigError(f"config.model.backbone: unknown backbone {model.backbone!r} (resnet101, small)")
+    raise ConfigError(f"config.model.backbone: unknown backbone {model.backbone!r} ({', '.join(BACKBONES)})")
 
 
 def build_label_encoder(config, num_classes, fitted_encoder=None):
@@ -68,10 +88,11 @@ def build_classifier(config, num_classes, fitted_encoder=None, adjacency=None):
         fitted_encoder: the ASGE-fitted `ASGEEncoder` (CMA and MS-CMA only).
         adjacency: `A` (`[N, N]`), needed when `config.model.graph_loss_weight > 0`.
     """
+    validate_config(config)
     label_encoder = None
     if needs_label_embeddings(config):
         label_encoder = build_label_encoder(config, num_classes, fitted_encoder)
-    joint = config.model.finetune_label_embeddings and config.model.graph_loss_weight > 0
+    joint = config.model.graph_loss_weight > 0
     model = MultiLabelClassifier(
         build_backbone(config),
         build_head(config, num_classes, label_encoder),

@@ -34,11 +34,10 @@ def main(argv):
     from cma_tf.metrics.report import format_metrics_table
     from cma_tf.training.trainer import train_and_evaluate
 
-    config = _CONFIG.value
+    config = cli.config_value(_CONFIG)
     metrics = cli.run_reporting_user_errors(train_and_evaluate, config, _WORKDIR.value)
     print(format_metrics_table({config.model.head: metrics}))
 
 
 if __name__ == "__main__":
-    cli.quiet_tensorflow_logs()
-    app.run(main)
+    cli.run(main)

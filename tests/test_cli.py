@@ -71,6 +71,16 @@ def test_training_writes_the_run_files(trained_workdir):
     assert "val_mAP" in history[0] and len(history) == 1 + TINY["train.epochs"]
 
 
+def test_rerunning_a_finished_run_only_re_evaluates(tiny_data, trained_workdir):
+    history = os.path.join(trained_workdir, files.HISTORY)
+    before = open(history).read()
+    with open(os.path.join(trained_workdir, files.METRICS)) as f:
+        first = json.load(f)
+    again = train_and_evaluate(tiny_config("ms_cma", tiny_data), trained_workdir)
+    assert open(history).read() == before
+    assert again["mAP"] == pytest.approx(first["mAP"], abs=1e-9)
+
+
 def test_evaluate_cli_prints_the_table(tiny_data, trained_workdir):
     result = run_cli(
         "cma_tf.evaluate", f"--config={DEMO_CONFIG}", f"--config.data.data_dir={tiny_data}",
@@ -80,7 +90,7 @@ def test_evaluate_cli_prints_the_table(tiny_data, trained_workdir):
     assert "| model | mAP | CP | CR | CF1 | OP | OR | OF1 |" in result.stdout
     assert "| MS-CMA |" in result.stdout
     assert "| label | MS-CMA |" in result.stdout and "| frisbee |" in result.stdout
-    assert os.path.exists(os.path.join(trained_workdir, "eval_metrics.json"))
+    assert os.path.exists(os.path.join(trained_workdir, "eval_metrics_final.json"))
 
 
 def test_train_cli_missing_data_dir_is_one_clear_line(tmp_path):
@@ -107,11 +117,20 @@ def test_train_cli_malformed_vocabulary_names_the_line(tmp_path):
 
 def test_train_cli_missing_config_file(tmp_path):
     result = run_cli("cma_tf.train", f"--config={tmp_path / 'nope.py'}", f"--workdir={tmp_path / 'w'}")
-    assert result.returncode != 0
-    assert "nope.py" in result.stderr
+    assert result.returncode == 2
+    assert "error: cannot load --config" in result.stderr and "nope.py" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_train_cli_unknown_head_variant(tmp_path):
     result = run_cli("cma_tf.train", f"--config={DEMO_CONFIG}:resnet", f"--workdir={tmp_path / 'w'}")
     assert result.returncode != 0
     assert "unknown head 'resnet'" in result.stderr
+
+
+def test_train_cli_config_with_syntax_error_is_one_line(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def get_config(:\n")
+    result = run_cli("cma_tf.train", f"--config={bad}", f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2
+    assert f"error: cannot load --config: {bad}:1:" in result.stderr and "Traceback" not in result.stderr

@@ -9,8 +9,9 @@ Decisions the paper leaves open (DESIGN.md §4):
   classifier are computed in inference mode (moving statistics); with a fixed full batch the
   moving statistics converge to the batch statistics, and the tests measure the fit in
   inference mode.
-- The relaxation of Eq. 5 compares `A_ij` (the asymmetric conditional probability) with α;
-  we pass `A` for that test and fit `A'` (Eq. 4), as the paper writes.
+- The relaxation of Eq. 5 as printed compares `A_ij` (the asymmetric conditional probability)
+  with α. We gate on `A'_ij`, the value actually fitted (DESIGN.md §1): the mask is then
+  symmetric (σ_ij = σ_ji), like the loss it masks.
 - The loss is the plain sum of Eq. 3/4 (not a mean): with SGD lr 0.01 the sum converges
   and a mean stalls (DESIGN.md §6), the reduction and the learning rate go together.
 - The classifier either freezes E after ASGE (the paper's two-stage recipe: the encoder's
@@ -93,18 +94,17 @@ def cosine_similarity_matrix(embeddings):
     return ops.matmul(unit, ops.transpose(unit))
 
 
-def graph_embedding_loss(embeddings, symmetric_adjacency, adjacency=None, alpha=0.0):
+def graph_embedding_loss(embeddings, symmetric_adjacency, alpha=0.0):
     """Eq. 4 with the mask σ of Eq. 5 (Eq. 3 when `alpha == 0`).
 
-    `L_ge = Σ_ij σ_ij (cos(e_i, e_j) − A'_ij)²`, `σ_ij = 0` where `A_ij < α` and
-    `cos(e_i, e_j) < α`, else 1. `adjacency` (`A`) defaults to `symmetric_adjacency`.
+    `L_ge = Σ_ij σ_ij (cos(e_i, e_j) − A'_ij)²`, `σ_ij = 0` where `A'_ij < α` and
+    `cos(e_i, e_j) < α`, else 1 (the paper's Eq. 5 reads `A_ij`; see the module docstring).
     """
     cosine = cosine_similarity_matrix(embeddings)
     target = ops.cast(symmetric_adjacency, cosine.dtype)
     squared = ops.square(cosine - target)
     if alpha > 0:
-        gate = target if adjacency is None else ops.cast(adjacency, cosine.dtype)
-        relaxed = ops.logical_and(gate < alpha, cosine < alpha)
+        relaxed = ops.logical_and(target < alpha, cosine < alpha)
         squared = ops.where(relaxed, ops.zeros_like(squared), squared)
     return ops.sum(squared)
 
@@ -146,7 +146,7 @@ class LabelGraphLoss(keras.layers.Layer):
     def call(self, embeddings):
         adjacency = ops.convert_to_tensor(self.adjacency)
         symmetric = (adjacency + ops.transpose(adjacency)) / 2
-        return graph_embedding_loss(embeddings, symmetric, adjacency, self.alpha)
+        return graph_embedding_loss(embeddings, symmetric, self.alpha)
 
     def get_config(self):
         config = super().get_config()

@@ -21,7 +21,8 @@ def sync_sublayer_trainability(layer):
     propagated: a trainable head must not unfreeze a frozen label encoder it was given.
     """
     if not layer.trainable:
-        # Keras skips the propagation when the value does not change, hence the toggle.
+        # Assigning the value a layer already has did not reach its sublayers (seen with
+        # Keras 3.15), hence the toggle.
         layer.trainable = True
         layer.trainable = False
 

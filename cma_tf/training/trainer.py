@@ -1,13 +1,20 @@
 """A training run: label graph → ASGE → classifier `fit` → evaluation, all inside a workdir.
 
-Stages are cached in the workdir, so re-running a finished or killed run resumes: the label
-graph is kept next to the data, the ASGE encoder in `asge/`, and `BackupAndRestore` restores
-model, optimizer and epoch after a crash.
+Stages are cached, so re-running a killed run resumes and re-running a finished one only
+re-evaluates: the label graph is kept next to the data, the ASGE encoder in `asge/` (refitted
+when its settings change), `BackupAndRestore` restores model, optimizer and epoch after a
+crash, and a run with `final.keras` is not trained again.
+
+`metrics.json` reports the final model (the recipe's result, with no choice made on the eval
+split); `best.keras` is the epoch with the best validation mAP, kept for those who want it.
 """
 
+import csv
+import hashlib
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from cma_tf import factory
@@ -31,15 +38,25 @@ def load_dataset_info(config):
     return vocabulary, graph
 
 
+def _asge_settings(config, graph):
+    settings = dict(config.asge.to_dict(), num_labels=graph.num_classes, seed=config.seed)
+    settings["graph_sha1"] = hashlib.sha1(np.ascontiguousarray(graph.counts, np.int64).tobytes()).hexdigest()
+    return settings
+
+
 def fit_or_load_asge(config, graph, workdir):
-    """The ASGE encoder fitted to the graph's `A` (cached in `workdir/asge/`)."""
+    """The ASGE encoder fitted to the graph's `A`, cached in `workdir/asge/` together with the
+    settings it was fitted with; a cache fitted with other settings is refitted."""
     weights_path = files.path(workdir, files.ASGE_WEIGHTS)
-    asge = config.asge
-    if tf.io.gfile.exists(weights_path):
-        encoder = ASGEEncoder(graph.num_classes, units=asge.units, depth=asge.depth, name="asge_encoder")
-        encoder.build()
-        load_encoder_weights(encoder, weights_path)
-        return encoder
+    report_path = files.path(workdir, files.ASGE_REPORT)
+    asge, settings = config.asge, _asge_settings(config, graph)
+    if tf.io.gfile.exists(weights_path) and tf.io.gfile.exists(report_path):
+        if files.read_json(report_path).get("settings") == settings:
+            encoder = ASGEEncoder(graph.num_classes, units=asge.units, depth=asge.depth, name="asge_encoder")
+            encoder.build()
+            load_encoder_weights(encoder, weights_path)
+            return encoder
+        print(f"ASGE settings differ from the cached fit in {report_path}: fitting again")
     encoder, report = fit_asge(
         graph.adjacency, units=asge.units, depth=asge.depth, steps=asge.steps,
         learning_rate=asge.learning_rate, momentum=asge.momentum, alpha=asge.alpha,
@@ -48,7 +65,7 @@ def fit_or_load_asge(config, graph, workdir):
     print(f"ASGE: off-diagonal RMSE {report['rmse']:.4f}, Pearson r {report['pearson']:.3f} vs A'")
     tf.io.gfile.makedirs(os.path.dirname(weights_path))
     save_encoder_weights(encoder, weights_path)
-    files.write_json(files.path(workdir, files.ASGE_REPORT), report)
+    files.write_json(report_path, dict(report, settings=settings))
     return encoder
 
 
@@ -59,6 +76,7 @@ def evaluate_model(model, dataset):
 
 def train_and_evaluate(config, workdir):
     """Runs the whole recipe of `config` in `workdir`; returns the final metrics dict."""
+    factory.validate_config(config)
     tf.io.gfile.makedirs(workdir)
     keras.utils.set_random_seed(config.seed)
     if config.data.deterministic:
@@ -67,6 +85,32 @@ def train_and_evaluate(config, workdir):
 
     vocabulary, graph = load_dataset_info(config)
     num_classes = len(vocabulary)
+    eval_data = factory.build_dataset(config, num_classes, config.data.eval_split, training=False)
+    final_path = files.path(workdir, files.FINAL_MODEL)
+    if tf.io.gfile.exists(final_path):
+        print(f"{final_path} exists: the run is finished, evaluating it (delete the workdir to retrain)")
+    else:
+        _fit(config, workdir, graph, num_classes, eval_data)
+
+    metrics = evaluate_model(keras.saving.load_model(final_path), eval_data)
+    metrics["model"] = config.model.head
+    files.write_json(files.path(workdir, files.METRICS), metrics)
+    return metrics
+
+
+def _best_validation_map(workdir):
+    """The best `val_mAP` of earlier epochs in `history.csv` (None if none), so a resumed run's
+    first epoch does not overwrite `best.keras` with a worse model."""
+    path = files.path(workdir, files.HISTORY)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        rows = list(csv.DictReader(f))
+    values = [float(row["val_mAP"]) for row in rows if row.get("val_mAP")]
+    return max(values) if values else None
+
+
+def _fit(config, workdir, graph, num_classes, eval_data):
     encoder = fit_or_load_asge(config, graph, workdir) if factory.needs_label_embeddings(config) else None
     model = factory.build_classifier(config, num_classes, encoder, graph.adjacency)
 
@@ -76,12 +120,12 @@ def train_and_evaluate(config, workdir):
         loss=factory.build_loss(config, graph.frequencies),
     )
     train_data = factory.build_dataset(config, num_classes, config.data.train_split, training=True, repeat=True)
-    eval_data = factory.build_dataset(config, num_classes, config.data.eval_split, training=False)
     callbacks = [
         ValidationMetrics(eval_data),
         keras.callbacks.BackupAndRestore(files.path(workdir, files.BACKUP)),
         keras.callbacks.ModelCheckpoint(
-            files.path(workdir, files.BEST_MODEL), monitor="val_mAP", mode="max", save_best_only=True
+            files.path(workdir, files.BEST_MODEL), monitor="val_mAP", mode="max", save_best_only=True,
+            initial_value_threshold=_best_validation_map(workdir),
         ),
         keras.callbacks.TensorBoard(files.path(workdir, files.TENSORBOARD)),
         keras.callbacks.CSVLogger(files.path(workdir, files.HISTORY), append=True),
@@ -90,10 +134,7 @@ def train_and_evaluate(config, workdir):
         train_data, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch,
         callbacks=callbacks, verbose=1, shuffle=False,
     )
-    model.save(files.path(workdir, files.FINAL_MODEL))
-
-    best = keras.saving.load_model(files.trained_model_path(workdir))
-    metrics = evaluate_model(best, eval_data)
-    metrics["model"] = config.model.head
-    files.write_json(files.path(workdir, files.METRICS), metrics)
-    return metrics
+    # Saved under a temporary name first: final.keras marks the run as finished.
+    final_path = files.path(workdir, files.FINAL_MODEL)
+    model.save(final_path + ".tmp.keras")
+    tf.io.gfile.rename(final_path + ".tmp.keras", final_path, overwrite=True)

@@ -35,10 +35,10 @@ def read_json(file_path: str):
         return json.load(f)
 
 
-def trained_model_path(workdir: str) -> str:
-    """The model to evaluate: the best-on-validation checkpoint, else the final one."""
-    for name in (BEST_MODEL, FINAL_MODEL):
-        candidate = path(workdir, name)
-        if tf.io.gfile.exists(candidate):
-            return candidate
-    raise FileNotFoundError(f"No trained model in {workdir}: expected {BEST_MODEL} or {FINAL_MODEL}")
+def trained_model_path(workdir: str, checkpoint: str = "final") -> str:
+    """`final.keras` (the recipe's result) or `best.keras` (best validation mAP) of a run."""
+    name = {"final": FINAL_MODEL, "best": BEST_MODEL}[checkpoint]
+    candidate = path(workdir, name)
+    if not tf.io.gfile.exists(candidate):
+        raise FileNotFoundError(f"No trained model in {workdir}: {name} is missing (has the run finished?)")
+    return candidate
