@@ -12,6 +12,7 @@ def get_config(head="ms_cma"):
     config.data.data_dir = "runs/demo/data"
     config.data.image_size = 96
     config.data.shuffle_buffer = 1024
+    config.data.deterministic = True  # same table on every run of `make demo` (same machine)
     config.model.head = head
     config.model.backbone = "small"
     config.model.backbone_weights = None

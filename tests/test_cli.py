@@ -81,6 +81,14 @@ def test_rerunning_a_finished_run_only_re_evaluates(tiny_data, trained_workdir):
     assert again["mAP"] == pytest.approx(first["mAP"], abs=1e-9)
 
 
+def test_deterministic_runs_repeat_exactly(tiny_data, tmp_path):
+    config = tiny_config("cma", tiny_data)
+    config.data.deterministic = True
+    first = train_and_evaluate(config, str(tmp_path / "a"))
+    second = train_and_evaluate(config, str(tmp_path / "b"))
+    assert first == second
+
+
 def test_evaluate_cli_prints_the_table(tiny_data, trained_workdir):
     result = run_cli(
         "cma_tf.evaluate", f"--config={DEMO_CONFIG}", f"--config.data.data_dir={tiny_data}",
