@@ -152,6 +152,7 @@ def make_image_dataset(
     deterministic: bool = False,
     drop_remainder: Optional[bool] = None,
     repeat: bool = False,
+    input_context: Optional[tf.distribute.InputContext] = None,
 ) -> tf.data.Dataset:
     """Batches of (images float32 [B,S,S,3] in 0..255, multi_hot float32 [B,N]).
 
@@ -167,8 +168,20 @@ def make_image_dataset(
       deterministic: keep element order fixed across parallel reads and maps.
       drop_remainder: drop the last partial batch; defaults to `training`.
       repeat: repeat forever (reshuffled and re-augmented every epoch).
+      input_context: for `strategy.distribute_datasets_from_function`: this pipeline reads
+        every `num_input_pipelines`-th shard and makes per-replica batches. Without it (Keras
+        `fit` under a strategy) tf.data's AUTO shard policy splits the shards across workers.
     """
     files = resolve_files(file_pattern_or_files)
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        pipelines = input_context.num_input_pipelines
+        if len(files) < pipelines:
+            raise ValueError(
+                f"{len(files)} shards cannot feed {pipelines} input pipelines: write at least {pipelines} shards"
+            )
+        files = files[input_context.input_pipeline_id::pipelines]
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
     if drop_remainder is None:
         drop_remainder = training
     dataset = _read_records(files, training, seed, deterministic)

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from cma_tf.data import records
+from cma_tf.data.validate import first_bad_record
 from cma_tf.errors import DataError
 
 
@@ -148,13 +149,14 @@ def label_graph_from_records(
     )
     accumulator = LabelCooccurrence(num_classes)
     with tqdm(desc="label graph", unit=" examples", disable=not progress) as bar:
-        for sparse in dataset:
-            dense = tf.sparse.to_dense(sparse, default_value=-1).numpy()
-            try:
+        try:
+            for sparse in dataset:
+                dense = tf.sparse.to_dense(sparse, default_value=-1).numpy()
                 accumulator.update(dense)
-            except ValueError as error:
-                raise DataError(f"{files}: field '{records.LABELS}': {error}") from error
-            bar.update(len(dense))
+                bar.update(len(dense))
+        except (ValueError, tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            problem = first_bad_record(files, num_classes)
+            raise DataError(problem or f"{files}: field '{records.LABELS}': {error}") from error
     return LabelGraph(accumulator.counts, accumulator.num_examples, list(vocabulary))
 
 

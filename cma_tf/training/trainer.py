@@ -18,8 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from cma_tf import factory
-from cma_tf.errors import ConfigError
+from cma_tf.data import records
+from cma_tf.data.validate import first_bad_record
 from cma_tf.data.vocab import read_vocabulary, vocabulary_path
+from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.asge_model import fit_asge, load_encoder_weights, save_encoder_weights
 from cma_tf.graph.label_graph import load_or_build_label_graph
@@ -87,12 +89,14 @@ def train_and_evaluate(config, workdir):
     num_classes = len(vocabulary)
     eval_data = factory.build_dataset(config, num_classes, config.data.eval_split, training=False)
     final_path = files.path(workdir, files.FINAL_MODEL)
-    if tf.io.gfile.exists(final_path):
-        print(f"{final_path} exists: the run is finished, evaluating it (delete the workdir to retrain)")
-    else:
-        _fit(config, workdir, graph, num_classes, eval_data)
-
-    metrics = evaluate_model(keras.saving.load_model(final_path), eval_data)
+    try:
+        if tf.io.gfile.exists(final_path):
+            print(f"{final_path} exists: the run is finished, evaluating it (delete the workdir to retrain)")
+        else:
+            _fit(config, workdir, graph, num_classes, eval_data)
+        metrics = evaluate_model(keras.saving.load_model(final_path), eval_data)
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+        _raise_data_error(config, num_classes, error)
     metrics["model"] = config.model.head
     files.write_json(files.path(workdir, files.METRICS), metrics)
     return metrics
@@ -108,6 +112,19 @@ def _best_validation_map(workdir):
         rows = list(csv.DictReader(f))
     values = [float(row["val_mAP"]) for row in rows if row.get("val_mAP")]
     return max(values) if values else None
+
+
+def _raise_data_error(config, num_classes, error):
+    """Turns a bare TensorFlow data error into one naming the shard, record and field."""
+    files = [
+        path
+        for split in (config.data.train_split, config.data.eval_split)
+        for path in records.list_shards(config.data.data_dir, split)
+    ]
+    problem = first_bad_record(files, num_classes)
+    if problem is None:
+        raise error
+    raise DataError(problem) from error
 
 
 def _fit(config, workdir, graph, num_classes, eval_data):

@@ -1,0 +1,43 @@
+"""Flags and the `main` shared by the converter command lines."""
+
+import json
+import sys
+
+from absl import flags
+
+from cma_tf.data.convert.common import ConversionError, convert_split
+
+OUT_DIR = flags.DEFINE_string("out_dir", None, "Output directory: shards, labels.txt, reports.")
+SPLIT = flags.DEFINE_string(
+    "split", "train", "Name of the split written: shards are named <split>-NNNNN-of-NNNNN.tfrecord."
+)
+NUM_SHARDS = flags.DEFINE_integer(
+    "num_shards", 16, "Number of shards for this split (aim for 100-200 MB each at scale)."
+)
+NUM_WORKERS = flags.DEFINE_integer(
+    "num_workers", None, "Worker processes (default: one per core, at most one per shard)."
+)
+STRICT = flags.DEFINE_bool(
+    "strict", False,
+    "Exit with status 1 if any image was skipped or any label dropped (everything else is still "
+    "written and listed in <split>_problems.tsv).",
+)
+flags.mark_flags_as_required(["out_dir"])
+
+
+def run_conversion(images, vocabulary, listing_problems=()):
+    """Converts, prints the summary, and exits 1 in strict mode when there were problems."""
+    try:
+        summary = convert_split(
+            images, vocabulary, OUT_DIR.value, SPLIT.value, NUM_SHARDS.value, NUM_WORKERS.value, STRICT.value,
+            listing_problems=listing_problems,
+        )
+    except ConversionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished shards are kept; run the same command again to resume", file=sys.stderr)
+        sys.exit(130)
+    print(json.dumps({k: v for k, v in summary.items() if k != "per_class_counts"}, indent=2))
+    print("per-class counts:", json.dumps(summary["per_class_counts"]))
+    return summary

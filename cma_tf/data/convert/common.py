@@ -1,0 +1,292 @@
+"""What every dataset converter shares: image checks, label mapping, sharded parallel writing
+that resumes, and the report of everything that was not written as given.
+
+A converter turns its source's layout into a list of `SourceImage`s (file, id, label names)
+and a vocabulary, then calls `convert_split`, which writes `{split}-NNNNN-of-NNNNN.tfrecord`
+shards in the format of `records.py` plus `labels.txt`:
+
+- Each shard is one task for a worker process and is written atomically (temp name, then
+  rename), followed by its own small report under `.convert/`; a re-run skips every shard
+  whose file and report both exist and whose images and vocabulary are unchanged (a
+  fingerprint in the report), so an interrupted conversion resumes where it stopped
+  and Ctrl-C never leaves half a shard behind.
+- Bad input never stops the run: a missing file, a file that is not a decodable image, a
+  label outside the vocabulary and an image left with no labels are each counted and listed
+  with the reason in `{split}_problems.tsv`; `strict=True` turns any of them into a non-zero
+  exit, after everything else has been written.
+- JPEG and PNG bytes are stored as they are; other formats PIL reads (GIF, BMP, WebP, TIFF, …)
+  are re-encoded as PNG, since the pipeline decodes JPEG and PNG.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from cma_tf.data import records
+from cma_tf.data.vocab import vocabulary_path, write_vocabulary
+
+MISSING_FILE = "missing_file"
+UNREADABLE_IMAGE = "unreadable_image"
+UNKNOWN_LABEL = "unknown_label"
+NO_LABELS = "no_labels"
+BAD_ANNOTATION = "bad_annotation"
+REASONS = {
+    BAD_ANNOTATION: "the image's annotation is missing or malformed (skipped)",
+    MISSING_FILE: "the image file does not exist (skipped)",
+    UNREADABLE_IMAGE: "the file is not a decodable image (skipped)",
+    UNKNOWN_LABEL: "a label is not in the vocabulary (the label is dropped, the image kept)",
+    NO_LABELS: "the image has no label in the vocabulary (skipped)",
+}
+SKIPPING_REASONS = (BAD_ANNOTATION, MISSING_FILE, UNREADABLE_IMAGE, NO_LABELS)
+STORED_FORMATS = {"JPEG": "jpeg", "PNG": "png"}
+STATE_DIR = ".convert"
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceImage:
+    """One image as the source lists it: its file, its id there, its label names."""
+
+    path: str
+    source_id: str
+    labels: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """An image the converter could not write as given, and why."""
+
+    source_id: str
+    path: str
+    reason: str
+    detail: str
+
+
+class ConversionError(RuntimeError):
+    """`strict=True` and some input was bad; the report file lists it."""
+
+
+def read_image(path: str):
+    """`(bytes, format, height, width)` ready for a record, or raises `ValueError` saying why."""
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # decodes fully: truncated files fail here, not during training
+            width, height = image.size
+            if image.format in STORED_FORMATS and image.mode in ("RGB", "L"):
+                return data, STORED_FORMATS[image.format], height, width
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="PNG")
+            return buffer.getvalue(), "png", height, width
+    except Exception as error:  # PIL raises many types for bad files
+        raise ValueError(f"{type(error).__name__}: {error}") from error
+
+
+def encode_source_image(image: SourceImage, label_ids: Dict[str, int]):
+    """`(serialized example or None, problems)` for one image."""
+    problems = []
+    ids = []
+    for name in dict.fromkeys(image.labels):  # unique, in order
+        if name in label_ids:
+            ids.append(label_ids[name])
+        else:
+            problems.append(Problem(image.source_id, image.path, UNKNOWN_LABEL, f"label {name!r}"))
+    if not os.path.exists(image.path):
+        return None, problems + [Problem(image.source_id, image.path, MISSING_FILE, "")]
+    try:
+        data, image_format, height, width = read_image(image.path)
+    except (ValueError, OSError) as error:
+        return None, problems + [Problem(image.source_id, image.path, UNREADABLE_IMAGE, str(error))]
+    if not ids:
+        return None, problems + [Problem(image.source_id, image.path, NO_LABELS, "")]
+    serialized = records.encode_image_example(data, image_format, height, width, image.source_id, ids)
+    return (serialized, ids), problems
+
+
+@dataclasses.dataclass
+class ShardTask:
+    out_dir: str
+    split: str
+    index: int
+    count: int
+    images: List[SourceImage]
+    label_ids: Dict[str, int]
+
+    @property
+    def shard_path(self):
+        return records.shard_path(self.out_dir, self.split, self.index, self.count)
+
+    @property
+    def report_path(self):
+        name = os.path.basename(self.shard_path).replace(".tfrecord", ".json")
+        return os.path.join(self.out_dir, STATE_DIR, name)
+
+    def fingerprint(self) -> str:
+        """What the shard's content depends on: its images (files, ids, labels) and the label
+        ids. A finished shard is reused only if this matches, so a re-run with another image
+        list or vocabulary (labels.txt is rewritten each run) cannot keep stale records."""
+        listing = [[image.path, image.source_id, list(image.labels)] for image in self.images]
+        text = json.dumps([listing, sorted(self.label_ids.items())], ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _write_json(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def convert_shard(task: ShardTask) -> dict:
+    """Writes one shard and its report; returns the report. A finished shard is not redone."""
+    fingerprint = task.fingerprint()
+    if os.path.exists(task.shard_path) and os.path.exists(task.report_path):
+        with open(task.report_path) as f:
+            report = json.load(f)
+        if report.get("fingerprint") == fingerprint:
+            return report
+    serialized, label_lists, problems = [], [], []
+    for image in task.images:
+        encoded, image_problems = encode_source_image(image, task.label_ids)
+        problems.extend(image_problems)
+        if encoded is not None:
+            serialized.append(encoded[0])
+            label_lists.append(encoded[1])
+    records.write_shard(task.shard_path, serialized)
+    report = {
+        "shard": os.path.basename(task.shard_path),
+        "fingerprint": fingerprint,
+        "images": len(task.images),
+        "written": len(serialized),
+        "label_lists": label_lists,
+        "problems": [dataclasses.asdict(problem) for problem in problems],
+    }
+    _write_json(task.report_path, report)
+    return report
+
+
+def plan_shards(images: Sequence[SourceImage], out_dir, split, num_shards, label_ids) -> List[ShardTask]:
+    """Contiguous, equal-sized slices of the image list, one per shard (deterministic)."""
+    num_shards = max(1, min(num_shards, len(images)))
+    bounds = np.linspace(0, len(images), num_shards + 1).astype(int)
+    return [
+        ShardTask(out_dir, split, index, num_shards, list(images[bounds[index]:bounds[index + 1]]), label_ids)
+        for index in range(num_shards)
+    ]
+
+
+def _remove_stale_shards(out_dir, split, num_shards):
+    """Shards of this split written with another shard count would mix into its glob."""
+    keep = {os.path.basename(records.shard_path(out_dir, split, i, num_shards)) for i in range(num_shards)}
+    for name in os.listdir(out_dir):
+        if name.startswith(f"{split}-") and name.endswith(".tfrecord") and name not in keep:
+            os.remove(os.path.join(out_dir, name))
+
+
+def summarize(split: str, vocabulary: Sequence[str], reports: Sequence[dict]) -> dict:
+    """Images written and skipped (by reason), labels per image, per-class counts."""
+    problems = [problem for report in reports for problem in report["problems"]]
+    reasons = collections.Counter(problem["reason"] for problem in problems)
+    label_lists = [labels for report in reports for labels in report["label_lists"]]
+    per_class = np.zeros(len(vocabulary), np.int64)
+    for labels in label_lists:
+        per_class[labels] += 1
+    written = sum(report["written"] for report in reports)
+    return {
+        "split": split,
+        "images_listed": sum(report["images"] for report in reports),
+        "images_written": written,
+        "images_skipped": sum(reasons[reason] for reason in SKIPPING_REASONS),
+        "problems": {reason: reasons.get(reason, 0) for reason in REASONS},
+        "labels_per_image": float(np.mean([len(labels) for labels in label_lists])) if label_lists else 0.0,
+        "per_class_counts": {name: int(count) for name, count in zip(vocabulary, per_class)},
+    }
+
+
+def write_problem_report(path: str, reports: Sequence[dict]) -> int:
+    """`source_id, path, reason, detail` rows (TSV, with a header); returns the row count."""
+    rows = [problem for report in reports for problem in report["problems"]]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("source_id\tpath\treason\tdetail\n")
+        for row in rows:
+            cells = [str(row[key]).replace("\t", " ").replace("\n", " ") for key in ("source_id", "path", "reason", "detail")]
+            f.write("\t".join(cells) + "\n")
+    os.replace(tmp, path)
+    return len(rows)
+
+
+def convert_split(
+    images: Sequence[SourceImage],
+    vocabulary: Sequence[str],
+    out_dir: str,
+    split: str,
+    num_shards: int = 8,
+    num_workers: Optional[int] = None,
+    strict: bool = False,
+    progress: bool = True,
+    listing_problems: Sequence[Problem] = (),
+) -> dict:
+    """Writes `images` as the shards of `split` in `out_dir`; returns the summary.
+
+    `listing_problems` are the images the source's reader already had to drop (a malformed
+    annotation, say); they join the report and the counts.
+
+    Raises:
+        ConversionError: if `strict` and any image had a problem (after writing the rest).
+    """
+    from tqdm.auto import tqdm
+
+    os.makedirs(os.path.join(out_dir, STATE_DIR), exist_ok=True)
+    vocab_file = vocabulary_path(out_dir)
+    write_vocabulary(vocab_file, vocabulary)
+    label_ids = {name: index for index, name in enumerate(vocabulary)}
+    tasks = plan_shards(images, out_dir, split, num_shards, label_ids)
+    _remove_stale_shards(out_dir, split, len(tasks))
+    num_workers = num_workers or min(len(tasks), os.cpu_count() or 1)
+
+    reports = [None] * len(tasks)
+    with tqdm(total=len(images), desc=f"{split} images", unit=" img", disable=not progress) as bar:
+        if num_workers <= 1:
+            for index, task in enumerate(tasks):
+                reports[index] = convert_shard(task)
+                bar.update(len(task.images))
+        else:
+            # spawn, not fork: the parent may have TensorFlow's threads running.
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context) as pool:
+                futures = {pool.submit(convert_shard, task): index for index, task in enumerate(tasks)}
+                try:
+                    for future in concurrent.futures.as_completed(futures):
+                        reports[futures[future]] = future.result()
+                        bar.update(len(tasks[futures[future]].images))
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+
+    if listing_problems:
+        reports.append({
+            "shard": None, "images": len(listing_problems), "written": 0, "label_lists": [],
+            "problems": [dataclasses.asdict(problem) for problem in listing_problems],
+        })
+    summary = summarize(split, vocabulary, reports)
+    summary["shards"] = len(tasks)
+    summary["problem_report"] = os.path.join(out_dir, f"{split}_problems.tsv")
+    write_problem_report(summary["problem_report"], reports)
+    _write_json(os.path.join(out_dir, f"{split}_summary.json"), summary)
+    if strict and sum(summary["problems"].values()):
+        raise ConversionError(
+            f"{sum(summary['problems'].values())} problems in split '{split}' (strict mode): "
+            f"see {summary['problem_report']}"
+        )
+    return summary
