@@ -5,8 +5,23 @@ import os
 import keras
 import numpy as np
 
+SHARED_DATA_DIR = os.environ.get(
+    "CMA_SHARED_DATA",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data"),
+)
 TINY_WIDTHS = (8, 16, 32, 64)
 TINY_IMAGE_SIZE = 32
+
+
+def shared_data(name):
+    """A file of the real COCO/VOC label statistics (`../shared/data`, beside the repository;
+    `CMA_SHARED_DATA` overrides). Skips, saying where it looked, when it is not there."""
+    import pytest
+
+    path = os.path.join(SHARED_DATA_DIR, name)
+    if not os.path.exists(path):
+        pytest.skip(f"real label statistics not found: {path} (set CMA_SHARED_DATA)")
+    return path
 
 
 def randomize_batch_norm(layer, rng):

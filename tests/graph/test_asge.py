@@ -1,6 +1,5 @@
 """ASGE (Eq. 2-5): the loss against numpy, convergence, a known block structure, the real COCO graph."""
 
-import os
 import pickle
 
 import numpy as np
@@ -8,9 +7,8 @@ import pytest
 
 from cma_tf.graph.asge import ASGEEncoder, LabelGraphLoss, graph_embedding_loss
 from cma_tf.graph.asge_model import fit_asge
-from tests.helpers import run_layer_serialization_test
+from tests.helpers import run_layer_serialization_test, shared_data
 
-SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
 RNG = np.random.default_rng(0)
 
 
@@ -69,7 +67,7 @@ def test_recovers_block_structure_and_loss_decreases():
 
 def test_fits_the_real_coco_graph():
     """DESIGN.md §6: paper settings, 3,000 steps reached RMSE 0.024 / Pearson 0.96 in inference mode."""
-    with open(os.path.join(SHARED_DATA, "coco_adj.pkl"), "rb") as f:
+    with open(shared_data("coco_adj.pkl"), "rb") as f:
         data = pickle.load(f)
     a = data["adj"] / np.maximum(data["nums"][None, :], 1)
     np.fill_diagonal(a, 1)

@@ -1,7 +1,6 @@
 """The label graph (Eq. 1) against a hand-computed example, a dense numpy reference, real COCO
 statistics, and a streaming pass over TFRecords."""
 
-import os
 import pickle
 
 import numpy as np
@@ -15,8 +14,8 @@ from cma_tf.graph.label_graph import (
     label_graph_from_records,
     symmetrize,
 )
+from tests.helpers import shared_data
 
-SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
 
 
 def test_hand_computed_example():
@@ -54,9 +53,9 @@ def test_matches_dense_numpy_reference_on_random_lists():
 
 def test_real_coco_conditional_probabilities():
     """coco_adj.pkl (ML-GCN, COCO train2014): off-diagonal counts + per-label counts."""
-    with open(os.path.join(SHARED_DATA, "coco_adj.pkl"), "rb") as f:
+    with open(shared_data("coco_adj.pkl"), "rb") as f:
         data = pickle.load(f)
-    names = open(os.path.join(SHARED_DATA, "coco_labels_sorted.txt")).read().split("\n")
+    names = open(shared_data("coco_labels_sorted.txt")).read().split("\n")
     index = {name: i for i, name in enumerate(names)}
     counts = data["adj"].astype(np.int64) + np.diag(data["nums"].astype(np.int64))
     a = conditional_adjacency(counts)

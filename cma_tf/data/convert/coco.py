@@ -82,7 +82,9 @@ def main(argv):
 if __name__ == "__main__":
     # --out_dir, --split, --num_shards, --num_workers, --strict: defined by the shared cli module,
     # which main() would import only after absl has parsed the command line.
-    import cma_tf.data.convert.cli  # noqa: F401
+    import cma_tf.data.convert.cli as _shared_flags
+
+    flags.adopt_module_key_flags(_shared_flags)  # so --help lists the shared flags too
 
     flags.mark_flags_as_required(["annotations", "images"])
     from cma_tf import cli as _cli
