@@ -142,3 +142,24 @@ def test_train_cli_config_with_syntax_error_is_one_line(tmp_path):
     result = run_cli("cma_tf.train", f"--config={bad}", f"--workdir={tmp_path / 'w'}")
     assert result.returncode == 2
     assert f"error: cannot load --config: {bad}:1:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_label_graph_cli_matches_the_records(tiny_data, tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    from cma_tf.data import records
+    from cma_tf.graph.label_graph import LabelGraph
+
+    output = str(tmp_path / "graph.npz")
+    result = run_cli("cma_tf.label_graph", f"--data_dir={tiny_data}", f"--output={output}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "48 examples, 16 labels" in result.stdout
+    spec = {"image/class/label": tf.io.VarLenFeature(tf.int64)}
+    dense = np.zeros((0, 16), np.int64)
+    for path in records.list_shards(tiny_data, "train"):
+        for serialized in tf.data.TFRecordDataset(path):
+            row = np.zeros((1, 16), np.int64)
+            row[0, tf.io.parse_single_example(serialized, spec)["image/class/label"].values.numpy()] = 1
+            dense = np.vstack([dense, row])
+    np.testing.assert_array_equal(LabelGraph.load(output).counts, dense.T @ dense)
