@@ -199,3 +199,29 @@ def test_count_records_and_missing_files(data_dir, tmp_path):
     assert images.count_records(records.list_shards(data_dir, "val")) == NUM_VAL
     with pytest.raises(FileNotFoundError, match="nothing-"):
         images.make_image_dataset(str(tmp_path / "nothing-*"), NUM_CLASSES, 8, 1, training=False)
+
+
+def test_jpeg_crop_decodes_only_the_window_but_equals_decode_then_slice():
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    # 4:4:4 chroma: with subsampled chroma, libjpeg's upsampling at the window's edge differs
+    # by design between a cropped and a full decode (one edge row/column).
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90, subsampling=0)
+    encoded = tf.constant(buffer.getvalue())
+    for seed in range(5):
+        crop_seed = tf.constant([seed, 7], tf.int64)
+        cropped = images.decode_and_random_crop(encoded, crop_seed).numpy()
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            [64, 80, 3], bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=crop_seed,
+            min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3), area_range=(0.3, 1.0),
+            max_attempts=100, use_image_if_no_bounding_boxes=True,
+        )
+        full = tf.io.decode_jpeg(encoded, channels=3).numpy()
+        expected = full[begin[0]:begin[0] + size[0], begin[1]:begin[1] + size[1]]
+        assert cropped.shape == expected.shape
+        assert np.abs(cropped.astype(int) - expected.astype(int)).max() <= 1
