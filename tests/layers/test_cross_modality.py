@@ -114,3 +114,12 @@ def test_bottleneck_block_builds_i3_shape():
     small = BottleneckBlock(filters=4, strides=2)
     assert tuple(small(x).shape) == (1, 3, 3, 16)
     run_layer_serialization_test(small, x, training=False)
+
+
+def test_caffe_normalization_matches_keras_resnet_preprocess_input():
+    """The backbone's own normalisation equals keras.applications.resnet.preprocess_input."""
+    from cma_tf.backbones.preprocessing import CaffeImageNormalization
+
+    images = RNG.uniform(0, 255, (2, 5, 4, 3)).astype("float32")
+    expected = keras.applications.resnet.preprocess_input(images.copy())
+    np.testing.assert_allclose(np.asarray(CaffeImageNormalization()(images)), expected, rtol=1e-5, atol=1e-4)
