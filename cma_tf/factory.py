@@ -137,7 +137,13 @@ def build_optimizer(config, steps_per_epoch):
     )
 
 
-def build_dataset(config, num_classes, split, training, repeat=False):
+def epoch_seed(config, epoch):
+    """The data seed of one epoch: a resumed run sees exactly the data it would have seen."""
+    return config.seed * 100_003 + epoch
+
+
+def build_dataset(config, num_classes, split, training, repeat=False, epoch=None, input_context=None):
+    """The input pipeline of `split`; `epoch` seeds its shuffle and augmentation (training)."""
     data = config.data
     files = records.list_shards(data.data_dir, split)
     return images.make_image_dataset(
@@ -146,9 +152,20 @@ def build_dataset(config, num_classes, split, training, repeat=False):
         image_size=data.image_size,
         batch_size=config.train.batch_size if training else config.train.eval_batch_size,
         training=training,
-        seed=config.seed,
+        seed=config.seed if epoch is None else epoch_seed(config, epoch),
         shuffle_buffer=data.shuffle_buffer,
         deterministic=data.deterministic,
         repeat=repeat,
+        input_context=input_context,
     )
 
+
+def set_precision_policy(config):
+    """`config.train.mixed_precision`: None (float32), "bfloat16" or "float16" (Keras scales the
+    loss of float16 automatically). Variables stay float32; logits are cast to float32."""
+    policies = {None: "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+    if config.train.mixed_precision not in policies:
+        raise ConfigError(
+            f"config.train.mixed_precision: {config.train.mixed_precision!r} is not one of None, 'bfloat16', 'float16'"
+        )
+    keras.mixed_precision.set_global_policy(policies[config.train.mixed_precision])

@@ -2,8 +2,8 @@
 
 Builds (or loads) the label graph of the training split, fits ASGE, trains the classifier
 with `model.fit` (checkpoints, TensorBoard and a CSV history in the workdir; a killed run
-resumes from its last epoch when started again with the same workdir), evaluates the best
-checkpoint on the eval split and writes `metrics.json`.
+resumes at the epoch it was in when started again with the same workdir), evaluates the final
+model on the eval split and writes `metrics.json`.
 
 Example:
     python -m cma_tf.train --config=configs/demo.py:ms_cma --workdir=runs/demo/ms_cma \
@@ -25,18 +25,36 @@ _WORKDIR = flags.DEFINE_string(
     "Directory for this run's checkpoints, TensorBoard logs, history.csv and metrics.json. "
     "Re-using it resumes an interrupted run.",
 )
+_STRATEGY = flags.DEFINE_enum(
+    "strategy", "auto", ["auto", "one_device", "mirrored", "multi_worker"],
+    "tf.distribute strategy. auto: MirroredStrategy over all GPUs when there are 2 or more, else "
+    "one device. mirrored: all local GPUs (model.fit). multi_worker: MultiWorkerMirroredStrategy "
+    "over the cluster in TF_CONFIG, trained by a custom loop that runs the same train_step "
+    "(Keras' fit does not run under it: keras-team/keras#20585).",
+)
+_DRY_RUN = flags.DEFINE_bool(
+    "dry_run", False, "Build everything, train 2 steps, evaluate 2 batches: checks a config and data fast."
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from cma_tf.training.strategy import make_strategy
+
+    # First: MultiWorkerMirroredStrategy must configure collectives before any TF op runs.
+    strategy = make_strategy(_STRATEGY.value)
     from cma_tf.metrics.report import format_metrics_table
     from cma_tf.training.trainer import train_and_evaluate
 
     config = cli.config_value(_CONFIG)
-    metrics = cli.run_reporting_user_errors(train_and_evaluate, config, _WORKDIR.value)
-    print(format_metrics_table({config.model.head: metrics}))
+    print(f"strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
+    metrics = cli.run_reporting_user_errors(
+        train_and_evaluate, config, _WORKDIR.value, strategy=strategy, dry_run=_DRY_RUN.value
+    )
+    if metrics:
+        print(format_metrics_table({config.model.head: metrics}))
 
 
 if __name__ == "__main__":

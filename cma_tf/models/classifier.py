@@ -57,7 +57,8 @@ class MultiLabelClassifier(keras.Model):
 
         # === Functional Model ===
         images = keras.Input(backbone.input_shape[1:], name="images")
-        logits = head(backbone(images))
+        # float32 logits under mixed precision, so the loss and the scores are float32.
+        logits = keras.layers.Activation("linear", dtype="float32", name="logits")(head(backbone(images)))
         super().__init__(inputs=images, outputs=logits, **kwargs)
 
         # === Config ===
@@ -85,7 +86,8 @@ class MultiLabelClassifier(keras.Model):
                 scale_logits = [
                     scale for scale, _ in self.head.scale_outputs(self.backbone(x, training=True), training=True)
                 ]
-                logits = self.head.fusion(scale_logits)
+                logits = keras.ops.cast(self.head.fusion(scale_logits), "float32")
+                scale_logits = [keras.ops.cast(scale, "float32") for scale in scale_logits]
             else:
                 logits = self(x, training=True)
             classification_loss = self.compute_loss(

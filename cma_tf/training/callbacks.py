@@ -34,3 +34,26 @@ class ValidationMetrics(keras.callbacks.Callback):
         metrics = multilabel_metrics(*predict_scores(self.model, self.dataset))
         for key in self.keys:
             logs[f"val_{key}"] = metrics[key]
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate to the epoch logs (TensorBoard, CSV)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch, saves the whole model with its optimizer state (`last.keras`) and the
+    number of finished epochs (`state.json`), each atomically, so a run killed at any point
+    resumes at the start of the epoch it was in. Only the chief writes under multi-worker."""
+
+    def __init__(self, save_fn, is_chief=True):
+        super().__init__()
+        self.save_fn = save_fn
+        self.is_chief = is_chief
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.is_chief:
+            self.save_fn(self.model, epoch + 1)

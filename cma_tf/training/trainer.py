@@ -2,8 +2,10 @@
 
 Stages are cached, so re-running a killed run resumes and re-running a finished one only
 re-evaluates: the label graph is kept next to the data, the ASGE encoder in `asge/` (refitted
-when its settings change), `BackupAndRestore` restores model, optimizer and epoch after a
-crash, and a run with `final.keras` is not trained again.
+when its settings change), the model with its optimizer state after every epoch in
+`checkpoint/` (a killed run restarts the epoch it was in, and each epoch's data is seeded by
+its number, so the resumed run sees what the uninterrupted one would have), and a run with
+`final.keras` is not trained again.
 
 `metrics.json` reports the final model (the recipe's result, with no choice made on the eval
 split); `best.keras` is the epoch with the best validation mAP, kept for those who want it.
@@ -27,7 +29,9 @@ from cma_tf.graph.asge_model import fit_asge, load_encoder_weights, save_encoder
 from cma_tf.graph.label_graph import load_or_build_label_graph
 from cma_tf.metrics.image import multilabel_metrics
 from cma_tf.training import workdir as files
-from cma_tf.training.callbacks import ValidationMetrics, predict_scores
+from cma_tf.training.callbacks import EpochCheckpoint, LearningRateLogger, ValidationMetrics, predict_scores
+from cma_tf.training.loop import fit_with_custom_loop
+from cma_tf.training.strategy import is_chief, is_multi_worker
 
 
 def load_dataset_info(config):
@@ -76,24 +80,44 @@ def evaluate_model(model, dataset):
     return multilabel_metrics(*predict_scores(model, dataset))
 
 
-def train_and_evaluate(config, workdir):
-    """Runs the whole recipe of `config` in `workdir`; returns the final metrics dict."""
+DRY_RUN_STEPS = 2
+
+
+def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_callbacks=()):
+    """Runs the whole recipe of `config` in `workdir`; returns the final metrics dict.
+
+    Args:
+        strategy: a `tf.distribute.Strategy` (default: the current one). Under
+            `MultiWorkerMirroredStrategy` the custom loop (`loop.py`) replaces `fit`.
+        dry_run: build everything, train one epoch of 2 steps and evaluate 2 batches.
+        extra_callbacks: more Keras callbacks for `fit` (tests use it to interrupt a run).
+    """
     factory.validate_config(config)
+    strategy = strategy or tf.distribute.get_strategy()
+    if dry_run:
+        config = config.copy_and_resolve_references()
+        config.train.epochs, config.train.steps_per_epoch = 1, DRY_RUN_STEPS
     tf.io.gfile.makedirs(workdir)
     keras.utils.set_random_seed(config.seed)
     if config.data.deterministic:
         tf.config.experimental.enable_op_determinism()
-    files.write_json(files.path(workdir, files.CONFIG), config.to_dict())
+    factory.set_precision_policy(config)
+    if is_chief(strategy):
+        files.write_json(files.path(workdir, files.CONFIG), config.to_dict())
 
     vocabulary, graph = load_dataset_info(config)
     num_classes = len(vocabulary)
     eval_data = factory.build_dataset(config, num_classes, config.data.eval_split, training=False)
+    if dry_run:
+        eval_data = eval_data.take(DRY_RUN_STEPS)
     final_path = files.path(workdir, files.FINAL_MODEL)
     try:
         if tf.io.gfile.exists(final_path):
             print(f"{final_path} exists: the run is finished, evaluating it (delete the workdir to retrain)")
         else:
-            _fit(config, workdir, graph, num_classes, eval_data)
+            _fit(config, workdir, graph, num_classes, eval_data, strategy, extra_callbacks)
+        if not is_chief(strategy):
+            return {}
         metrics = evaluate_model(keras.saving.load_model(final_path), eval_data)
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
         _raise_data_error(config, num_classes, error)
@@ -127,31 +151,65 @@ def _raise_data_error(config, num_classes, error):
     raise DataError(problem) from error
 
 
-def _fit(config, workdir, graph, num_classes, eval_data):
-    encoder = fit_or_load_asge(config, graph, workdir) if factory.needs_label_embeddings(config) else None
-    model = factory.build_classifier(config, num_classes, encoder, graph.adjacency)
+class _OneEpochPerFit(keras.callbacks.Callback):
+    """Ends `fit` after one epoch: each epoch gets its own seeded dataset (exact resume) while
+    the progress bar still counts epochs out of the total."""
 
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+def _build_or_resume(config, workdir, graph, num_classes, steps_per_epoch, strategy):
+    """`(model, finished_epochs)`: the interrupted run's checkpoint (optimizer included), or a
+    new compiled model."""
+    finished, checkpoint = files.resume_point(workdir)
+    if checkpoint:
+        print(f"resuming from {checkpoint} after {finished} finished epochs")
+        with strategy.scope():
+            return keras.saving.load_model(checkpoint), finished
+    # ASGE is fitted on its own, outside the strategy (Keras fit would distribute it).
+    encoder = fit_or_load_asge(config, graph, workdir) if factory.needs_label_embeddings(config) else None
+    with strategy.scope():
+        model = factory.build_classifier(config, num_classes, encoder, graph.adjacency)
+        model.compile(
+            optimizer=factory.build_optimizer(config, steps_per_epoch),
+            loss=factory.build_loss(config, graph.frequencies),
+        )
+    return model, 0
+
+
+def _fit(config, workdir, graph, num_classes, eval_data, strategy, extra_callbacks=()):
     steps_per_epoch = config.train.steps_per_epoch or max(1, graph.num_examples // config.train.batch_size)
-    model.compile(
-        optimizer=factory.build_optimizer(config, steps_per_epoch),
-        loss=factory.build_loss(config, graph.frequencies),
-    )
-    train_data = factory.build_dataset(config, num_classes, config.data.train_split, training=True, repeat=True)
-    callbacks = [
-        ValidationMetrics(eval_data),
-        keras.callbacks.BackupAndRestore(files.path(workdir, files.BACKUP)),
-        keras.callbacks.ModelCheckpoint(
-            files.path(workdir, files.BEST_MODEL), monitor="val_mAP", mode="max", save_best_only=True,
-            initial_value_threshold=_best_validation_map(workdir),
-        ),
-        keras.callbacks.TensorBoard(files.path(workdir, files.TENSORBOARD)),
-        keras.callbacks.CSVLogger(files.path(workdir, files.HISTORY), append=True),
-    ]
-    model.fit(
-        train_data, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch,
-        callbacks=callbacks, verbose=1, shuffle=False,
-    )
-    # Saved under a temporary name first: final.keras marks the run as finished.
-    final_path = files.path(workdir, files.FINAL_MODEL)
-    model.save(final_path + ".tmp.keras")
-    tf.io.gfile.rename(final_path + ".tmp.keras", final_path, overwrite=True)
+    model, initial_epoch = _build_or_resume(config, workdir, graph, num_classes, steps_per_epoch, strategy)
+    chief = is_chief(strategy)
+    callbacks = [ValidationMetrics(eval_data), LearningRateLogger()] if chief else []
+    if chief:
+        callbacks += [
+            keras.callbacks.ModelCheckpoint(
+                files.path(workdir, files.BEST_MODEL), monitor="val_mAP", mode="max", save_best_only=True,
+                initial_value_threshold=_best_validation_map(workdir),
+            ),
+            keras.callbacks.TensorBoard(files.path(workdir, files.TENSORBOARD)),
+            keras.callbacks.CSVLogger(files.path(workdir, files.HISTORY), append=True),
+            EpochCheckpoint(lambda m, finished: files.save_checkpoint(workdir, m, finished)),
+        ]
+    callbacks += list(extra_callbacks)
+    train_split = config.data.train_split
+
+    if is_multi_worker(strategy):
+        fit_with_custom_loop(
+            model, strategy,
+            lambda epoch, context: factory.build_dataset(
+                config, num_classes, train_split, training=True, repeat=True, epoch=epoch, input_context=context
+            ),
+            initial_epoch, config.train.epochs, steps_per_epoch, callbacks,
+        )
+    else:
+        for epoch in range(initial_epoch, config.train.epochs):
+            data = factory.build_dataset(config, num_classes, train_split, training=True, repeat=True, epoch=epoch)
+            model.fit(
+                data, initial_epoch=epoch, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks + [_OneEpochPerFit()], verbose=1, shuffle=False,
+            )
+    if chief:
+        files.save_model_atomically(model, files.path(workdir, files.FINAL_MODEL))

@@ -8,7 +8,8 @@ import tensorflow as tf
 CONFIG = "config.json"
 ASGE_WEIGHTS = "asge/encoder_weights.npz"
 ASGE_REPORT = "asge/report.json"
-BACKUP = "backup"
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_STATE = "checkpoint/state.json"
 BEST_MODEL = "best.keras"
 FINAL_MODEL = "final.keras"
 TENSORBOARD = "tensorboard"
@@ -42,3 +43,33 @@ def trained_model_path(workdir: str, checkpoint: str = "final") -> str:
     if not tf.io.gfile.exists(candidate):
         raise FileNotFoundError(f"No trained model in {workdir}: {name} is missing (has the run finished?)")
     return candidate
+
+
+def save_model_atomically(model, file_path: str) -> None:
+    """`model.save` to a temporary name, then rename: a crash never leaves half a model."""
+    tf.io.gfile.makedirs(os.path.dirname(file_path) or ".")
+    tmp = file_path + ".tmp.keras"
+    model.save(tmp)
+    tf.io.gfile.rename(tmp, file_path, overwrite=True)
+
+
+def save_checkpoint(workdir: str, model, finished_epochs: int) -> None:
+    """The resume point. The model (with its optimizer state) goes to its own file, then
+    `state.json` is switched to it in one atomic write, then older files are removed: a crash
+    at any moment leaves a state that names a complete model of the epoch it records."""
+    directory = path(workdir, CHECKPOINT_DIR)
+    name = f"epoch-{finished_epochs:04d}.keras"
+    save_model_atomically(model, os.path.join(directory, name))
+    write_json(path(workdir, CHECKPOINT_STATE), {"finished_epochs": finished_epochs, "model": name})
+    for old in tf.io.gfile.listdir(directory):
+        if old.startswith("epoch-") and old != name:
+            tf.io.gfile.remove(os.path.join(directory, old))
+
+
+def resume_point(workdir: str):
+    """`(finished_epochs, model path)` of an interrupted run of this workdir, or `(0, None)`."""
+    state = path(workdir, CHECKPOINT_STATE)
+    if not tf.io.gfile.exists(state):
+        return 0, None
+    data = read_json(state)
+    return int(data["finished_epochs"]), os.path.join(path(workdir, CHECKPOINT_DIR), data["model"])

@@ -1,0 +1,39 @@
+"""The custom training loop: the multi-worker driver.
+
+Keras 3's `model.fit` fails under `MultiWorkerMirroredStrategy` (keras-team/keras#20585, still
+open when this was written), so multi-worker training runs this loop instead. It calls the
+very same `model.train_step` as `fit` does, under `strategy.run`: one step function, two
+drivers. Each worker reads its own shards (`distribute_datasets_from_function`).
+"""
+
+import keras
+import tensorflow as tf
+
+
+def fit_with_custom_loop(model, strategy, dataset_fn, initial_epoch, epochs, steps_per_epoch, callbacks=()):
+    """Trains `model` (compiled inside `strategy.scope()`) for epochs `initial_epoch..epochs-1`.
+
+    Args:
+        dataset_fn: `(epoch, input_context) → tf.data.Dataset` of per-replica batches.
+        callbacks: Keras callbacks; `on_epoch_end` receives the epoch's metric results.
+    """
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+
+    @tf.function
+    def train_steps(iterator):
+        for _ in tf.range(steps_per_epoch):
+            strategy.run(model.train_step, args=(next(iterator),))
+
+    callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
+    callback_list.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        callback_list.on_epoch_begin(epoch)
+        model.reset_metrics()
+        dataset = strategy.distribute_datasets_from_function(lambda context, e=epoch: dataset_fn(e, context))
+        train_steps(iter(dataset))
+        logs = {name: float(value) for name, value in model.get_metrics_result().items()}
+        print(f"epoch {epoch + 1}/{epochs}: " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
+        callback_list.on_epoch_end(epoch, logs)
+    callback_list.on_train_end()
+    return model
