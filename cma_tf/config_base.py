@@ -30,12 +30,13 @@ def get_base_config():
     config.model.feature_channels = ml_collections.config_dict.placeholder(int)  # C; None keeps the backbone's
     config.model.cmt_layers = 2
     config.model.extra_block_filters = 128  # MS-CMA I_3: 4 × 128 = 512 channels
+    config.model.label_embedding = "asge"  # or "word2vec" (the W2V-MS-CMA ablation)
     config.model.finetune_label_embeddings = False  # False: E frozen after ASGE (the paper)
     config.model.graph_loss_weight = 0.0  # λ of L_ge when fine-tuning E jointly
     config.model.scale_loss_weight = 1.0  # MS-CMA: weight of the per-scale losses (0: fused loss only)
 
     config.asge = ml_collections.ConfigDict()
-    config.asge.units = 256  # C_e
+    config.asge.units = 256  # C_e (also the Word2Vec dimension)
     config.asge.depth = 3
     config.asge.steps = 3000
     config.asge.learning_rate = 0.01
@@ -54,4 +55,37 @@ def get_base_config():
     config.train.beta = 0.0  # Eq. 12; 0.4 for NUS-WIDE
     config.train.steps_per_epoch = ml_collections.config_dict.placeholder(int)  # None: one pass
     config.train.mixed_precision = ml_collections.config_dict.placeholder(str)  # None, "bfloat16", "float16"
+    return config
+
+
+# The image recipes of the paper (§4.1), shared by configs/coco.py and configs/nuswide.py.
+PAPER_VARIANTS = {
+    "plain": dict(head="plain"),
+    "self_attention": dict(head="self_attention"),
+    "cma": dict(head="cma"),
+    "ms_cma": dict(head="ms_cma"),
+    "w2v_ms_cma": dict(head="ms_cma", label_embedding="word2vec"),
+}
+
+
+def get_paper_image_config(variant, data_dir, beta):
+    """ResNet-101 (ImageNet weights) at 448; SGD momentum 0.9, weight decay 1e-5, lr 0.01 ÷10
+    every 30 epochs, batch 64, random crop + flip; ASGE with SGD lr 0.01 and α = 0; β of Eq. 12
+    as given. The paper does not state the epoch count; 100 is our choice."""
+    config = get_base_config()
+    config.data.data_dir = data_dir
+    config.data.image_size = 448
+    # An unknown variant becomes the head name, which the factory reports as config.model.head.
+    for field, value in PAPER_VARIANTS.get(variant, dict(head=variant)).items():
+        config.model[field] = value
+    config.model.backbone = "resnet101"
+    config.model.backbone_weights = "imagenet"
+    config.train.epochs = 100
+    config.train.batch_size = 64
+    config.train.learning_rate = 0.01
+    config.train.lr_decay_epochs = 30
+    config.train.lr_decay_factor = 10.0
+    config.train.weight_decay = 1e-5
+    config.train.beta = beta
+    config.asge.alpha = 0.0
     return config

@@ -2,7 +2,7 @@
 
 Loads each workdir's final model (or, with `--checkpoint=best`, the epoch with the best
 validation mAP, which was chosen on this same split), runs it over the eval split of
-the config's dataset, writes `<workdir>/eval_metrics_{final,best}.json` (mAP, CP, CR, CF1, OP, OR, OF1 at
+the config's dataset, writes `<workdir>/eval_metrics_{final,best}.json` and `.md` (mAP, CP, CR, CF1, OP, OR, OF1 at
 threshold 0.5 and for the top-3 labels) and prints one table comparing the workdirs.
 
 Example:
@@ -41,7 +41,10 @@ def evaluate_workdirs(config, workdirs, names, checkpoint="final"):
 
     from cma_tf import factory
     from cma_tf.training import workdir as files
+    import tensorflow as tf
+
     from cma_tf.metrics.image import multilabel_metrics, per_class_average_precision
+    from cma_tf.metrics.report import FULL_KEYS, format_metrics_table
     from cma_tf.training.callbacks import predict_scores
     from cma_tf.training.trainer import load_dataset_info
 
@@ -55,6 +58,8 @@ def evaluate_workdirs(config, workdirs, names, checkpoint="final"):
         per_class = per_class_average_precision(scores, targets)
         metrics["AP_per_class"] = {label: float(ap) for label, ap in zip(vocabulary, per_class)}
         files.write_json(files.path(workdir, f"eval_metrics_{checkpoint}.json"), metrics)
+        with tf.io.gfile.GFile(files.path(workdir, f"eval_metrics_{checkpoint}.md"), "w") as f:
+            f.write(format_metrics_table({name: metrics}, FULL_KEYS) + "\n")
         rows[name] = metrics
     return vocabulary, rows
 

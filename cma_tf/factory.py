@@ -11,6 +11,7 @@ from cma_tf.config_base import HEADS
 from cma_tf.data import images, records
 from cma_tf.errors import ConfigError
 from cma_tf.graph.asge import ASGEEncoder
+from cma_tf.graph.word2vec import FixedLabelEmbedding
 from cma_tf.heads.cma import CMAHead
 from cma_tf.heads.ms_cma import MultiScaleCMAHead
 from cma_tf.heads.plain import PlainHead
@@ -31,6 +32,12 @@ def validate_config(config) -> None:
         raise ConfigError(f"config.model.head: unknown head {model.head!r} ({', '.join(HEADS)})")
     if model.backbone not in BACKBONES:
         raise ConfigError(f"config.model.backbone: unknown backbone {model.backbone!r} ({', '.join(BACKBONES)})")
+    if model.label_embedding not in LABEL_EMBEDDINGS:
+        raise ConfigError(
+            f"config.model.label_embedding: unknown {model.label_embedding!r} ({', '.join(LABEL_EMBEDDINGS)})"
+        )
+    if model.label_embedding == "word2vec" and (model.finetune_label_embeddings or model.graph_loss_weight > 0):
+        raise ConfigError("config.model.label_embedding='word2vec' is a fixed table: no fine-tuning or graph loss")
     if model.graph_loss_weight > 0 and not model.finetune_label_embeddings:
         raise ConfigError(
             "config.model.graph_loss_weight > 0 only acts on fine-tuned label embeddings: "
@@ -53,8 +60,19 @@ def build_backbone(config):
     raise ConfigError(f"config.model.backbone: unknown backbone {model.backbone!r} ({', '.join(BACKBONES)})")
 
 
+LABEL_EMBEDDINGS = ("asge", "word2vec")
+
+
 def build_label_encoder(config, num_classes, fitted_encoder=None):
-    """Φ for the head: a copy of the ASGE-fitted encoder, frozen unless fine-tuning jointly."""
+    """The head's label embeddings: for `asge`, a copy of the fitted Φ, frozen unless fine-tuned
+    jointly; for `word2vec` (the W2V-MS-CMA ablation), a fixed table of the fitted vectors
+    (`fitted_encoder` is then the `[N, C_e]` array)."""
+    if config.model.label_embedding == "word2vec":
+        table = FixedLabelEmbedding(num_classes, config.asge.units, name="label_encoder")
+        table.build()
+        if fitted_encoder is not None:
+            table.set_embeddings(fitted_encoder)
+        return table
     encoder = ASGEEncoder(num_classes, units=config.asge.units, depth=config.asge.depth, name="label_encoder")
     encoder.build()
     if fitted_encoder is not None:

@@ -99,6 +99,8 @@ def test_evaluate_cli_prints_the_table(tiny_data, trained_workdir):
     assert "| MS-CMA |" in result.stdout
     assert "| label | MS-CMA |" in result.stdout and "| frisbee |" in result.stdout
     assert os.path.exists(os.path.join(trained_workdir, "eval_metrics_final.json"))
+    markdown = open(os.path.join(trained_workdir, "eval_metrics_final.md")).read()
+    assert "| model | mAP | CP | CR | CF1 | OP | OR | OF1 | CP_top3 |" in markdown
 
 
 def test_train_cli_missing_data_dir_is_one_clear_line(tmp_path):
@@ -163,3 +165,19 @@ def test_label_graph_cli_matches_the_records(tiny_data, tmp_path):
             row[0, tf.io.parse_single_example(serialized, spec)["image/class/label"].values.numpy()] = 1
             dense = np.vstack([dense, row])
     np.testing.assert_array_equal(LabelGraph.load(output).counts, dense.T @ dense)
+
+
+def test_w2v_ms_cma_trains_on_word2vec_label_embeddings(tiny_data, tmp_path):
+    import numpy as np
+
+    config = tiny_config("ms_cma", tiny_data)
+    config.model.label_embedding = "word2vec"
+    workdir = str(tmp_path / "w2v")
+    metrics = train_and_evaluate(config, workdir, dry_run=True)
+    assert 0.0 <= metrics["mAP"] <= 1.0
+    vectors = np.load(os.path.join(workdir, files.WORD2VEC))
+    assert vectors.shape == (16, TINY["asge.units"])
+    import keras
+
+    model = keras.saving.load_model(os.path.join(workdir, files.FINAL_MODEL))
+    np.testing.assert_allclose(np.asarray(model.head.label_embeddings()), vectors, rtol=1e-6)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cma_tf import factory
-from cma_tf.config_base import HEADS
+from cma_tf.config_base import HEADS, PAPER_VARIANTS
 from cma_tf.graph.asge import ASGEEncoder
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
@@ -24,15 +24,23 @@ def load_config_module(path):
 CONFIG_FILES = sorted(glob.glob(os.path.join(CONFIG_DIR, "*.py")))
 
 
-@pytest.mark.parametrize("path", CONFIG_FILES, ids=os.path.basename)
-@pytest.mark.parametrize("head", HEADS)
-def test_config_builds(path, head):
-    config = load_config_module(path).get_config(head)
+CASES = [
+    (path, variant)
+    for path in CONFIG_FILES
+    for variant in (HEADS if os.path.basename(path) == "demo.py" else tuple(PAPER_VARIANTS))
+]
+
+
+@pytest.mark.parametrize("path,variant", CASES, ids=[f"{os.path.basename(p)}:{v}" for p, v in CASES])
+def test_config_builds(path, variant):
+    config = load_config_module(path).get_config(variant)
     if config.model.backbone == "resnet101":
         config.model.backbone_weights = None  # no downloads in tests
     num_classes = 7
     encoder = None
-    if factory.needs_label_embeddings(config):
+    if factory.needs_label_embeddings(config) and config.model.label_embedding == "word2vec":
+        encoder = np.random.default_rng(0).normal(size=(num_classes, config.asge.units)).astype("float32")
+    elif factory.needs_label_embeddings(config):
         encoder = ASGEEncoder(num_classes, config.asge.units, config.asge.depth)
         encoder.build()
     model = factory.build_classifier(config, num_classes, encoder, np.eye(num_classes, dtype="float32"))
@@ -54,3 +62,17 @@ def test_learning_rate_drops_tenfold_every_decay_period():
     schedule = factory.build_learning_rate(config, steps_per_epoch=5)
     values = [float(schedule(step)) for step in (0, 149, 151, 299, 301)]
     np.testing.assert_allclose(values, [0.01, 0.01, 0.001, 0.001, 0.0001], rtol=1e-6)
+
+
+def test_paper_recipes_have_the_paper_settings():
+    coco = load_config_module(os.path.join(CONFIG_DIR, "coco.py"))
+    nuswide = load_config_module(os.path.join(CONFIG_DIR, "nuswide.py"))
+    for config in (coco.get_config("ms_cma"), nuswide.get_config("ms_cma")):
+        assert config.model.backbone == "resnet101" and config.model.backbone_weights == "imagenet"
+        assert config.data.image_size == 448 and config.train.batch_size == 64
+        assert (config.train.learning_rate, config.train.lr_decay_epochs, config.train.lr_decay_factor) == (0.01, 30, 10.0)
+        assert config.train.weight_decay == 1e-5 and config.train.momentum == 0.9
+        assert (config.asge.units, config.asge.learning_rate, config.asge.momentum, config.asge.alpha) == (256, 0.01, 0.9, 0.0)
+    assert coco.get_config("ms_cma").train.beta == 0.0 and nuswide.get_config("ms_cma").train.beta == 0.4
+    assert coco.get_config("w2v_ms_cma").model.label_embedding == "word2vec"
+    assert coco.get_config("cma").model.head == "cma" and coco.get_config("plain").model.head == "plain"

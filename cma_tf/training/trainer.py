@@ -27,6 +27,7 @@ from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.asge_model import fit_asge, load_encoder_weights, save_encoder_weights
 from cma_tf.graph.label_graph import load_or_build_label_graph
+from cma_tf.graph.word2vec import fit_word2vec
 from cma_tf.metrics.image import multilabel_metrics
 from cma_tf.training import workdir as files
 from cma_tf.training.callbacks import EpochCheckpoint, LearningRateLogger, ValidationMetrics, predict_scores
@@ -73,6 +74,31 @@ def fit_or_load_asge(config, graph, workdir):
     save_encoder_weights(encoder, weights_path)
     files.write_json(report_path, dict(report, settings=settings))
     return encoder
+
+
+def fit_or_load_word2vec(config, graph, workdir):
+    """Word2Vec (SGNS, window = longest label set) vectors of the labels, cached in the workdir."""
+    path = files.path(workdir, files.WORD2VEC)
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path, "rb") as f:
+            vectors = np.load(f)
+        if vectors.shape == (graph.num_classes, config.asge.units):
+            return vectors
+    vectors = fit_word2vec(graph.counts, dim=config.asge.units, seed=config.seed)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
+        np.save(f, vectors)
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    return vectors
+
+
+def fit_label_embeddings(config, graph, workdir):
+    """What the head's label encoder starts from: the ASGE encoder or Word2Vec vectors."""
+    if not factory.needs_label_embeddings(config):
+        return None
+    if config.model.label_embedding == "word2vec":
+        return fit_or_load_word2vec(config, graph, workdir)
+    return fit_or_load_asge(config, graph, workdir)
 
 
 def evaluate_model(model, dataset):
@@ -168,7 +194,7 @@ def _build_or_resume(config, workdir, graph, num_classes, steps_per_epoch, strat
         with strategy.scope():
             return keras.saving.load_model(checkpoint), finished
     # ASGE is fitted on its own, outside the strategy (Keras fit would distribute it).
-    encoder = fit_or_load_asge(config, graph, workdir) if factory.needs_label_embeddings(config) else None
+    encoder = fit_label_embeddings(config, graph, workdir)
     with strategy.scope():
         model = factory.build_classifier(config, num_classes, encoder, graph.adjacency)
         model.compile(

@@ -8,6 +8,7 @@ import tensorflow as tf
 CONFIG = "config.json"
 ASGE_WEIGHTS = "asge/encoder_weights.npz"
 ASGE_REPORT = "asge/report.json"
+WORD2VEC = "word2vec/embeddings.npy"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "checkpoint/state.json"
 BEST_MODEL = "best.keras"
