@@ -32,6 +32,11 @@ _STRATEGY = flags.DEFINE_enum(
     "over the cluster in TF_CONFIG, trained by a custom loop that runs the same train_step "
     "(Keras' fit does not run under it: keras-team/keras#20585).",
 )
+_MIXED_PRECISION = flags.DEFINE_enum(
+    "mixed_precision", None, ["bfloat16", "float16"],
+    "Compute in bfloat16 or float16 with float32 variables (float16 with dynamic loss scaling); "
+    "the same as --config.train.mixed_precision.",
+)
 _DRY_RUN = flags.DEFINE_bool(
     "dry_run", False, "Build everything, train 2 steps, evaluate 2 batches: checks a config and data fast."
 )
@@ -49,6 +54,8 @@ def main(argv):
     from cma_tf.training.trainer import train_and_evaluate
 
     config = cli.config_value(_CONFIG)
+    if _MIXED_PRECISION.value:
+        config.train.mixed_precision = _MIXED_PRECISION.value
     print(f"strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
     metrics = cli.run_reporting_user_errors(
         train_and_evaluate, config, _WORKDIR.value, strategy=strategy, dry_run=_DRY_RUN.value

@@ -181,3 +181,18 @@ def test_w2v_ms_cma_trains_on_word2vec_label_embeddings(tiny_data, tmp_path):
 
     model = keras.saving.load_model(os.path.join(workdir, files.FINAL_MODEL))
     np.testing.assert_allclose(np.asarray(model.head.label_embeddings()), vectors, rtol=1e-6)
+
+
+def test_train_cli_dry_run_with_strategy_and_mixed_precision(tiny_data, tmp_path):
+    overrides = [f"--config.{key}={value}" for key, value in TINY.items() if key != "model.backbone_widths"]
+    result = run_cli(
+        "cma_tf.train", f"--config={DEMO_CONFIG}:cma", f"--config.data.data_dir={tiny_data}",
+        "--config.model.backbone_widths=(8,16,32,64)", *overrides,
+        "--strategy=one_device", "--mixed_precision=bfloat16", "--dry_run", f"--workdir={tmp_path / 'w'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "strategy: OneDeviceStrategy with 1 replica(s)" in result.stdout
+    assert "| cma |" in result.stdout
+    with open(tmp_path / "w" / "config.json") as f:
+        saved = json.load(f)
+    assert saved["train"]["mixed_precision"] == "bfloat16" and saved["train"]["steps_per_epoch"] == 2
