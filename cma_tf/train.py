@@ -6,8 +6,8 @@ resumes at the epoch it was in when started again with the same workdir), evalua
 model on the eval split and writes `metrics.json`.
 
 Example:
-    python -m cma_tf.train --config=configs/demo.py:ms_cma --workdir=runs/demo/ms_cma \
-        --config.train.epochs=5
+    python -m cma_tf.train --config=configs/demo.py:ms_cma --workdir=runs/demo/ms_cma --config.train.epochs=5
+    python -m cma_tf.train --config=configs/coco.py:ms_cma --workdir=runs/coco_ms_cma --dry_run
 """
 
 from absl import app, flags

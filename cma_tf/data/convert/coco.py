@@ -1,4 +1,4 @@
-"""MS-COCO → TFRecords: `python -m cma_tf.data.convert.coco`.
+r"""MS-COCO → TFRecords: `python -m cma_tf.data.convert.coco`.
 
 Reads `instances_{train,val}{2014,2017}.json` with pycocotools; an image's labels are the
 categories of its instance annotations (crowd regions included, as ML-GCN does). The

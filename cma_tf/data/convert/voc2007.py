@@ -1,4 +1,4 @@
-"""PASCAL VOC 2007 → TFRecords: `python -m cma_tf.data.convert.voc2007`.
+r"""PASCAL VOC 2007 → TFRecords: `python -m cma_tf.data.convert.voc2007`.
 
 Reads `ImageSets/Main/<image_set>.txt` (trainval, test, …) and, for each id, the objects of
 `Annotations/<id>.xml`; the image is `JPEGImages/<id>.jpg`. An image's labels are the classes
