@@ -16,7 +16,6 @@ holds the vocabulary (`labels.txt`, see `vocab.py`).
 import os
 from typing import Iterable, Sequence
 
-import numpy as np
 import tensorflow as tf
 
 from cma_tf.errors import DataError
@@ -118,11 +117,3 @@ def write_split(data_dir: str, split: str, serialized_examples: Sequence[bytes],
         write_shard(path, serialized_examples[index::num_shards])
         paths.append(path)
     return paths
-
-
-def multi_hot(label_ids, num_classes: int) -> np.ndarray:
-    """Dense {0,1} vector from a list of label ids (repeats and -1 padding ignored)."""
-    out = np.zeros([num_classes], np.float32)
-    ids = np.asarray(label_ids, np.int64)
-    out[ids[ids >= 0]] = 1.0
-    return out
