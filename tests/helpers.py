@@ -13,6 +13,21 @@ TINY_WIDTHS = (8, 16, 32, 64)
 TINY_IMAGE_SIZE = 32
 
 
+def reference_image_spec():
+    """The image record format written out independently of `records.FEATURE_SPEC`, so tests
+    read records back with a reader that does not share the code under test."""
+    import tensorflow as tf
+
+    return {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/format": tf.io.FixedLenFeature([], tf.string),
+        "image/height": tf.io.FixedLenFeature([], tf.int64),
+        "image/width": tf.io.FixedLenFeature([], tf.int64),
+        "image/source_id": tf.io.FixedLenFeature([], tf.string),
+        "image/class/label": tf.io.VarLenFeature(tf.int64),
+    }
+
+
 def shared_data(name):
     """A file of the real COCO/VOC label statistics (`../shared/data`, beside the repository;
     `CMA_SHARED_DATA` overrides). Skips, saying where it looked, when it is not there."""

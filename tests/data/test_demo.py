@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from cma_tf.data import demo
 from cma_tf.data import records
 from cma_tf.data import vocab
+from tests.helpers import reference_image_spec
 
 NUM_TRAIN = 40
 NUM_VAL = 16
@@ -20,15 +21,7 @@ IMAGE_SIZE = 48
 NUM_SHARDS = 2
 NUM_LAYOUT_SAMPLES = 4000
 
-# Written out here, independently of records.FEATURE_SPEC, as the reference reader.
-REFERENCE_SPEC = {
-    "image/encoded": tf.io.FixedLenFeature([], tf.string),
-    "image/format": tf.io.FixedLenFeature([], tf.string),
-    "image/height": tf.io.FixedLenFeature([], tf.int64),
-    "image/width": tf.io.FixedLenFeature([], tf.int64),
-    "image/source_id": tf.io.FixedLenFeature([], tf.string),
-    "image/class/label": tf.io.VarLenFeature(tf.int64),
-}
+REFERENCE_SPEC = reference_image_spec()  # independent of records.FEATURE_SPEC
 
 
 def _generate(out_dir, **overrides):

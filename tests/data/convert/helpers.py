@@ -20,6 +20,8 @@ import sys
 import numpy as np
 from PIL import Image
 
+from tests.helpers import reference_image_spec
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SKIPPING = ("bad_annotation", "missing_file", "unreadable_image", "no_labels")
 ALL_REASONS = ("bad_annotation", "missing_file", "unreadable_image", "unknown_label", "no_labels")
@@ -91,24 +93,6 @@ class Expected:
 
 # --------------------------------------------------------------------------- independent reader
 
-_SPEC = None
-
-
-def _spec():
-    global _SPEC
-    import tensorflow as tf
-
-    if _SPEC is None:
-        _SPEC = {
-            "image/encoded": tf.io.FixedLenFeature([], tf.string),
-            "image/format": tf.io.FixedLenFeature([], tf.string),
-            "image/height": tf.io.FixedLenFeature([], tf.int64),
-            "image/width": tf.io.FixedLenFeature([], tf.int64),
-            "image/source_id": tf.io.FixedLenFeature([], tf.string),
-            "image/class/label": tf.io.VarLenFeature(tf.int64),
-        }
-    return _SPEC
-
 
 @dataclasses.dataclass
 class Record:
@@ -150,7 +134,7 @@ def read_split(out_dir, split):
     out = []
     for path in shard_files(out_dir, split):
         for serialized in tf.data.TFRecordDataset(path):
-            example = tf.io.parse_single_example(serialized, _spec())
+            example = tf.io.parse_single_example(serialized, reference_image_spec())
             encoded = bytes(example["image/encoded"].numpy())
             image = tf.io.decode_image(encoded, channels=0, expand_animations=False).numpy()
             ids = [int(i) for i in example["image/class/label"].values.numpy()]
