@@ -15,18 +15,28 @@ def get_base_config():
     config.seed = 0
 
     config.data = ml_collections.ConfigDict()
-    config.data.data_dir = ""  # holds labels.txt and {train,val}-*-of-*.tfrecord
+    config.data.format = "image"  # "image", or YouTube-8M "yt8m_frame" / "yt8m_video" records
+    config.data.data_dir = ""  # image: labels.txt + {split}-*-of-*.tfrecord; YouTube-8M: {split}*.tfrecord
+    config.data.vocabulary = ml_collections.config_dict.placeholder(str)  # None: <data_dir>/labels.txt or vocabulary.csv
+    config.data.label_graph = ml_collections.config_dict.placeholder(str)  # None: <data_dir>/label_graph_<split>.npz
     config.data.train_split = "train"
     config.data.eval_split = "val"
     config.data.image_size = 448
     config.data.shuffle_buffer = 2048
     config.data.deterministic = False
+    # YouTube-8M only
+    config.data.feature_names = ("rgb",)  # frame level: rgb, audio; video level: mean_rgb, mean_audio
+    config.data.max_frames = 300  # frames read per video (the published maximum)
+    config.data.frames = 300  # T: each video's frames resampled to this many (frames.py)
+    config.data.eval_segments = False  # evaluate on the rated 5-frame segments of eval_split
 
     config.model = ml_collections.ConfigDict()
     config.model.head = "ms_cma"  # one of HEADS
-    config.model.backbone = "resnet101"  # "resnet101" or "small"
+    config.model.backbone = "resnet101"  # images: "resnet101" or "small"; video: "snet" or "fc"
     config.model.backbone_weights = "imagenet"  # resnet101 only: "imagenet", None, or a file
     config.model.backbone_widths = (32, 64, 128, 256)  # small only
+    config.model.snet_filters = (1024, 1024, 1024, 1024)  # snet only: Conv1D channels
+    config.model.fc_units = (1024, 1024)  # fc only: the two frame-wise Dense layers
     config.model.feature_channels = ml_collections.config_dict.placeholder(int)  # C; None keeps the backbone's
     config.model.cmt_layers = 2
     config.model.extra_block_filters = 128  # MS-CMA I_3: 4 × 128 = 512 channels
@@ -52,6 +62,7 @@ def get_base_config():
     config.train.weight_decay = 1e-5
     config.train.lr_decay_epochs = 30  # lr ÷ lr_decay_factor every this many epochs
     config.train.lr_decay_factor = 10.0
+    config.train.lr_decay_examples = ml_collections.config_dict.placeholder(int)  # if set: decay every this many examples instead
     config.train.beta = 0.0  # Eq. 12; 0.4 for NUS-WIDE
     config.train.steps_per_epoch = ml_collections.config_dict.placeholder(int)  # None: one pass
     config.train.mixed_precision = ml_collections.config_dict.placeholder(str)  # None, "bfloat16", "float16"
@@ -78,5 +89,40 @@ def get_paper_image_config(variant, data_dir, beta):
     config.train.beta = beta
     # An unknown variant becomes the head name, which the factory reports as config.model.head.
     for field, value in PAPER_VARIANTS.get(variant, dict(head=variant)).items():
+        config.model[field] = value
+    return config
+
+
+# The video recipes of the paper (§4.2, Table 4), shared by configs/yt8m.py and configs/yt8m_demo.py.
+VIDEO_VARIANTS = {
+    "cma_snet": dict(head="cma", backbone="snet"),
+    "cma_fc": dict(head="cma", backbone="fc"),
+    "self_attention_snet": dict(head="self_attention", backbone="snet"),
+    "self_attention_fc": dict(head="self_attention", backbone="fc"),
+    "plain_snet": dict(head="plain", backbone="snet"),
+}
+
+
+def get_paper_video_config(variant):
+    """A YouTube-8M recipe of the paper (Table 4). §4.2: SGD momentum 0.9, lr 2e-4 × 0.8 every
+    2·10⁶ samples, batch 256, β = 0, ASGE α = 0.1, RGB only, single-scale CMA. Not in the paper (our choices): 300 frames resampled per video,
+    SNet/FC widths 1024, 5 epochs, weight decay 1e-5 as for images."""
+    config = get_base_config()
+    config.data.format = "yt8m_frame"
+    config.data.data_dir = "data/yt8m/frame"
+    config.data.eval_split = "validate"
+    config.data.eval_segments = True
+    config.data.feature_names = ("rgb",)
+    config.data.frames = 300
+    config.model.backbone_weights = None
+    config.asge.alpha = 0.1
+    config.train.epochs = 5
+    config.train.batch_size = 256
+    config.train.eval_batch_size = 256
+    config.train.learning_rate = 2e-4
+    config.train.lr_decay_factor = 1.25  # × 0.8
+    config.train.lr_decay_examples = 2_000_000
+    # An unknown variant becomes the head name, which the factory reports as config.model.head.
+    for field, value in VIDEO_VARIANTS.get(variant, dict(head=variant, backbone="snet")).items():
         config.model[field] = value
     return config

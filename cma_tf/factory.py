@@ -1,14 +1,20 @@
 """The one place that turns a config (`configs/*.py`) into objects: backbone, head, classifier,
-loss, optimizer and datasets. Nothing else reads `config.model`, `config.asge` or the optimiser
+loss, optimizer, datasets, vocabulary and the evaluation metrics of the data's kind. Nothing else reads `config.model`, `config.asge` or the optimiser
 fields of `config.train`; the trainer reads only the run's own fields (data directory and
 splits, epochs, batch size, seed)."""
 
+import os
+
 import keras
+import tensorflow as tf
 
 from cma_tf.backbones.resnet import resnet101_backbone
 from cma_tf.backbones.small import small_backbone
+from cma_tf.backbones.video import fc_backbone, snet_backbone
 from cma_tf.config_base import HEADS
-from cma_tf.data import images, records
+from cma_tf.data import images, records, vocab
+from cma_tf.data.yt8m import readers as yt8m_readers
+from cma_tf.data.yt8m.vocabulary import VOCABULARY_FILENAME, read_yt8m_vocabulary
 from cma_tf.errors import ConfigError
 from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.word2vec import FixedLabelEmbedding
@@ -17,12 +23,23 @@ from cma_tf.heads.ms_cma import MultiScaleCMAHead
 from cma_tf.heads.plain import PlainHead
 from cma_tf.heads.self_attention import SelfAttentionHead
 from cma_tf.losses import WeightedBinaryCrossentropy
+from cma_tf.metrics.image import multilabel_metrics
+from cma_tf.metrics.video import REPORT_KEYS as VIDEO_KEYS
+from cma_tf.metrics.video import video_report_metrics
 from cma_tf.models.classifier import MultiLabelClassifier
 
 EMBEDDING_HEADS = ("cma", "ms_cma")
 
 
-BACKBONES = ("resnet101", "small")
+IMAGE_BACKBONES = ("resnet101", "small")
+VIDEO_BACKBONES = ("snet", "fc")
+BACKBONES = IMAGE_BACKBONES + VIDEO_BACKBONES
+DATA_FORMATS = ("image", "yt8m_frame", "yt8m_video")
+IMAGE_KEYS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
+
+
+def is_video(config) -> bool:
+    return config.data.format != "image"
 
 
 def validate_config(config) -> None:
@@ -30,8 +47,18 @@ def validate_config(config) -> None:
     model = config.model
     if model.head not in HEADS:
         raise ConfigError(f"config.model.head: unknown head {model.head!r} ({', '.join(HEADS)})")
+    if config.data.format not in DATA_FORMATS:
+        raise ConfigError(f"config.data.format: unknown format {config.data.format!r} ({', '.join(DATA_FORMATS)})")
     if model.backbone not in BACKBONES:
         raise ConfigError(f"config.model.backbone: unknown backbone {model.backbone!r} ({', '.join(BACKBONES)})")
+    backbones = VIDEO_BACKBONES if is_video(config) else IMAGE_BACKBONES
+    if model.backbone not in backbones:
+        raise ConfigError(
+            f"config.model.backbone={model.backbone!r} does not read config.data.format={config.data.format!r} "
+            f"data (use one of {', '.join(backbones)})"
+        )
+    if config.data.eval_segments and config.data.format != "yt8m_frame":
+        raise ConfigError("config.data.eval_segments needs config.data.format='yt8m_frame' (segment-rated records)")
     if model.label_embedding not in LABEL_EMBEDDINGS:
         raise ConfigError(
             f"config.model.label_embedding: unknown {model.label_embedding!r} ({', '.join(LABEL_EMBEDDINGS)})"
@@ -51,8 +78,18 @@ def needs_label_embeddings(config) -> bool:
     return config.model.head in EMBEDDING_HEADS
 
 
+def input_frames(config) -> int:
+    """`T` of video models: `config.data.frames` for frame-level data, 1 for video-level."""
+    return 1 if config.data.format == "yt8m_video" else config.data.frames
+
+
 def build_backbone(config):
     model, size = config.model, config.data.image_size
+    if model.backbone in VIDEO_BACKBONES:
+        features = yt8m_readers.feature_size(tuple(config.data.feature_names))
+        if model.backbone == "snet":
+            return snet_backbone(input_frames(config), features, tuple(model.snet_filters))
+        return fc_backbone(input_frames(config), features, tuple(model.fc_units))
     if model.backbone == "resnet101":
         return resnet101_backbone(image_size=size, weights=model.backbone_weights)
     if model.backbone == "small":
@@ -132,8 +169,15 @@ def build_loss(config, label_frequencies=None):
 
 
 def build_learning_rate(config, steps_per_epoch):
-    """lr ÷ `lr_decay_factor` every `lr_decay_epochs` epochs (the paper: ÷10 every 30)."""
+    """lr ÷ `lr_decay_factor` every `lr_decay_epochs` epochs (the paper's images: ÷10 every 30),
+    or every `lr_decay_examples` training examples when that is set (the paper's video: ×0.8
+    every 2·10⁶ samples)."""
     train = config.train
+    if train.lr_decay_examples:
+        return keras.optimizers.schedules.ExponentialDecay(
+            train.learning_rate, decay_steps=max(1, train.lr_decay_examples // train.batch_size),
+            decay_rate=1.0 / train.lr_decay_factor, staircase=True,
+        )
     boundaries = list(range(train.lr_decay_epochs, train.epochs, train.lr_decay_epochs))
     if not boundaries:
         return train.learning_rate
@@ -160,17 +204,81 @@ def epoch_seed(config, epoch):
     return config.seed * 100_003 + epoch
 
 
-def build_dataset(config, num_classes, split, training, repeat=False, epoch=None, input_context=None):
-    """The input pipeline of `split`; `epoch` seeds its shuffle and augmentation (training)."""
+def list_data_files(config, split):
+    """The record files of `split` (an error naming the pattern if there are none)."""
+    if is_video(config):
+        return yt8m_readers.list_record_files(config.data.data_dir, split)
+    return records.list_shards(config.data.data_dir, split)
+
+
+def read_vocabulary(config):
+    """Label names: `config.data.vocabulary`, else `<data_dir>/labels.txt`, else (YouTube-8M)
+    `<data_dir>/vocabulary.csv` or the one in its parent (the published layout keeps it beside
+    the `frame/` and `video/` folders)."""
     data = config.data
-    files = records.list_shards(data.data_dir, split)
+    path = data.vocabulary
+    if not path and is_video(config):
+        candidates = [vocab.vocabulary_path(data.data_dir), os.path.join(data.data_dir, VOCABULARY_FILENAME),
+                      os.path.join(os.path.dirname(os.path.normpath(data.data_dir)), VOCABULARY_FILENAME)]
+        path = next((c for c in candidates if tf.io.gfile.exists(c)), candidates[1])
+    path = path or vocab.vocabulary_path(data.data_dir)
+    if path.endswith(".csv"):
+        return read_yt8m_vocabulary(path)
+    return vocab.read_vocabulary(path)
+
+
+def label_parser(config):
+    """Serialized records → sparse label ids, for the streaming label graph."""
+    if config.data.format == "image":
+        return lambda serialized: tf.io.parse_example(serialized, records.LABELS_ONLY_SPEC)[records.LABELS]
+    frame_level = config.data.format == "yt8m_frame"
+    return lambda serialized: yt8m_readers.parse_labels(serialized, frame_level=frame_level)
+
+
+def evaluation_metrics(config):
+    """`(metrics_fn(scores, targets) -> dict, keys, monitor)`: the paper's metrics of the data's
+    kind (images: mAP, C/O P/R/F1; video: GAP, Hit@1, PERR, mAP) and the one `best.keras` follows."""
+    if is_video(config):
+        return video_report_metrics, VIDEO_KEYS, "GAP"
+    return multilabel_metrics, IMAGE_KEYS, "mAP"
+
+
+def build_dataset(config, num_classes, split, training, repeat=False, epoch=None, input_context=None):
+    """The input pipeline of `split`; `epoch` seeds its shuffle and augmentation (training).
+
+    Images give `(images, multi_hot)`; YouTube-8M gives `(frames [B, T, D], multi_hot)`, and
+    with `config.data.eval_segments` (evaluation) `(segment frames, rated scores, rated mask)`
+    per rated 5-frame segment."""
+    data = config.data
+    files = list_data_files(config, split)
+    batch_size = config.train.batch_size if training else config.train.eval_batch_size
+    seed = config.seed if epoch is None else epoch_seed(config, epoch)
+    features = tuple(data.feature_names)
+    if data.format == "yt8m_video":
+        return yt8m_readers.make_video_level_dataset(
+            files, num_classes, batch_size, training, features, seed=seed, shuffle_buffer=data.shuffle_buffer,
+            deterministic=data.deterministic, repeat=repeat, input_context=input_context,
+        )
+    if data.format == "yt8m_frame":
+        if data.eval_segments and not training:
+            segments = yt8m_readers.segment_records(
+                files, num_classes, batch_size, features, deterministic=data.deterministic
+            )
+            return segments.map(
+                lambda batch: (yt8m_readers.segment_inputs(batch, data.frames), batch["labels"], batch["label_weights"])
+            )
+        return yt8m_readers.make_frame_dataset(
+            files, num_classes, data.frames, batch_size, training, features, data.max_frames, seed=seed,
+            shuffle_buffer=data.shuffle_buffer, deterministic=data.deterministic, repeat=repeat,
+            input_context=input_context,
+        )
     return images.make_image_dataset(
         files,
         num_classes=num_classes,
         image_size=data.image_size,
-        batch_size=config.train.batch_size if training else config.train.eval_batch_size,
+        batch_size=batch_size,
         training=training,
-        seed=config.seed if epoch is None else epoch_seed(config, epoch),
+        seed=seed,
         shuffle_buffer=data.shuffle_buffer,
         deterministic=data.deterministic,
         repeat=repeat,

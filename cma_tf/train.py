@@ -8,6 +8,8 @@ model on the eval split and writes `metrics.json`.
 Example:
     python -m cma_tf.train --config=configs/demo.py:ms_cma --workdir=runs/demo/ms_cma --config.train.epochs=5
     python -m cma_tf.train --config=configs/coco.py:ms_cma --workdir=runs/coco_ms_cma --dry_run
+    python -m cma_tf.train --config=configs/yt8m.py:cma_snet --workdir=runs/yt8m_cma_snet \
+        --config.data.data_dir=gs://my-bucket/yt8m/frame
 """
 
 from absl import app, flags
@@ -50,7 +52,8 @@ def main(argv):
 
     # First: MultiWorkerMirroredStrategy must configure collectives before any TF op runs.
     strategy = make_strategy(_STRATEGY.value)
-    from cma_tf.metrics.report import format_metrics_table
+    from cma_tf import factory
+    from cma_tf.metrics.report import SUMMARY_KEYS, format_metrics_table
     from cma_tf.training.trainer import train_and_evaluate
 
     config = cli.config_value(_CONFIG)
@@ -61,7 +64,8 @@ def main(argv):
         train_and_evaluate, config, _WORKDIR.value, strategy=strategy, dry_run=_DRY_RUN.value
     )
     if metrics:
-        print(format_metrics_table({config.model.head: metrics}))
+        keys = factory.evaluation_metrics(config)[1] if factory.is_video(config) else SUMMARY_KEYS
+        print(format_metrics_table({config.model.head: metrics}, keys))
 
 
 if __name__ == "__main__":

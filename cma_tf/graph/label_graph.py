@@ -140,13 +140,19 @@ def label_graph_from_records(
     vocabulary: Sequence[str] = (),
     batch_size: int = 1024,
     progress: bool = True,
+    parse_labels=None,
 ) -> LabelGraph:
-    """One streaming pass over image TFRecords (DESIGN.md §3), reading only the label field."""
+    """One streaming pass over TFRecords, reading only the label field.
+
+    Args:
+        parse_labels: serialized records `[B]` → sparse label ids; default: the image format
+            (DESIGN.md §3). YouTube-8M passes `cma_tf.data.yt8m.readers.parse_labels`.
+    """
+    image_format = parse_labels is None
+    if image_format:
+        parse_labels = lambda serialized: tf.io.parse_example(serialized, records.LABELS_ONLY_SPEC)[records.LABELS]  # noqa: E731
     dataset = tf.data.TFRecordDataset(list(files), num_parallel_reads=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch_size).map(
-        lambda serialized: tf.io.parse_example(serialized, records.LABELS_ONLY_SPEC)[records.LABELS],
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+    dataset = dataset.batch(batch_size).map(parse_labels, num_parallel_calls=tf.data.AUTOTUNE)
     accumulator = LabelCooccurrence(num_classes)
     with tqdm(desc="label graph", unit=" examples", disable=not progress) as bar:
         try:
@@ -155,8 +161,8 @@ def label_graph_from_records(
                 accumulator.update(dense)
                 bar.update(len(dense))
         except (ValueError, tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-            problem = first_bad_record(files, num_classes)
-            raise DataError(problem or f"{files}: field '{records.LABELS}': {error}") from error
+            problem = first_bad_record(files, num_classes) if image_format else None
+            raise DataError(problem or f"{files}: reading the labels: {error}") from error
     return LabelGraph(accumulator.counts, accumulator.num_examples, list(vocabulary))
 
 
@@ -167,8 +173,11 @@ def default_graph_path(data_dir: str, split: str = "train") -> str:
 def load_or_build_label_graph(
     data_dir: str, num_classes: int, vocabulary: Sequence[str], split: str = "train",
     path: Optional[str] = None,
+    files: Optional[Sequence[str]] = None,
+    parse_labels=None,
 ) -> LabelGraph:
-    """Loads `<data_dir>/label_graph_<split>.npz`, building and saving it on first use."""
+    """Loads `path` (default `<data_dir>/label_graph_<split>.npz`), building it on first use
+    from `files` (default: the split's image shards) and saving it there."""
     path = path or default_graph_path(data_dir, split)
     if tf.io.gfile.exists(path):
         graph = LabelGraph.load(path)
@@ -178,6 +187,7 @@ def load_or_build_label_graph(
                 "delete the file to rebuild it"
             )
         return graph
-    graph = label_graph_from_records(records.list_shards(data_dir, split), num_classes, vocabulary)
+    files = files if files is not None else records.list_shards(data_dir, split)
+    graph = label_graph_from_records(files, num_classes, vocabulary, parse_labels=parse_labels)
     graph.save(path)
     return graph

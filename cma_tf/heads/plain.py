@@ -1,13 +1,15 @@
-"""The plain baseline (Table 3, "ResNet-101"): global average pooling + one Dense layer."""
+"""The plain baseline (Table 3, "ResNet-101"): global average pooling + one Dense layer.
+
+Pools over every position, so it serves image maps `[B, H, W, C]` and video sequences `[B, T, C]`."""
 
 import keras
 
-from cma_tf.layers.cross_modality import PACKAGE, sync_sublayer_trainability
+from cma_tf.layers.cross_modality import PACKAGE, flatten_positions, sync_sublayer_trainability
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class PlainHead(keras.layers.Layer):
-    """Deepest backbone map → global average pool → Dense(N) logits.
+    """Deepest backbone map → mean over positions → Dense(N) logits.
 
     Args:
         num_classes: int, `N`.
@@ -19,7 +21,6 @@ class PlainHead(keras.layers.Layer):
     def __init__(self, num_classes, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
-        self.pool = keras.layers.GlobalAveragePooling2D(name="pool", dtype=self.dtype_policy)
         self.classifier = keras.layers.Dense(num_classes, name="classifier", dtype=self.dtype_policy)
         sync_sublayer_trainability(self)
 
@@ -27,7 +28,7 @@ class PlainHead(keras.layers.Layer):
         self.classifier.build((None, input_shape[-1][-1]))
 
     def call(self, features, training=None):
-        return self.classifier(self.pool(features[-1]))
+        return self.classifier(keras.ops.mean(flatten_positions(features[-1]), axis=1))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[-1][0], self.num_classes)

@@ -333,3 +333,12 @@ class VideoMetricAccumulator:
             "perr": self._sum_perr / self._num_videos,
             "map": _map_from_top_k(scores, hits, classes, self._class_positives),
         }
+
+
+REPORT_KEYS = ("GAP", "Hit@1", "PERR", "mAP")
+
+
+def video_report_metrics(predictions, labels, top_k=20) -> dict:
+    """`video_metrics` under the names of the paper's Table 4: GAP, Hit@1, PERR, mAP."""
+    metrics = video_metrics(predictions, labels, top_k)
+    return {"GAP": metrics["gap"], "Hit@1": metrics["hit_at_one"], "PERR": metrics["perr"], "mAP": metrics["map"]}

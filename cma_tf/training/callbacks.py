@@ -7,31 +7,40 @@ from cma_tf.metrics.image import multilabel_metrics
 
 
 def predict_scores(model, dataset):
-    """Runs `model` over a `(images, multi_hot)` dataset; returns `(σ(logits), targets)` as numpy."""
+    """Runs `model` over a `(inputs, multi_hot)` dataset; returns `(σ(logits), targets)` as numpy.
+
+    A dataset of `(inputs, labels, label_weights)` (rated YouTube-8M segments) gives the scores
+    times the weights, so only rated classes count, as the starter code's `eval.py` does."""
     scores, targets = [], []
-    for images, labels in dataset:
-        logits = model(images, training=False)
-        scores.append(1.0 / (1.0 + np.exp(-keras.ops.convert_to_numpy(logits).astype(np.float64))))
+    for batch in dataset:
+        inputs, labels = batch[0], batch[1]
+        logits = keras.ops.convert_to_numpy(model(inputs, training=False)).astype(np.float64)
+        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        if len(batch) > 2:
+            probabilities = probabilities * keras.ops.convert_to_numpy(batch[2])
+        scores.append(probabilities)
         targets.append(keras.ops.convert_to_numpy(labels))
     return np.concatenate(scores), np.concatenate(targets).astype(np.int64)
 
 
 class ValidationMetrics(keras.callbacks.Callback):
-    """Adds the exact image metrics on a validation set to the epoch logs (`val_mAP`, `val_CF1`,
-    `val_OF1`, …), so that later callbacks (checkpoints, TensorBoard, CSV) see them.
+    """Adds exact metrics on a validation set to the epoch logs (`val_mAP`, `val_CF1`, … for
+    images; `val_GAP`, … for video), so that later callbacks (checkpoints, TensorBoard, CSV)
+    see them.
 
     Put it before those callbacks in the list: Keras passes one logs dict along the list.
     """
 
-    def __init__(self, dataset, keys=("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")):
+    def __init__(self, dataset, keys=("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1"), metrics_fn=multilabel_metrics):
         super().__init__()
         self.dataset = dataset
         self.keys = keys
+        self.metrics_fn = metrics_fn
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        metrics = multilabel_metrics(*predict_scores(self.model, self.dataset))
+        metrics = self.metrics_fn(*predict_scores(self.model, self.dataset))
         for key in self.keys:
             logs[f"val_{key}"] = metrics[key]
 

@@ -8,7 +8,8 @@ its number, so the resumed run sees what the uninterrupted one would have), and 
 `final.keras` is not trained again.
 
 `metrics.json` reports the final model (the recipe's result, with no choice made on the eval
-split); `best.keras` is the epoch with the best validation mAP, kept for those who want it.
+split); `best.keras` is the epoch with the best validation mAP (GAP for video), kept for those
+who want it.
 """
 
 import csv
@@ -22,13 +23,11 @@ import tensorflow as tf
 from cma_tf import factory
 from cma_tf.data import records
 from cma_tf.data.validate import first_bad_record
-from cma_tf.data.vocab import read_vocabulary, vocabulary_path
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.asge_model import fit_asge, load_encoder_weights, save_encoder_weights
 from cma_tf.graph.label_graph import load_or_build_label_graph
 from cma_tf.graph.word2vec import fit_word2vec
-from cma_tf.metrics.image import multilabel_metrics
 from cma_tf.training import workdir as files
 from cma_tf.training.callbacks import EpochCheckpoint, LearningRateLogger, ValidationMetrics, predict_scores
 from cma_tf.training.loop import fit_with_custom_loop
@@ -40,8 +39,12 @@ def load_dataset_info(config):
     data_dir = config.data.data_dir
     if not data_dir:
         raise ConfigError("config.data.data_dir is empty: point it at a converted dataset")
-    vocabulary = read_vocabulary(vocabulary_path(data_dir))
-    graph = load_or_build_label_graph(data_dir, len(vocabulary), vocabulary, config.data.train_split)
+    vocabulary = factory.read_vocabulary(config)
+    split = config.data.train_split
+    graph = load_or_build_label_graph(
+        data_dir, len(vocabulary), vocabulary, split, path=config.data.label_graph,
+        files=factory.list_data_files(config, split), parse_labels=factory.label_parser(config),
+    )
     return vocabulary, graph
 
 
@@ -101,9 +104,11 @@ def fit_label_embeddings(config, graph, workdir):
     return fit_or_load_asge(config, graph, workdir)
 
 
-def evaluate_model(model, dataset):
-    """Exact metrics (mAP, C/O P/R/F1 at 0.5 and top-3) of `model` on `dataset`."""
-    return multilabel_metrics(*predict_scores(model, dataset))
+def evaluate_model(config, model, dataset):
+    """Exact metrics of `model` on `dataset`: images mAP, C/O P/R/F1 at 0.5 and top-3; video
+    GAP, Hit@1, PERR, mAP."""
+    metrics_fn, _, _ = factory.evaluation_metrics(config)
+    return metrics_fn(*predict_scores(model, dataset))
 
 
 DRY_RUN_STEPS = 2
@@ -144,7 +149,7 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
             _fit(config, workdir, graph, num_classes, eval_data, strategy, extra_callbacks)
         if not is_chief(strategy):
             return {}
-        metrics = evaluate_model(keras.saving.load_model(final_path), eval_data)
+        metrics = evaluate_model(config, keras.saving.load_model(final_path), eval_data)
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
         _raise_data_error(config, num_classes, error)
     metrics["model"] = config.model.head
@@ -152,15 +157,15 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
     return metrics
 
 
-def _best_validation_map(workdir):
-    """The best `val_mAP` of earlier epochs in `history.csv` (None if none), so a resumed run's
-    first epoch does not overwrite `best.keras` with a worse model."""
+def _best_validation_value(workdir, key):
+    """The best `key` (e.g. `val_mAP`) of earlier epochs in `history.csv` (None if none), so a
+    resumed run's first epoch does not overwrite `best.keras` with a worse model."""
     path = files.path(workdir, files.HISTORY)
     if not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path) as f:
         rows = list(csv.DictReader(f))
-    values = [float(row["val_mAP"]) for row in rows if row.get("val_mAP")]
+    values = [float(row[key]) for row in rows if row.get(key)]
     return max(values) if values else None
 
 
@@ -170,8 +175,10 @@ def _raise_data_error(config, num_classes, error):
     shards = [
         path
         for split in (config.data.train_split, config.data.eval_split)
-        for path in records.list_shards(config.data.data_dir, split)
+        for path in factory.list_data_files(config, split)
     ]
+    if factory.is_video(config):
+        raise DataError(f"reading the YouTube-8M records {shards}: {error.message}") from error
     problem = first_bad_record(shards, num_classes)
     if problem is None:
         raise error
@@ -211,12 +218,13 @@ def _fit(config, workdir, graph, num_classes, eval_data, strategy, extra_callbac
     steps_per_epoch = config.train.steps_per_epoch or max(1, graph.num_examples // config.train.batch_size)
     model, initial_epoch = _build_or_resume(config, workdir, graph, num_classes, steps_per_epoch, strategy)
     chief = is_chief(strategy)
-    callbacks = [ValidationMetrics(eval_data), LearningRateLogger()] if chief else []
+    metrics_fn, keys, monitor = factory.evaluation_metrics(config)
+    callbacks = [ValidationMetrics(eval_data, keys, metrics_fn), LearningRateLogger()] if chief else []
     if chief:
         callbacks += [
             keras.callbacks.ModelCheckpoint(
-                files.path(workdir, files.BEST_MODEL), monitor="val_mAP", mode="max", save_best_only=True,
-                initial_value_threshold=_best_validation_map(workdir),
+                files.path(workdir, files.BEST_MODEL), monitor=f"val_{monitor}", mode="max", save_best_only=True,
+                initial_value_threshold=_best_validation_value(workdir, f"val_{monitor}"),
             ),
             keras.callbacks.TensorBoard(files.path(workdir, files.TENSORBOARD)),
             keras.callbacks.CSVLogger(files.path(workdir, files.HISTORY), append=True),

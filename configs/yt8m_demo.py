@@ -1,0 +1,26 @@
+"""The CPU video demo (`make demo-video`): Table 4's four rows on the synthetic YouTube-8M
+dataset of `python -m cma_tf.data.yt8m.synthetic`, small widths, evaluated on its rated segments.
+
+Usage: `--config=configs/yt8m_demo.py:cma_snet` (or cma_fc, self_attention_snet, self_attention_fc).
+"""
+
+from cma_tf.config_base import get_paper_video_config
+
+
+def get_config(variant="cma_snet"):
+    config = get_paper_video_config(variant)
+    config.data.data_dir = "runs/yt8m_demo/data/frame"
+    config.data.frames = 32
+    config.data.shuffle_buffer = 512
+    config.data.deterministic = True  # same table on every run (same machine)
+    config.model.snet_filters = (128, 128, 128, 128)
+    config.model.fc_units = (128, 128)
+    config.model.feature_channels = None
+    config.asge.units = 64
+    config.asge.steps = 1000
+    config.train.epochs = 10
+    config.train.batch_size = 32
+    config.train.eval_batch_size = 256
+    config.train.learning_rate = 0.01
+    config.train.lr_decay_examples = 8_000  # × 0.8 every 250 steps
+    return config
