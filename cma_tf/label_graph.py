@@ -1,6 +1,7 @@
 """Builds a dataset's label graph: `python -m cma_tf.label_graph --data_dir=DIR [--split=train]`.
 
 One streaming pass over `<data_dir>/<split>-*.tfrecord` reading only `image/class/label`
+(or, with `--format=yt8m_frame|yt8m_video`, the `labels` of YouTube-8M `<split>*.tfrecord`)
 (memory `O(N²)`, whatever the number of images) gives the co-occurrence counts, `A`, `A'`
 (Eq. 1) and the label frequencies `p_k` (Eq. 12); they are saved with the vocabulary as
 `<data_dir>/label_graph_<split>.npz`, where `cma_tf.train` finds them (it builds the file
@@ -12,22 +13,34 @@ from absl import flags
 
 from cma_tf import cli
 
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Converted dataset: labels.txt and <split>-*.tfrecord shards.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None,
+    "Converted dataset: labels.txt and <split>-*.tfrecord shards; or YouTube-8M <split>*.tfrecord files "
+    "with vocabulary.csv beside them or in the parent folder.",
+)
+_FORMAT = flags.DEFINE_enum(
+    "format", "image", ["image", "yt8m_frame", "yt8m_video"],
+    "Record format: image Examples, or YouTube-8M frame-level SequenceExamples / video-level Examples.",
+)
 _SPLIT = flags.DEFINE_string("split", "train", "Split whose labels make the graph (the training split).")
 _OUTPUT = flags.DEFINE_string("output", None, "Output .npz (default: <data_dir>/label_graph_<split>.npz).")
 _TOP = flags.DEFINE_integer("top", 10, "How many labels and label pairs to print.")
 flags.mark_flags_as_required(["data_dir"])
 
 
-def build(data_dir, split, output, top):
+def build(data_dir, split, output, top, data_format="image"):
     import numpy as np
 
-    from cma_tf.data import records
-    from cma_tf.data.vocab import read_vocabulary, vocabulary_path
+    from cma_tf import factory
+    from cma_tf.config_base import get_base_config
     from cma_tf.graph.label_graph import default_graph_path, label_graph_from_records
 
-    vocabulary = read_vocabulary(vocabulary_path(data_dir))
-    graph = label_graph_from_records(records.list_shards(data_dir, split), len(vocabulary), vocabulary)
+    config = get_base_config()
+    config.data.data_dir, config.data.format = data_dir, data_format
+    vocabulary = factory.read_vocabulary(config)
+    graph = label_graph_from_records(
+        factory.list_data_files(config, split), len(vocabulary), vocabulary, parse_labels=factory.label_parser(config)
+    )
     path = output or default_graph_path(data_dir, split)
     graph.save(path)
     print(f"{path}: {graph.num_examples} examples, {graph.num_classes} labels")
@@ -45,7 +58,7 @@ def build(data_dir, split, output, top):
 
 def main(argv):
     del argv
-    cli.run_reporting_user_errors(build, _DATA_DIR.value, _SPLIT.value, _OUTPUT.value, _TOP.value)
+    cli.run_reporting_user_errors(build, _DATA_DIR.value, _SPLIT.value, _OUTPUT.value, _TOP.value, _FORMAT.value)
 
 
 if __name__ == "__main__":
