@@ -46,8 +46,9 @@ published test set, their records have neither labels nor ratings.
 Determinism
 -----------
 The prototypes and contexts come from `default_rng([seed, 3])` and video `i` of a split from its
-own stream `default_rng([seed, split_id, i])`, so the same arguments give byte-identical files,
-and a video does not depend on the sizes of the other splits nor on the shard counts. Video ids
+own stream `default_rng([seed, split_id, i])`, so the same arguments give byte-identical files
+(records are serialized with their feature maps in key order, also across processes), and a
+video does not depend on the sizes of the other splits nor on the shard counts. Video ids
 are 4 characters of [0-9A-Za-z] (like the published `Ab3x`), an injective function of
 (split, index) shifted by the seed: unique across the dataset.
 
@@ -78,6 +79,7 @@ import time
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import tensorflow as tf
 from tqdm import tqdm
 
 from cma_tf.data import records as shard_io
@@ -235,9 +237,10 @@ def make_world(num_classes: int = DEFAULT_NUM_CLASSES, seed: int = 0) -> Synthet
     pairs = tuple((scene_labels[2 * p][AMBIGUOUS_POSITION], scene_labels[2 * p + 1][AMBIGUOUS_POSITION])
                   for p in range(min(NUM_AMBIGUOUS_PAIRS, num_scenes // 2)))
     unrated = {ids[UNRATED_POSITION] for ids in scene_labels if len(ids) > UNRATED_POSITION}
+    rgb_dims, audio_dims = records.FEATURE_SIZES[records.RGB], records.FEATURE_SIZES[records.AUDIO]
     rng = np.random.default_rng([seed, WORLD_STREAM_ID])
-    rgb = _ambiguous_prototypes(rng, _unit_rows(rng, num_classes, records.FEATURE_SIZES[records.RGB]), pairs)
-    audio = _ambiguous_prototypes(rng, _unit_rows(rng, num_classes, records.FEATURE_SIZES[records.AUDIO]), pairs)
+    rgb = _ambiguous_prototypes(rng, _unit_rows(rng, num_classes, rgb_dims), pairs)
+    audio = _ambiguous_prototypes(rng, _unit_rows(rng, num_classes, audio_dims), pairs)
     return SyntheticWorld(
         names=tuple(names),
         scene_names=tuple(scene_names),
@@ -247,8 +250,8 @@ def make_world(num_classes: int = DEFAULT_NUM_CLASSES, seed: int = 0) -> Synthet
         segment_classes=tuple(k for k in range(num_classes) if k not in unrated),
         rgb_prototypes=rgb.astype(np.float32),
         audio_prototypes=audio.astype(np.float32),
-        rgb_contexts=_unit_rows(rng, num_scenes, records.FEATURE_SIZES[records.RGB]).astype(np.float32),
-        audio_contexts=_unit_rows(rng, num_scenes, records.FEATURE_SIZES[records.AUDIO]).astype(np.float32),
+        rgb_contexts=_unit_rows(rng, num_scenes, rgb_dims).astype(np.float32),
+        audio_contexts=_unit_rows(rng, num_scenes, audio_dims).astype(np.float32),
     )
 
 
@@ -368,26 +371,39 @@ def generate_videos(split: str, count: int, num_classes: int = DEFAULT_NUM_CLASS
     """Videos `start..start+count-1` of `split`, exactly as `write_synthetic_yt8m` writes them."""
     _validate_frames(min_frames, max_frames)
     world = make_world(num_classes, seed) if world is None else world
-    return [generate_video(world, split, i, min_frames, max_frames, seed) for i in range(start, start + count)]
+    return [generate_video(world, split, i, min_frames, max_frames, seed)
+            for i in range(start, start + count)]
 
 
 # ---------------------------------------------------------------------------------------------
 # Records and files
 
 
+def _deterministic(serialized: bytes, message_class) -> bytes:
+    """The same message with its map entries (the feature names) in a fixed order.
+
+    Plain `SerializeToString` writes a map in hash order, which changes from process to process.
+    """
+    return message_class.FromString(serialized).SerializeToString(deterministic=True)
+
+
 def frame_record(video: SyntheticVideo) -> bytes:
     """The frame-level SequenceExample of a video, in its split's published form."""
     if video.split == TEST_SPLIT:
-        return records.encode_frame_example(video.id, [], video.rgb, video.audio)
-    segments = video.segments if video.split == VALIDATE_SPLIT else None
-    return records.encode_frame_example(video.id, video.labels, video.rgb, video.audio, segments)
+        serialized = records.encode_frame_example(video.id, [], video.rgb, video.audio)
+    else:
+        segments = video.segments if video.split == VALIDATE_SPLIT else None
+        serialized = records.encode_frame_example(video.id, video.labels, video.rgb, video.audio, segments)
+    return _deterministic(serialized, tf.train.SequenceExample)
 
 
 def video_record(video: SyntheticVideo) -> bytes:
     """The video-level Example: the means of the dequantized frames."""
     labels = [] if video.split == TEST_SPLIT else video.labels
-    return records.encode_video_level_example(
-        video.id, labels, records.dequantize(video.rgb).mean(axis=0), records.dequantize(video.audio).mean(axis=0))
+    mean_rgb = records.dequantize(video.rgb).mean(axis=0)
+    mean_audio = records.dequantize(video.audio).mean(axis=0)
+    serialized = records.encode_video_level_example(video.id, labels, mean_rgb, mean_audio)
+    return _deterministic(serialized, tf.train.Example)
 
 
 def _write_csv(path: str, header: Sequence[str], rows) -> None:
@@ -587,10 +603,11 @@ def run_from_flags(flag_values, progress: bool = True) -> dict:
         progress=progress,
     )
     splits = summary["splits"]
-    print(f"{summary['out_dir']}: " + ", ".join(
-        f"{s['videos']} {name} videos ({s['frames']} frames, {s['shards']} shards)" for name, s in splits.items())
-        + f"; {summary['num_classes']} classes, {len(summary['segment_classes'])} rated in "
-        f"{splits[VALIDATE_SPLIT]['rated_segments']} segments; {time.perf_counter() - began:.1f} s")
+    videos = ", ".join(f"{s['videos']} {name} videos ({s['frames']} frames, {s['shards']} shards)"
+                       for name, s in splits.items())
+    print(f"{summary['out_dir']}: {videos}; {summary['num_classes']} classes, "
+          f"{len(summary['segment_classes'])} rated in {splits[VALIDATE_SPLIT]['rated_segments']} "
+          f"segments; {time.perf_counter() - began:.1f} s")
     return summary
 
 
