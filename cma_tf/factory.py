@@ -228,9 +228,10 @@ def read_vocabulary(config):
 
 
 def label_parser(config):
-    """Serialized records → sparse label ids, for the streaming label graph."""
+    """Serialized records → sparse label ids, for the streaming label graph; None for images
+    (the graph builder's own image parser, which also finds the bad record after an error)."""
     if config.data.format == "image":
-        return lambda serialized: tf.io.parse_example(serialized, records.LABELS_ONLY_SPEC)[records.LABELS]
+        return None
     frame_level = config.data.format == "yt8m_frame"
     return lambda serialized: yt8m_readers.parse_labels(serialized, frame_level=frame_level)
 

@@ -2,7 +2,7 @@
 
 import keras
 
-from cma_tf.heads.projection import feature_projection
+from cma_tf.heads.projection import deepest, deepest_shape, feature_projection
 from cma_tf.layers.cross_modality import (
     PACKAGE,
     sync_sublayer_trainability,
@@ -120,15 +120,15 @@ class CMAHead(LabelEmbeddingHead):
     def build(self, input_shape):
         if not self.label_encoder.built:
             self.label_encoder.build()
-        self.branch.build(tuple(input_shape[-1]))
+        self.branch.build(deepest_shape(input_shape))
 
     def call(self, features, training=None, return_attention=False):
         embeddings = self.label_embeddings(training=training)
-        logits, attention = self.branch(features[-1], embeddings, training=training, return_attention=True)
+        logits, attention = self.branch(deepest(features), embeddings, training=training, return_attention=True)
         return (logits, [attention]) if return_attention else logits
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[-1][0], self.num_classes)
+        return (deepest_shape(input_shape)[0], self.num_classes)
 
     def get_config(self):
         config = super().get_config()

@@ -4,6 +4,7 @@ Pools over every position, so it serves image maps `[B, H, W, C]` and video sequ
 
 import keras
 
+from cma_tf.heads.projection import deepest, deepest_shape
 from cma_tf.layers.cross_modality import PACKAGE, flatten_positions, sync_sublayer_trainability
 
 
@@ -25,13 +26,13 @@ class PlainHead(keras.layers.Layer):
         sync_sublayer_trainability(self)
 
     def build(self, input_shape):
-        self.classifier.build((None, input_shape[-1][-1]))
+        self.classifier.build((None, deepest_shape(input_shape)[-1]))
 
     def call(self, features, training=None):
-        return self.classifier(keras.ops.mean(flatten_positions(features[-1]), axis=1))
+        return self.classifier(keras.ops.mean(flatten_positions(deepest(features)), axis=1))
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[-1][0], self.num_classes)
+        return (deepest_shape(input_shape)[0], self.num_classes)
 
     def get_config(self):
         config = super().get_config()

@@ -2,7 +2,7 @@
 
 import keras
 
-from cma_tf.heads.projection import feature_projection
+from cma_tf.heads.projection import deepest, deepest_shape, feature_projection
 from cma_tf.layers.cross_modality import PACKAGE, sync_sublayer_trainability, PerClassClassifier
 from cma_tf.layers.self_attention import SelfAttentionPooling
 
@@ -27,20 +27,20 @@ class SelfAttentionHead(keras.layers.Layer):
         sync_sublayer_trainability(self)
 
     def build(self, input_shape):
-        shape = tuple(input_shape[-1])
+        shape = deepest_shape(input_shape)
         self.projection.build(shape)
         shape = self.projection.compute_output_shape(shape)
         self.attention.build(shape)
         self.classifier.build(self.attention.compute_output_shape(shape))
 
     def call(self, features, training=None, return_attention=False):
-        visual = self.projection(features[-1])
+        visual = self.projection(deepest(features))
         pooled, attention = self.attention(visual, return_attention=True)
         logits = self.classifier(pooled)
         return (logits, [attention]) if return_attention else logits
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[-1][0], self.num_classes)
+        return (deepest_shape(input_shape)[0], self.num_classes)
 
     def get_config(self):
         config = super().get_config()

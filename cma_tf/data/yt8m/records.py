@@ -88,7 +88,7 @@ def encode_video_level_example(video_id: str, labels: Sequence[int], mean_rgb, m
         MEAN_RGB: _floats(np.asarray(mean_rgb, np.float32).reshape(-1)),
         MEAN_AUDIO: _floats(np.asarray(mean_audio, np.float32).reshape(-1)),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def encode_frame_example(
@@ -122,7 +122,7 @@ def encode_frame_example(
     return tf.train.SequenceExample(
         context=tf.train.Features(feature=context),
         feature_lists=tf.train.FeatureLists(feature_list=feature_lists),
-    ).SerializeToString()
+    ).SerializeToString(deterministic=True)
 
 
 def shard_name(split: str, index: int) -> str:
