@@ -24,8 +24,8 @@ Pipeline, for a padded batch `[B, max_frames, D]` (the starter L2-normalises eac
     1. `resample_frames` to `T` frames (`--cma_frames`): a random frame of each of `T` equal
        bins when training, the bin's centre frame otherwise.
     2. Backbone → visual features `I [B, M, C]`:
-       SNet: 4 × (Conv1D kernel 3 'SAME' → BN → ReLU → max-pool 2 'VALID'), T=300 → M=18,
-             C = `--cma_snet_filters`;
+       SNet: 4 × (Conv1D kernel 3 'SAME' → BN → ReLU → max-pool 2 'SAME'), T=300 → M=19
+             (as `cma_tf/backbones/video.py`), C = `--cma_snet_filters`;
        FC:   2 × (frame-wise Dense → BN → ReLU), M = T, C = `--cma_fc_units`.
        Convolutions and Dense layers followed by BN have no bias (BN's β is the bias).
     3. Attention `a [B, N, M]` over the M positions (N = vocab_size), then Eq. 9-10.
@@ -80,7 +80,7 @@ def load_label_embeddings(path, vocab_size):
     try:
         with tf.io.gfile.GFile(path, "rb") as f:
             embeddings = np.load(f)
-    except (IOError, OSError, ValueError) as error:
+    except (tf.errors.OpError, IOError, ValueError) as error:
         raise DataError("Cannot read label embeddings from %s: %s" % (path, error))
     if embeddings.ndim != 2 or embeddings.shape[0] != vocab_size:
         raise DataError(
@@ -131,14 +131,16 @@ def batch_norm(x, is_training, scope, momentum=BN_MOMENTUM, epsilon=BN_EPSILON):
 
 
 def max_pool2(x):
-    """Max-pool 2, stride 2, 'VALID' over time (a trailing odd frame is dropped): T → ⌊T/2⌋."""
+    """Max-pool 2, stride 2, 'SAME' over time (an odd last frame is pooled alone): T → ⌈T/2⌉."""
     length, channels = x.shape.as_list()[1:]
-    x = x[:, : 2 * (length // 2)]
-    return tf.reduce_max(tf.reshape(x, [-1, length // 2, 2, channels]), axis=2)
+    if length % 2:
+        x = tf.concat([x, x[:, -1:]], axis=1)
+    return tf.reduce_max(tf.reshape(x, [-1, (length + 1) // 2, 2, channels]), axis=2)
 
 
 def snet(frames, is_training, filters):
-    """SNet: 4 × (Conv1D kernel 3 'SAME' → BN → ReLU → max-pool 2): `[B, T, D]` → `[B, M, filters]`."""
+    """SNet: 4 × (Conv1D kernel 3 'SAME' → BN → ReLU → max-pool 2 'SAME'): `[B, T, D]` →
+    `[B, ⌈T/16⌉, filters]`."""
     x = frames
     for index in range(SNET_LAYERS):
         with v1.variable_scope("snet_%d" % index):
@@ -168,8 +170,9 @@ def cross_modality_transformer(features, units, is_training):
 
 
 def l2_normalize(x, epsilon=ATTENTION_EPSILON):
-    """x / max(‖x‖, ε) on the last axis, written as x·rsqrt(max(‖x‖², ε²)): same value, but an
-    all-zero row (e.g. after ReLU) gets a zero gradient instead of NaN from sqrt'(0)."""
+    """x / max(‖x‖, ε) on the last axis, written as x·rsqrt(max(‖x‖², ε²)) like
+    `tf.nn.l2_normalize`: the same value, with no sqrt of 0 on the gradient path of an all-zero
+    row (a position that CMT's ReLU zeroed)."""
     squared = tf.reduce_sum(tf.square(x), axis=-1, keepdims=True)
     return x * tf.math.rsqrt(tf.maximum(squared, epsilon * epsilon))
 
@@ -197,8 +200,8 @@ def per_class_logits(attention, features, num_classes):
     """Eq. 9-10: `h_k = Σ_i a_k^i I^i`, `logit_k = w_k · h_k + b_k`, one `w_k` per class.
 
     Computed as `Σ_i a_k^i (w_k · I^i) + b_k`, the same number (Eq. 9 is linear in I), without
-    the `[B, N, C]` tensor `h` (for B=256, N=3,862, C=1,024 that is 4 GB; `[B, N, M]` is 1/57
-    of it for SNet's M=18).
+    the `[B, N, C]` tensor `h` (for B=256, N=3,862, C=1,024 that is 4 GB; `[B, N, M]` is 1/54
+    of it for SNet's M=19).
     """
     with v1.variable_scope("classifier"):
         kernel = _variable("kernel", [num_classes, _channels(features)],
@@ -218,7 +221,7 @@ class _FrameAttentionModel(object):
     Args (each None takes its flag; the starter code builds models without arguments):
         label_embeddings: `.npy` path or `[vocab_size, C_e]` array (`--cma_label_embeddings`).
         frames: int, `T` (`--cma_frames`).
-        snet_filters: int, SNet's Conv1D filters (`--cma_snet_filters`).
+        snet_filters: int, SNet's Conv1D filters, all 4 layers (`--cma_snet_filters`).
         fc_units: int, the FC backbone's width (`--cma_fc_units`).
     """
 
@@ -235,11 +238,9 @@ class _FrameAttentionModel(object):
                      **unused_params):
         """`model_input [B, max_frames, D]`, `num_frames [B]` → `{"predictions", "logits"}`,
         both `[B, vocab_size]` (predictions are sigmoid probabilities)."""
-        frames = self.frames or _flag_value("cma_frames")
-        if self.backbone == "snet" and frames < 2 ** SNET_LAYERS:
-            raise ConfigError("%s needs at least %d frames for SNet's %d max-pools, got "
-                              "--cma_frames=%d" % (type(self).__name__, 2 ** SNET_LAYERS,
-                                                   SNET_LAYERS, frames))
+        frames = self.frames if self.frames is not None else _flag_value("cma_frames")
+        if frames < 1:
+            raise ConfigError("%s needs --cma_frames ≥ 1, got %d" % (type(self).__name__, frames))
         offsets = None
         if is_training:
             offsets = tf.random.uniform(tf.stack([tf.shape(model_input)[0], frames]))

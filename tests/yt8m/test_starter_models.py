@@ -1,0 +1,275 @@
+"""The starter-code model classes (cma_tf/yt8m/starter_models.py): their forward pass in a TF1
+graph against a numpy re-derivation of Eq. 6-10 from the same variable values; and, when
+YT8M_STARTER_DIR names a copy of the YouTube-8M starter code, its unchanged train.py training
+CmaSnetModel through `python -m cma_tf.yt8m.starter_train`.
+
+The graphs are built in `tf.Graph().as_default()` blocks and run in `tf.compat.v1.Session`s;
+eager execution stays on for the rest of the pytest process.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cma_tf.data.records import write_shard
+from cma_tf.data.yt8m.records import encode_frame_example
+from cma_tf.errors import ConfigError, DataError
+from cma_tf.yt8m import starter_models, starter_train
+
+v1 = tf.compat.v1
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BN_EPSILON = 1e-3
+EPSILON = 1e-6
+
+
+# === numpy reference (independent of the code under test) ===
+
+
+def ref_resample(video, count, frames):
+    """Centre frame of each of `frames` equal bins of the first `count` frames."""
+    index = np.floor((np.arange(frames) + 0.5) / frames * count).astype(int)
+    return video[np.clip(index, 0, max(count - 1, 0))]
+
+
+def ref_bn(x, w, scope):
+    return ((x - w[scope + "/moving_mean"]) / np.sqrt(w[scope + "/moving_variance"] + BN_EPSILON)
+            * w[scope + "/gamma"] + w[scope + "/beta"])
+
+
+def ref_conv1d_same(x, kernel):
+    """x [T, C], kernel [3, C, F]: y[t] = Σ_j x[t + j − 1] · kernel[j], zero padding."""
+    padded = np.pad(x, ((1, 1), (0, 0)))
+    return sum(padded[j:j + len(x)] @ kernel[j] for j in range(3))
+
+
+def ref_cos_normalize(x):
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), EPSILON)
+
+
+def ref_logits(name, w, video, count, embeddings, frames):
+    relu = lambda v: np.maximum(v, 0.0)
+    x = ref_resample(video, count, frames)
+    if "Snet" in name:
+        for i in range(4):
+            s = f"tower/backbone/snet_{i}"
+            x = relu(ref_bn(ref_conv1d_same(x, w[s + "/kernel"]), w, s + "/bn"))
+            x = np.stack([x[j:j + 2].max(axis=0) for j in range(0, len(x), 2)])  # 'SAME' pool
+    else:
+        for i in range(2):
+            s = f"tower/backbone/fc_{i}"
+            x = relu(ref_bn(x @ w[s + "/dense/kernel"], w, s + "/bn"))
+    visual = x  # I [M, C]
+    if name.startswith("Cma"):
+        projected = visual
+        for i in range(2):  # Eq. 6
+            s = f"tower/cmt_{i}"
+            projected = relu(ref_bn(projected @ w[s + "/conv1x1/kernel"], w, s + "/bn"))
+        z = relu(ref_cos_normalize(embeddings) @ ref_cos_normalize(projected).T)  # Eq. 7, [N, M]
+    else:
+        s = "tower/self_attention/conv1x1"
+        z = (1.0 / (1.0 + np.exp(-(visual @ w[s + "/kernel"] + w[s + "/bias"])))).T
+    a = z / np.maximum(z.sum(axis=1, keepdims=True), EPSILON)  # Eq. 8
+    h = a @ visual  # Eq. 9, [N, C]: attention pools I, not I_s
+    return (h * w["tower/classifier/kernel"]).sum(axis=1) + w["tower/classifier/bias"]  # Eq. 10
+
+
+# === graph helpers ===
+
+B, MAX_FRAMES, D, N, C_E, T, WIDTH = 3, 40, 12, 5, 4, 37, 6  # SNet: 37 → 19 → 10 → 5 → 3
+COUNTS = np.array([40, 7, 1], np.int32)
+
+
+def build(model, is_training):
+    graph = tf.Graph()
+    with graph.as_default():
+        inputs = v1.placeholder(tf.float32, [None, MAX_FRAMES, D])
+        counts = v1.placeholder(tf.int32, [None])
+        with v1.variable_scope("tower"):
+            result = model.create_model(inputs, vocab_size=N, num_frames=counts,
+                                        is_training=is_training, labels=None)
+    return graph, inputs, counts, result
+
+
+def randomize_variables(session, graph, rng):
+    """Every variable (BN statistics included) to random values, so each term counts; BN's
+    γ and β keep most ReLU outputs positive, so the attention is rarely all zero."""
+    values = {}
+    ranges = {"moving_variance": (0.5, 2.0), "gamma": (0.5, 1.5), "beta": (0.0, 0.5)}
+    with graph.as_default():
+        for variable in v1.global_variables():
+            shape = variable.shape.as_list()
+            value = rng.normal(0.0, 0.5, shape).astype(np.float32)
+            for suffix, (low, high) in ranges.items():
+                if variable.op.name.endswith(suffix):
+                    value = rng.uniform(low, high, shape).astype(np.float32)
+            variable.load(value, session)
+            values[variable.op.name] = value
+    return values
+
+
+def model_kwargs(embeddings):
+    return dict(label_embeddings=embeddings, frames=T, snet_filters=WIDTH, fc_units=WIDTH)
+
+
+@pytest.mark.parametrize("model_class", starter_models.MODELS, ids=lambda c: c.__name__)
+def test_inference_matches_numpy_equations(model_class):
+    rng = np.random.default_rng(3)
+    # Mostly positive, like the ReLU outputs I_s they are compared with, so most cosines are > 0.
+    embeddings = rng.uniform(-0.3, 1.0, size=(N, C_E)).astype(np.float32)
+    video = rng.normal(size=(B, MAX_FRAMES, D)).astype(np.float32)
+    graph, inputs, counts, result = build(model_class(**model_kwargs(embeddings)), False)
+    with v1.Session(graph=graph) as session:
+        weights = randomize_variables(session, graph, rng)
+        logits, predictions = session.run([result["logits"], result["predictions"]],
+                                          {inputs: video, counts: COUNTS})
+    assert predictions.shape == (B, N)
+    expected = np.stack([ref_logits(model_class.__name__, weights, video[b], COUNTS[b],
+                                    embeddings, T) for b in range(B)])
+    attended = expected - weights["tower/classifier/bias"]
+    assert np.mean(np.abs(attended) > 1e-3) > 0.5, "degenerate case: mostly zero attention"
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(predictions, 1.0 / (1.0 + np.exp(-expected)), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_class", starter_models.MODELS, ids=lambda c: c.__name__)
+def test_training_graph_probabilities_and_batchnorm_updates(model_class):
+    rng = np.random.default_rng(4)
+    embeddings = rng.normal(size=(N, C_E)).astype(np.float32)
+    graph, inputs, counts, result = build(model_class(**model_kwargs(embeddings)), True)
+    with graph.as_default():
+        updates = v1.get_collection(v1.GraphKeys.UPDATE_OPS)
+        num_bn = sum(1 for v in v1.global_variables() if v.op.name.endswith("moving_mean"))
+        init = v1.global_variables_initializer()
+    assert num_bn >= 2 and len(updates) == 2 * num_bn
+    with v1.Session(graph=graph) as session:
+        session.run(init)
+        feed = {inputs: rng.normal(size=(B, MAX_FRAMES, D)), counts: COUNTS}
+        predictions, _ = session.run([result["predictions"], updates], feed)
+    assert predictions.shape == (B, N)
+    assert np.all((predictions > 0) & (predictions < 1))
+
+
+def test_snet_squeezes_300_frames_to_19_positions_like_the_keras_backbone():
+    with tf.Graph().as_default():
+        features = starter_models.snet(v1.placeholder(tf.float32, [None, 300, 8]), False, 4)
+    assert features.shape.as_list() == [None, 19, 4]
+
+
+def test_batch_norm_training_uses_batch_statistics_and_updates_moving_averages():
+    x = np.random.default_rng(5).normal(2.0, 3.0, size=(4, 5, 3)).astype(np.float32)
+    graph = tf.Graph()
+    with graph.as_default():
+        y = starter_models.batch_norm(tf.constant(x), True, "bn")
+        updates = v1.get_collection(v1.GraphKeys.UPDATE_OPS)
+        moving = [v for v in v1.global_variables() if "moving" in v.op.name]
+        init = v1.global_variables_initializer()
+    with v1.Session(graph=graph) as session:
+        session.run(init)
+        out = session.run(y)
+        session.run(updates)
+        mean_after, variance_after = session.run(moving)
+    mean, variance = x.mean(axis=(0, 1)), x.var(axis=(0, 1))
+    np.testing.assert_allclose(out, (x - mean) / np.sqrt(variance + BN_EPSILON), atol=1e-5)
+    np.testing.assert_allclose(mean_after, 0.01 * mean, rtol=1e-5)
+    np.testing.assert_allclose(variance_after, 0.99 + 0.01 * variance, rtol=1e-5)
+
+
+def test_cosine_of_an_all_zero_row_has_finite_gradient():
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.constant([[0.0, 0.0, 0.0], [1.0, 2.0, 2.0]])
+        y = starter_models.l2_normalize(x)
+        (grad,) = tf.gradients(tf.reduce_sum(y * [[1.0, 2.0, 3.0]]), [x])
+    with v1.Session(graph=graph) as session:
+        y_value, grad_value = session.run([y, grad])
+    np.testing.assert_allclose(y_value, [[0, 0, 0], [1 / 3, 2 / 3, 2 / 3]], atol=1e-6)
+    assert np.all(np.isfinite(grad_value))
+
+
+def test_wrong_shaped_embeddings_file_names_the_file(tmp_path):
+    path = str(tmp_path / "label_embeddings.npy")
+    np.save(path, np.zeros((N + 1, C_E), np.float32))
+    with pytest.raises(DataError, match=r"label_embeddings\.npy.*\(6, 4\).*vocab_size = 5"):
+        build(starter_models.CmaSnetModel(**model_kwargs(path)), False)
+    np.save(path, np.ones((N, C_E), np.float32))
+    graph, _, _, result = build(starter_models.CmaSnetModel(**model_kwargs(path)), False)
+    assert result["predictions"].shape.as_list() == [None, N]
+
+
+def test_missing_embeddings_file_names_the_file(tmp_path):
+    path = str(tmp_path / "absent.npy")
+    with pytest.raises(DataError, match="Cannot read label embeddings from .*absent.npy"):
+        build(starter_models.CmaFcModel(**model_kwargs(path)), False)
+
+
+def test_runner_finds_a_user_error_wrapped_by_autograph():
+    def raise_wrapped():
+        try:
+            raise DataError("bad embeddings file")
+        except DataError as error:
+            raise RuntimeError("StagingError: in user code ...") from error
+
+    with pytest.raises(RuntimeError) as wrapped:
+        raise_wrapped()
+    assert str(starter_train.find_user_error(wrapped.value)) == "bad embeddings file"
+    assert starter_train.find_user_error(RuntimeError("a bug")) is None
+
+
+def test_missing_embeddings_and_too_few_frames_are_config_errors():
+    with pytest.raises(ConfigError, match="--cma_label_embeddings"):
+        build(starter_models.CmaFcModel(frames=T, fc_units=WIDTH), False)
+    with pytest.raises(ConfigError, match="--cma_frames ≥ 1"):
+        build(starter_models.SelfAttentionSnetModel(frames=0, snet_filters=WIDTH), False)
+
+
+# === the starter code's own train.py ===
+
+
+def write_tiny_frame_records(path, num_videos=8, frames=20, num_classes=10, seed=0):
+    rng = np.random.default_rng(seed)
+    examples = [
+        encode_frame_example(
+            f"video{i}", rng.choice(num_classes, 2, replace=False),
+            rng.integers(0, 256, (frames, 1024), dtype=np.uint8),
+            rng.integers(0, 256, (frames, 128), dtype=np.uint8))
+        for i in range(num_videos)
+    ]
+    write_shard(path, examples)
+
+
+def test_starter_train_py_trains_cma_snet_and_writes_a_checkpoint(tmp_path):
+    starter_dir = os.environ.get("YT8M_STARTER_DIR")
+    if not starter_dir:
+        pytest.skip("YT8M_STARTER_DIR is not set (no YouTube-8M starter code copy)")
+    if not os.path.isfile(os.path.join(starter_dir, "train.py")):
+        pytest.skip(f"YT8M_STARTER_DIR={starter_dir!r} has no train.py")
+    pytest.importorskip("tf_slim", reason="tf_slim is not installed (the starter code imports "
+                                          "tensorflow.contrib.slim; pip install tf_slim)")
+    write_tiny_frame_records(str(tmp_path / "train0000.tfrecord"))
+    embeddings = str(tmp_path / "label_embeddings.npy")
+    np.save(embeddings, np.random.default_rng(1).normal(size=(3862, 4)).astype(np.float32))
+    train_dir = tmp_path / "train_dir"
+    # train.py fetches global_step with train_op and stops once it reads max_steps; it saves a
+    # checkpoint itself when that value is a multiple of 10, so --max_steps=10 runs 11 steps
+    # and writes model.ckpt-10 (8 videos × 5 epochs / batch 2 = 20 batches suffice).
+    command = [
+        sys.executable, "-m", "cma_tf.yt8m.starter_train", f"--starter_dir={starter_dir}",
+        "--model=CmaSnetModel", f"--cma_label_embeddings={embeddings}", "--cma_frames=16",
+        "--cma_snet_filters=4", "--frame_features", "--feature_names=rgb",
+        "--feature_sizes=1024", f"--train_data_pattern={tmp_path / 'train*.tfrecord'}",
+        f"--train_dir={train_dir}", "--batch_size=2", "--max_steps=10", "--num_readers=1",
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "training step 10 | Loss:" in proc.stderr
+    checkpoint = str(train_dir / "model.ckpt-10")
+    assert os.path.isfile(checkpoint + ".index")
+    reader = tf.train.load_checkpoint(checkpoint)
+    assert reader.get_tensor("tower/classifier/kernel").shape == (3862, 4)
+    # The starter ran the BatchNorm updates (UPDATE_OPS) with its training steps.
+    assert np.any(reader.get_tensor("tower/cmt_0/bn/moving_mean") != 0.0)
