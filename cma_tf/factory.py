@@ -57,6 +57,8 @@ def validate_config(config) -> None:
             f"config.model.backbone={model.backbone!r} does not read config.data.format={config.data.format!r} "
             f"data (use one of {', '.join(backbones)})"
         )
+    if backbones == VIDEO_BACKBONES and model.head == "ms_cma":
+        raise ConfigError("config.model.head='ms_cma' needs an image backbone's two taps; video models are single-scale (cma)")
     if config.data.eval_segments and config.data.format != "yt8m_frame":
         raise ConfigError("config.data.eval_segments needs config.data.format='yt8m_frame' (segment-rated records)")
     if model.label_embedding not in LABEL_EMBEDDINGS:

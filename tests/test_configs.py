@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cma_tf import factory
-from cma_tf.config_base import HEADS, PAPER_VARIANTS
+from cma_tf.config_base import HEADS, PAPER_VARIANTS, VIDEO_VARIANTS
 from cma_tf.graph.asge import ASGEEncoder
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
@@ -27,7 +27,11 @@ CONFIG_FILES = sorted(glob.glob(os.path.join(CONFIG_DIR, "*.py")))
 CASES = [
     (path, variant)
     for path in CONFIG_FILES
-    for variant in (HEADS if os.path.basename(path) == "demo.py" else tuple(PAPER_VARIANTS))
+    for variant in (
+        HEADS if os.path.basename(path) == "demo.py"
+        else tuple(VIDEO_VARIANTS) if os.path.basename(path).startswith("yt8m")
+        else tuple(PAPER_VARIANTS)
+    )
 ]
 
 
