@@ -96,3 +96,24 @@ def test_learning_rate_decays_by_examples():
     for step in (0, 9, 10, 25, 99, 100):
         expected = 2e-4 * 0.8 ** (step // 10)
         assert float(keras.ops.convert_to_numpy(schedule(step))) == pytest.approx(expected, rel=1e-5)
+
+
+def test_cma_attention_over_time_from_an_eager_backbone_call():
+    # Attention maps for a person (Fig. 5): one distribution over SNet's positions per class.
+    config = tiny_video_config("cma_snet")
+    encoder = ASGEEncoder(5, units=8)
+    encoder.build()
+    model = factory.build_classifier(config, 5, encoder)
+    x = np.random.default_rng(3).normal(size=(2, 16, 1152)).astype("float32")
+    logits, (attention,) = model.head(model.backbone(x, training=False), training=False, return_attention=True)
+    np.testing.assert_allclose(np.asarray(logits), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    attention = np.asarray(attention)
+    assert attention.shape == (2, 5, 1)  # 16 frames → 1 position after 4 poolings
+    config.data.frames = 64
+    model = factory.build_classifier(config, 5, encoder)
+    x = np.random.default_rng(4).normal(size=(2, 64, 1152)).astype("float32")
+    _, (attention,) = model.head(model.backbone(x, training=False), training=False, return_attention=True)
+    attention = np.asarray(attention)
+    assert attention.shape == (2, 5, 4)
+    sums = attention.sum(axis=-1)
+    assert np.all((np.abs(sums - 1) < 1e-5) | (sums == 0))  # Eq. 8: a distribution, or all zero
