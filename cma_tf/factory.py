@@ -265,7 +265,7 @@ def build_dataset(config, num_classes, split, training, repeat=False, epoch=None
     if data.format == "yt8m_frame":
         if data.eval_segments and not training:
             segments = yt8m_readers.segment_records(
-                files, num_classes, batch_size, features, deterministic=data.deterministic
+                files, num_classes, batch_size, features, deterministic=data.deterministic, max_frames=data.max_frames
             )
             return segments.map(
                 lambda batch: (yt8m_readers.segment_inputs(batch, data.frames), batch["labels"], batch["label_weights"])

@@ -11,8 +11,11 @@ Three record readers give what the starter code's readers give, as dicts of batc
   rated scores) and `label_weights` (1 where rated), like the starter code with
   `segment_labels=True`.
 
-Records are parsed a batch at a time (`tf.io.parse_sequence_example`), which is what makes
-them faster than the starter code's one-record-at-a-time parsing (`bench/yt8m_reader.py`).
+Records are parsed a batch at a time (`tf.io.parse_sequence_example`); frames are decoded,
+concatenated and padded as uint8 codes and dequantized in one fused (XLA) pass, because the
+float work, not the parsing, is most of a reader's cost (`bench/yt8m_reader.py` compares with
+the starter code's reader). Training picks its `T` frames from the codes and dequantizes only
+those.
 
 `make_frame_dataset` and `make_video_level_dataset` turn them into the `(features, multi_hot)`
 pairs that training and evaluation consume: frames resampled to a fixed `T` (`frames.py`).
@@ -54,8 +57,13 @@ def _dense_labels(sparse):
     return tf.pad(dense, [[0, 0], [0, 1]], constant_values=-1)
 
 
-def parse_frame_examples(serialized, num_classes, feature_names=DEFAULT_FRAME_FEATURES, max_frames=records.MAX_FRAMES):
-    """A batch `[B]` of serialized frame-level `SequenceExample`s → the `frame_records` dict."""
+def parse_frame_examples(
+    serialized, num_classes, feature_names=DEFAULT_FRAME_FEATURES, max_frames=records.MAX_FRAMES, dequantize=True,
+):
+    """A batch `[B]` of serialized frame-level `SequenceExample`s → the `frame_records` dict.
+
+    With `dequantize=False`, `video_matrix` holds the uint8 codes (zero codes after the last
+    frame), for callers that pick frames before dequantizing (`make_frame_dataset`)."""
     context, sequences, lengths = tf.io.parse_sequence_example(
         serialized,
         context_features={
@@ -65,23 +73,28 @@ def parse_frame_examples(serialized, num_classes, feature_names=DEFAULT_FRAME_FE
         sequence_features={name: tf.io.FixedLenSequenceFeature([], tf.string) for name in feature_names},
     )
     num_frames = tf.minimum(tf.cast(lengths[feature_names[0]], tf.int32), max_frames)
-    matrices = []
-    for name in feature_names:
-        raw = sequences[name][:, :max_frames]
-        codes = tf.io.decode_raw(raw, tf.uint8, fixed_length=records.FEATURE_SIZES[name])
-        matrices.append(records.dequantize(codes))
-    matrix = tf.concat(matrices, axis=-1) if len(matrices) > 1 else matrices[0]
-    present = tf.sequence_mask(num_frames, tf.shape(matrix)[1], dtype=matrix.dtype)
-    matrix = matrix * present[:, :, tf.newaxis]
-    padding = max_frames - tf.shape(matrix)[1]
-    matrix = tf.pad(matrix, [[0, 0], [0, padding], [0, 0]])
-    matrix = tf.ensure_shape(matrix, [None, max_frames, feature_size(feature_names)])
+    # Concatenating and padding the 1-byte codes costs a quarter of doing it on floats.
+    codes = [
+        tf.io.decode_raw(sequences[name][:, :max_frames], tf.uint8, fixed_length=records.FEATURE_SIZES[name])
+        for name in feature_names
+    ]
+    codes = tf.concat(codes, axis=-1) if len(codes) > 1 else codes[0]
+    codes = tf.pad(codes, [[0, 0], [0, max_frames - tf.shape(codes)[1]], [0, 0]])
+    codes = tf.ensure_shape(codes, [None, max_frames, feature_size(feature_names)])
     return {
         "video_ids": context[records.ID],
-        "video_matrix": matrix,
+        "video_matrix": dequantize_frames(codes, num_frames) if dequantize else codes,
         "num_frames": num_frames,
         "labels": multi_hot(_dense_labels(context[records.LABELS]), num_classes),
     }
+
+
+@tf.function(jit_compile=True)
+def dequantize_frames(codes, num_frames):
+    """uint8 codes `[B, F, D]` → floats, zero from each video's `num_frames` on. XLA fuses the
+    cast, scale, shift and mask into one pass (the floats are most of the reader's work)."""
+    present = tf.sequence_mask(num_frames, tf.shape(codes)[1])
+    return tf.where(present[:, :, tf.newaxis], records.dequantize(codes), 0.0)
 
 
 def parse_video_level_examples(serialized, num_classes, feature_names=DEFAULT_VIDEO_FEATURES):
@@ -128,6 +141,7 @@ def _record_dataset(files, shuffle, seed, deterministic, input_context=None, cyc
 def frame_records(
     files, num_classes, batch_size, feature_names=DEFAULT_FRAME_FEATURES, max_frames=records.MAX_FRAMES,
     shuffle_buffer=0, seed=0, deterministic=True, repeat=False, input_context=None, drop_remainder=False,
+    dequantize=True,
 ):
     """Batches of frame-level records as dicts (see the module docstring)."""
     feature_size(feature_names)
@@ -138,7 +152,7 @@ def frame_records(
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(
-        lambda serialized: parse_frame_examples(serialized, num_classes, tuple(feature_names), max_frames),
+        lambda serialized: parse_frame_examples(serialized, num_classes, tuple(feature_names), max_frames, dequantize),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic,
     )
     return _with_options(dataset, deterministic)
@@ -163,7 +177,7 @@ def video_level_records(
     return _with_options(dataset, deterministic)
 
 
-def _segments_of_one_video(serialized, num_classes, feature_names, segment_size):
+def _segments_of_one_video(serialized, num_classes, feature_names, segment_size, max_frames):
     context, sequences = tf.io.parse_single_sequence_example(
         serialized,
         context_features={
@@ -174,19 +188,21 @@ def _segments_of_one_video(serialized, num_classes, feature_names, segment_size)
         },
         sequence_features={name: tf.io.FixedLenSequenceFeature([], tf.string) for name in feature_names},
     )
-    matrix = tf.concat(
-        [
-            records.dequantize(tf.io.decode_raw(sequences[name], tf.uint8, fixed_length=records.FEATURE_SIZES[name]))
-            for name in feature_names
-        ],
-        axis=-1,
-    )
+    codes = [
+        tf.io.decode_raw(sequences[name][:max_frames], tf.uint8, fixed_length=records.FEATURE_SIZES[name])
+        for name in feature_names
+    ]
+    codes = tf.concat(codes, axis=-1) if len(codes) > 1 else codes[0]
+    num_frames = tf.shape(codes)[0]
+    # As the starter code: the video's first `max_frames` frames, zeros after its last frame.
+    codes = tf.pad(codes, [[0, max_frames - num_frames], [0, 0]])
+    matrix = dequantize_frames(codes[tf.newaxis], num_frames[tf.newaxis])[0]
     starts = context[records.SEGMENT_START_TIMES].values
     unique_starts, segment_index = tf.unique(starts, out_idx=tf.int64)
     frame_index = unique_starts[:, tf.newaxis] + tf.range(segment_size, dtype=tf.int64)[tf.newaxis, :]
     check = tf.debugging.assert_less(
-        frame_index, tf.cast(tf.shape(matrix)[0], tf.int64),
-        message=f"YouTube-8M field '{records.SEGMENT_START_TIMES}': a segment runs past the video's last frame",
+        frame_index, tf.cast(max_frames, tf.int64),
+        message=f"YouTube-8M field '{records.SEGMENT_START_TIMES}': a segment runs past frame {max_frames}",
     )
     with tf.control_dependencies([check]):
         segments = tf.gather(matrix, frame_index)
@@ -214,13 +230,16 @@ def _segments_of_one_video(serialized, num_classes, feature_names, segment_size)
 
 def segment_records(
     files, num_classes, batch_size, feature_names=DEFAULT_FRAME_FEATURES,
-    segment_size=records.SEGMENT_SIZE, deterministic=True,
+    segment_size=records.SEGMENT_SIZE, deterministic=True, max_frames=records.MAX_FRAMES,
 ):
-    """Batches of the rated segments of segment-rated records (see the module docstring)."""
+    """Batches of the rated segments of segment-rated records (see the module docstring). A
+    segment that runs past the video's last frame gets zero rows there, as in the starter code."""
     feature_size(feature_names)
     dataset = _record_dataset(files, False, 0, deterministic)
     dataset = dataset.map(
-        lambda serialized: _segments_of_one_video(serialized, num_classes, tuple(feature_names), segment_size),
+        lambda serialized: _segments_of_one_video(
+            serialized, num_classes, tuple(feature_names), segment_size, max_frames
+        ),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic,
     )
     dataset = dataset.unbatch().batch(batch_size)
@@ -247,24 +266,24 @@ def make_frame_dataset(
     dataset = frame_records(
         files, num_classes, batch_size, feature_names, max_frames,
         shuffle_buffer=shuffle_buffer if training else 0, seed=seed, deterministic=deterministic,
-        repeat=repeat, input_context=input_context, drop_remainder=training,
+        repeat=repeat, input_context=input_context, drop_remainder=training, dequantize=False,
     )
+
+    # Frames are picked from the uint8 codes and only the `frames` picked ones dequantized.
+    def resampled(batch, offsets=None):
+        picked = resample_frames(batch["video_matrix"], batch["num_frames"], frames, offsets)
+        return dequantize_frames(picked, tf.where(batch["num_frames"] > 0, frames, 0)), batch["labels"]
+
     if training:
         dataset = dataset.enumerate().map(
-            lambda step, batch: (
-                resample_frames(
-                    batch["video_matrix"], batch["num_frames"], frames,
-                    random_offsets(tf.shape(batch["video_matrix"])[0], frames, tf.stack([tf.cast(seed, tf.int64), step])),
-                ),
-                batch["labels"],
+            lambda step, batch: resampled(
+                batch,
+                random_offsets(tf.shape(batch["video_matrix"])[0], frames, tf.stack([tf.cast(seed, tf.int64), step])),
             ),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic,
         )
     else:
-        dataset = dataset.map(
-            lambda batch: (resample_frames(batch["video_matrix"], batch["num_frames"], frames), batch["labels"]),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic,
-        )
+        dataset = dataset.map(resampled, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

@@ -493,3 +493,15 @@ def test_agrees_with_youtube8m_starter_readers(data, tmp_path):
     np.testing.assert_array_equal(ours["labels"], starter["labels"].astype(np.float32))
     np.testing.assert_array_equal(ours["num_frames"], starter["num_frames"])
     np.testing.assert_array_equal(ours["video_matrix"], starter["video_matrix"])
+
+
+def test_a_segment_past_the_last_frame_gets_zero_rows_as_in_the_starter_code(tmp_path):
+    rng = np.random.default_rng(11)
+    rgb, audio = random_frames(rng, 12)
+    segments = {"segment_start_times": [10], "segment_end_times": [15], "segment_labels": [3], "segment_scores": [1.0]}
+    path = write_records(tmp_path / "validate0000.tfrecord", [records.encode_frame_example("pe", [3], rgb, audio, segments)])
+    out = collect(readers.segment_records([path], NUM_CLASSES, 4))
+    expected = numpy_dequantize(np.concatenate([rgb, audio], axis=1))[10:12]
+    np.testing.assert_allclose(out["video_matrix"][0, :2], expected, rtol=0, atol=ATOL)
+    np.testing.assert_array_equal(out["video_matrix"][0, 2:], 0.0)
+    assert out["labels"][0, 3] == 1.0 and out["num_frames"].tolist() == [SEGMENT_SIZE]
