@@ -21,7 +21,6 @@ Prints a table, writes JSON (`--json_out`), and ends with one JSON line with
 
 import argparse
 import io
-import json
 import multiprocessing
 import os
 import sys
@@ -32,10 +31,12 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from report import write_report  # noqa: E402
 from cma_tf.data import images, records  # noqa: E402
 
 NUM_CLASSES = 80
@@ -185,10 +186,7 @@ def main():
     print(f"\ncma_tf / bare decode = {result['ratio_to_decode']:.2f} (goal ≥ 0.80); "
           f"cma_tf / PIL worker pool = {result['ratio_to_pil']:.2f}, "
           f"/ PIL one process = {result['ratio_to_pil_single_process']:.2f} (goal ≥ 2)")
-    os.makedirs(os.path.dirname(args.json_out) or ".", exist_ok=True)
-    with open(args.json_out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(json.dumps(result))
+    write_report(result, args.json_out)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ cores and the TensorFlow version.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -57,10 +56,12 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from report import write_report  # noqa: E402
 from cma_tf import factory  # noqa: E402
 from cma_tf.config_base import get_base_config  # noqa: E402
 
@@ -258,10 +259,7 @@ def main():
         f"MS-CMA overhead {overheads['ms_cma']:+.1%} (goal ≤ 15%): {'met' if met['ms_cma'] else 'NOT met'}{scope}. "
         f"Wall time {result['wall_s']:.0f} s."
     )
-    os.makedirs(os.path.dirname(args.json_out) or ".", exist_ok=True)
-    with open(args.json_out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(json.dumps(result))
+    write_report(result, args.json_out)
 
 
 if __name__ == "__main__":

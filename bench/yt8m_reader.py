@@ -33,9 +33,11 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tensorflow as tf  # noqa: E402
 
+from report import write_report  # noqa: E402
 from cma_tf.data.yt8m import readers, records, synthetic  # noqa: E402
 
 FEATURE_NAMES = (records.RGB, records.AUDIO)
@@ -259,10 +261,7 @@ def main():
     print(f"\ncma_tf / starter = {result['ratio_to_starter']:.2f} in frames/s (goal ≥ 2), "
           f"{result['cpu_ratio_to_starter']:.2f} in frames per CPU-second; "
           f"load average before the run {load_before} on {cores} cores")
-    os.makedirs(os.path.dirname(args.json_out) or ".", exist_ok=True)
-    with open(args.json_out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(json.dumps(result))
+    write_report(result, args.json_out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import numpy as np
 import tensorflow as tf
 
 from cma_tf import factory
-from cma_tf.data import records
 from cma_tf.data.validate import first_bad_record
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph.asge import ASGEEncoder

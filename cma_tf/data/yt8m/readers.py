@@ -138,6 +138,18 @@ def _record_dataset(files, shuffle, seed, deterministic, input_context=None, cyc
     )
 
 
+def _parsed_batches(files, parse, batch_size, shuffle_buffer, seed, deterministic, repeat, input_context, drop_remainder):
+    """Records of `files` (shuffled when `shuffle_buffer`), batched, then `parse`d a batch at a time."""
+    dataset = _record_dataset(files, shuffle_buffer > 0, seed, deterministic, input_context)
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    return _with_options(dataset, deterministic)
+
+
 def frame_records(
     files, num_classes, batch_size, feature_names=DEFAULT_FRAME_FEATURES, max_frames=records.MAX_FRAMES,
     shuffle_buffer=0, seed=0, deterministic=True, repeat=False, input_context=None, drop_remainder=False,
@@ -145,17 +157,11 @@ def frame_records(
 ):
     """Batches of frame-level records as dicts (see the module docstring)."""
     feature_size(feature_names)
-    dataset = _record_dataset(files, shuffle_buffer > 0, seed, deterministic, input_context)
-    if shuffle_buffer:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.map(
+    return _parsed_batches(
+        files,
         lambda serialized: parse_frame_examples(serialized, num_classes, tuple(feature_names), max_frames, dequantize),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic,
+        batch_size, shuffle_buffer, seed, deterministic, repeat, input_context, drop_remainder,
     )
-    return _with_options(dataset, deterministic)
 
 
 def video_level_records(
@@ -164,17 +170,11 @@ def video_level_records(
 ):
     """Batches of video-level records as dicts (see the module docstring)."""
     feature_size(feature_names)
-    dataset = _record_dataset(files, shuffle_buffer > 0, seed, deterministic, input_context)
-    if shuffle_buffer:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.map(
+    return _parsed_batches(
+        files,
         lambda serialized: parse_video_level_examples(serialized, num_classes, tuple(feature_names)),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic,
+        batch_size, shuffle_buffer, seed, deterministic, repeat, input_context, drop_remainder,
     )
-    return _with_options(dataset, deterministic)
 
 
 def _segments_of_one_video(serialized, num_classes, feature_names, segment_size, max_frames):
