@@ -83,8 +83,17 @@ B, MAX_FRAMES, D, N, C_E, T, WIDTH = 3, 40, 12, 5, 4, 37, 6  # SNet: 37 â†’ 19 â
 COUNTS = np.array([40, 7, 1], np.int32)
 
 
-def build(model, is_training):
+def seeded_graph():
+    """A graph with a graph-level seed: earlier tests in this process enable op determinism
+    (deterministic training runs), under which unseeded random ops refuse to run."""
     graph = tf.Graph()
+    with graph.as_default():
+        v1.set_random_seed(0)
+    return graph
+
+
+def build(model, is_training):
+    graph = seeded_graph()
     with graph.as_default():
         inputs = v1.placeholder(tf.float32, [None, MAX_FRAMES, D])
         counts = v1.placeholder(tf.int32, [None])
@@ -154,14 +163,14 @@ def test_training_graph_probabilities_and_batchnorm_updates(model_class):
 
 
 def test_snet_squeezes_300_frames_to_19_positions_like_the_keras_backbone():
-    with tf.Graph().as_default():
+    with seeded_graph().as_default():
         features = starter_models.snet(v1.placeholder(tf.float32, [None, 300, 8]), False, 4)
     assert features.shape.as_list() == [None, 19, 4]
 
 
 def test_batch_norm_training_uses_batch_statistics_and_updates_moving_averages():
     x = np.random.default_rng(5).normal(2.0, 3.0, size=(4, 5, 3)).astype(np.float32)
-    graph = tf.Graph()
+    graph = seeded_graph()
     with graph.as_default():
         y = starter_models.batch_norm(tf.constant(x), True, "bn")
         updates = v1.get_collection(v1.GraphKeys.UPDATE_OPS)
@@ -179,7 +188,7 @@ def test_batch_norm_training_uses_batch_statistics_and_updates_moving_averages()
 
 
 def test_cosine_of_an_all_zero_row_has_finite_gradient():
-    graph = tf.Graph()
+    graph = seeded_graph()
     with graph.as_default():
         x = tf.constant([[0.0, 0.0, 0.0], [1.0, 2.0, 2.0]])
         y = starter_models.l2_normalize(x)
