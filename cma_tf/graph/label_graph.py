@@ -104,7 +104,7 @@ class LabelGraph:
             symmetric_adjacency=self.symmetric_adjacency,
             frequencies=self.frequencies,
         )
-        tmp = path + ".tmp"
+        tmp = f"{path}.tmp{os.getpid()}"  # workers of one multi-worker run may save the same graph at once
         with tf.io.gfile.GFile(tmp, "wb") as f:
             f.write(buffer.getvalue())
         tf.io.gfile.rename(tmp, path, overwrite=True)
