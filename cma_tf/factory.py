@@ -1,12 +1,9 @@
 """The one place that turns a config (`configs/*.py`) into objects: backbone, head, classifier,
-loss, optimizer, datasets, vocabulary and the evaluation metrics of the data's kind. Nothing else reads `config.model`, `config.asge` or the optimiser
-fields of `config.train`; the trainer reads only the run's own fields (data directory and
-splits, epochs, batch size, seed)."""
-
-import os
+loss, optimizer, datasets, vocabulary and the evaluation metrics of the data's kind. Nothing
+else reads `config.model`, `config.asge` or the optimiser fields of `config.train`; the
+trainer reads only the run's own fields (data directory and splits, epochs, batch size, seed)."""
 
 import keras
-import tensorflow as tf
 
 from cma_tf.backbones.resnet import resnet101_backbone
 from cma_tf.backbones.small import small_backbone
@@ -14,7 +11,7 @@ from cma_tf.backbones.video import fc_backbone, snet_backbone
 from cma_tf.config_base import HEADS
 from cma_tf.data import images, records, vocab
 from cma_tf.data.yt8m import readers as yt8m_readers
-from cma_tf.data.yt8m.vocabulary import VOCABULARY_FILENAME, read_yt8m_vocabulary
+from cma_tf.data.yt8m.vocabulary import VOCABULARY_FILENAME, first_existing, published_locations, read_yt8m_vocabulary
 from cma_tf.errors import ConfigError
 from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.word2vec import FixedLabelEmbedding
@@ -57,7 +54,7 @@ def validate_config(config) -> None:
             f"config.model.backbone={model.backbone!r} does not read config.data.format={config.data.format!r} "
             f"data (use one of {', '.join(backbones)})"
         )
-    if backbones == VIDEO_BACKBONES and model.head == "ms_cma":
+    if is_video(config) and model.head == "ms_cma":
         raise ConfigError("config.model.head='ms_cma' needs an image backbone's two taps; video models are single-scale (cma)")
     if config.data.eval_segments and config.data.format != "yt8m_frame":
         raise ConfigError("config.data.eval_segments needs config.data.format='yt8m_frame' (segment-rated records)")
@@ -220,9 +217,8 @@ def read_vocabulary(config):
     data = config.data
     path = data.vocabulary
     if not path and is_video(config):
-        candidates = [vocab.vocabulary_path(data.data_dir), os.path.join(data.data_dir, VOCABULARY_FILENAME),
-                      os.path.join(os.path.dirname(os.path.normpath(data.data_dir)), VOCABULARY_FILENAME)]
-        path = next((c for c in candidates if tf.io.gfile.exists(c)), candidates[1])
+        candidates = [vocab.vocabulary_path(data.data_dir)] + published_locations(data.data_dir, VOCABULARY_FILENAME)
+        path = first_existing(candidates) or candidates[1]
     path = path or vocab.vocabulary_path(data.data_dir)
     if path.endswith(".csv"):
         return read_yt8m_vocabulary(path)

@@ -42,20 +42,13 @@ flags.mark_flags_as_required(["config", "workdir", "input", "output"])
 
 
 def default_segment_label_ids(data_dir):
-    import os
+    from cma_tf.data.yt8m.vocabulary import SEGMENT_LABEL_IDS_FILENAME, first_existing, published_locations
 
-    import tensorflow as tf
-
-    from cma_tf.data.yt8m.vocabulary import SEGMENT_LABEL_IDS_FILENAME
-
-    candidates = [
-        os.path.join(data_dir, SEGMENT_LABEL_IDS_FILENAME),
-        os.path.join(os.path.dirname(os.path.normpath(data_dir)), SEGMENT_LABEL_IDS_FILENAME),
-    ]
-    for candidate in candidates:
-        if tf.io.gfile.exists(candidate):
-            return candidate
-    raise FileNotFoundError(f"no --segment_label_ids given and none found at {' or '.join(candidates)}")
+    candidates = published_locations(data_dir, SEGMENT_LABEL_IDS_FILENAME)
+    found = first_existing(candidates)
+    if found is None:
+        raise FileNotFoundError(f"no --segment_label_ids given and none found at {' or '.join(candidates)}")
+    return found
 
 
 def write_submission(config, workdir, input_pattern, output, segment_label_ids=None, checkpoint="final",

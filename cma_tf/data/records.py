@@ -83,12 +83,15 @@ def split_pattern(data_dir: str, split: str) -> str:
 
 def list_shards(data_dir: str, split: str) -> list:
     """The sorted shard files of one split; a clear error naming the pattern if there are none."""
-    pattern = split_pattern(data_dir, split)
+    return list_matching_files(split_pattern(data_dir, split), f"TFRecord shards for split '{split}'")
+
+
+def list_matching_files(pattern: str, what: str) -> list:
+    """The sorted files matching `pattern` (local or `gs://`); an error naming `what` and the
+    pattern if there are none."""
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
-        raise DataError(
-            f"No TFRecord shards for split '{split}': nothing matches {pattern}"
-        )
+        raise DataError(f"No {what}: nothing matches {pattern}")
     return files
 
 

@@ -26,7 +26,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from cma_tf.data.yt8m import records
-from cma_tf.errors import DataError
+from cma_tf.data.records import list_matching_files
 from cma_tf.data.yt8m.frames import random_offsets, resample_frames
 
 DEFAULT_FRAME_FEATURES = (records.RGB, records.AUDIO)
@@ -57,6 +57,16 @@ def _dense_labels(sparse):
     return tf.pad(dense, [[0, 0], [0, 1]], constant_values=-1)
 
 
+def _frame_codes(sequences, feature_names, max_frames):
+    """Parsed frame feature lists (`[..., frames]` bytes) → uint8 codes `[..., ≤ max_frames, D]`,
+    the features concatenated in `feature_names` order."""
+    codes = [
+        tf.io.decode_raw(sequences[name][..., :max_frames], tf.uint8, fixed_length=records.FEATURE_SIZES[name])
+        for name in feature_names
+    ]
+    return tf.concat(codes, axis=-1) if len(codes) > 1 else codes[0]
+
+
 def parse_frame_examples(
     serialized, num_classes, feature_names=DEFAULT_FRAME_FEATURES, max_frames=records.MAX_FRAMES, dequantize=True,
 ):
@@ -74,11 +84,7 @@ def parse_frame_examples(
     )
     num_frames = tf.minimum(tf.cast(lengths[feature_names[0]], tf.int32), max_frames)
     # Concatenating and padding the 1-byte codes costs a quarter of doing it on floats.
-    codes = [
-        tf.io.decode_raw(sequences[name][:, :max_frames], tf.uint8, fixed_length=records.FEATURE_SIZES[name])
-        for name in feature_names
-    ]
-    codes = tf.concat(codes, axis=-1) if len(codes) > 1 else codes[0]
+    codes = _frame_codes(sequences, feature_names, max_frames)
     codes = tf.pad(codes, [[0, 0], [0, max_frames - tf.shape(codes)[1]], [0, 0]])
     codes = tf.ensure_shape(codes, [None, max_frames, feature_size(feature_names)])
     return {
@@ -188,11 +194,7 @@ def _segments_of_one_video(serialized, num_classes, feature_names, segment_size,
         },
         sequence_features={name: tf.io.FixedLenSequenceFeature([], tf.string) for name in feature_names},
     )
-    codes = [
-        tf.io.decode_raw(sequences[name][:max_frames], tf.uint8, fixed_length=records.FEATURE_SIZES[name])
-        for name in feature_names
-    ]
-    codes = tf.concat(codes, axis=-1) if len(codes) > 1 else codes[0]
+    codes = _frame_codes(sequences, feature_names, max_frames)
     num_frames = tf.shape(codes)[0]
     # As the starter code: the video's first `max_frames` frames, zeros after its last frame.
     codes = tf.pad(codes, [[0, max_frames - num_frames], [0, 0]])
@@ -309,8 +311,4 @@ def segment_inputs(batch, frames):
 
 def list_record_files(data_dir: str, split: str) -> list:
     """The sorted record files of one split (`<split>*.tfrecord`), with an error naming the pattern."""
-    pattern = records.split_pattern(data_dir, split)
-    files = sorted(tf.io.gfile.glob(pattern))
-    if not files:
-        raise DataError(f"No YouTube-8M records for split '{split}': nothing matches {pattern}")
-    return files
+    return list_matching_files(records.split_pattern(data_dir, split), f"YouTube-8M records for split '{split}'")

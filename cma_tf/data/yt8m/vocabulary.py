@@ -4,6 +4,7 @@ then the 1,000 class ids rated in the 2019 segment records)."""
 
 import csv
 import io
+import os
 
 import tensorflow as tf
 
@@ -11,6 +12,17 @@ from cma_tf.errors import DataError
 
 VOCABULARY_FILENAME = "vocabulary.csv"
 SEGMENT_LABEL_IDS_FILENAME = "segment_label_ids.csv"
+
+
+def published_locations(data_dir: str, filename: str) -> list:
+    """Where a dataset file may lie: in the records' folder, or in its parent (the published
+    layout keeps `vocabulary.csv` beside the `frame/` and `video/` folders)."""
+    return [os.path.join(data_dir, filename), os.path.join(os.path.dirname(os.path.normpath(data_dir)), filename)]
+
+
+def first_existing(paths):
+    """The first of `paths` that exists (local or `gs://`), or None."""
+    return next((path for path in paths if tf.io.gfile.exists(path)), None)
 
 
 def _read_text(path):
