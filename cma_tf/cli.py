@@ -5,7 +5,7 @@ import sys
 
 from cma_tf.errors import ConfigError, DataError
 
-USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataError, FileNotFoundError, FileExistsError)
 
 
 def quiet_tensorflow_logs():

@@ -24,6 +24,7 @@ from cma_tf.metrics.image import multilabel_metrics
 from cma_tf.metrics.video import REPORT_KEYS as VIDEO_KEYS
 from cma_tf.metrics.video import video_report_metrics
 from cma_tf.models.classifier import MultiLabelClassifier
+from cma_tf.serving import requests as serving_requests
 
 EMBEDDING_HEADS = ("cma", "ms_cma")
 
@@ -283,6 +284,17 @@ def build_dataset(config, num_classes, split, training, repeat=False, epoch=None
         repeat=repeat,
         input_context=input_context,
     )
+
+
+def serving_request(config):
+    """The `RequestFormat` a served model of this config reads (images, frame-level
+    `SequenceExample`s or video-level `Example`s), decoded as `build_dataset` evaluates."""
+    data = config.data
+    if data.format == "yt8m_frame":
+        return serving_requests.frame_request(data.frames, data.feature_names, data.max_frames)
+    if data.format == "yt8m_video":
+        return serving_requests.video_level_request(data.feature_names)
+    return serving_requests.image_request(data.image_size)
 
 
 def set_precision_policy(config):

@@ -137,6 +137,8 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
 
     vocabulary, graph = load_dataset_info(config)
     num_classes = len(vocabulary)
+    if is_chief(strategy):
+        files.write_labels(workdir, vocabulary)
     eval_data = factory.build_dataset(config, num_classes, config.data.eval_split, training=False)
     if dry_run:
         eval_data = eval_data.take(DRY_RUN_STEPS)

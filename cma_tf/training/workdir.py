@@ -6,6 +6,7 @@ import os
 import tensorflow as tf
 
 CONFIG = "config.json"
+VOCABULARY = "labels.txt"
 ASGE_WEIGHTS = "asge/encoder_weights.npz"
 ASGE_REPORT = "asge/report.json"
 WORD2VEC = "word2vec/embeddings.npy"
@@ -32,9 +33,48 @@ def write_json(file_path: str, data) -> None:
     tf.io.gfile.rename(tmp, file_path, overwrite=True)
 
 
+def write_labels(workdir: str, names) -> None:
+    """The run's label names, one a line (line = class id), written atomically: the workdir
+    then carries what an export needs without the dataset."""
+    file_path = path(workdir, VOCABULARY)
+    tmp = file_path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write("".join(f"{name}\n" for name in names))
+    tf.io.gfile.rename(tmp, file_path, overwrite=True)
+
+
+def read_labels(file_path: str) -> list:
+    with tf.io.gfile.GFile(file_path, "r") as f:
+        return [line.rstrip("\r\n") for line in f]
+
+
 def read_json(file_path: str):
     with tf.io.gfile.GFile(file_path, "r") as f:
         return json.load(f)
+
+
+def read_config(workdir: str):
+    """The run's `config.json` as a ConfigDict, over today's defaults (a run written before a
+    field existed gets the field's default)."""
+    from cma_tf.config_base import get_base_config
+
+    config_path = path(workdir, CONFIG)
+    if not tf.io.gfile.exists(config_path):
+        raise FileNotFoundError(f"{workdir} is not a training workdir: {CONFIG} is missing")
+    config = get_base_config()
+    with config.unlocked():
+        _merge(config, read_json(config_path))
+    return config
+
+
+def _merge(config, values):
+    import ml_collections
+
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(config.get(key), ml_collections.ConfigDict):
+            _merge(config[key], value)
+        else:
+            config[key] = tuple(value) if isinstance(value, list) else value
 
 
 def trained_model_path(workdir: str, checkpoint: str = "final") -> str:

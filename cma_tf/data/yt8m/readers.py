@@ -73,13 +73,14 @@ def parse_frame_examples(
     """A batch `[B]` of serialized frame-level `SequenceExample`s → the `frame_records` dict.
 
     With `dequantize=False`, `video_matrix` holds the uint8 codes (zero codes after the last
-    frame), for callers that pick frames before dequantizing (`make_frame_dataset`)."""
+    frame), for callers that pick frames before dequantizing (`make_frame_dataset`).
+    `num_classes=None` skips the labels (serving requests need none): no `labels` key."""
+    context_features = {records.ID: tf.io.FixedLenFeature([], tf.string)}
+    if num_classes is not None:
+        context_features[records.LABELS] = tf.io.VarLenFeature(tf.int64)
     context, sequences, lengths = tf.io.parse_sequence_example(
         serialized,
-        context_features={
-            records.ID: tf.io.FixedLenFeature([], tf.string),
-            records.LABELS: tf.io.VarLenFeature(tf.int64),
-        },
+        context_features=context_features,
         sequence_features={name: tf.io.FixedLenSequenceFeature([], tf.string) for name in feature_names},
     )
     num_frames = tf.minimum(tf.cast(lengths[feature_names[0]], tf.int32), max_frames)
@@ -87,35 +88,45 @@ def parse_frame_examples(
     codes = _frame_codes(sequences, feature_names, max_frames)
     codes = tf.pad(codes, [[0, 0], [0, max_frames - tf.shape(codes)[1]], [0, 0]])
     codes = tf.ensure_shape(codes, [None, max_frames, feature_size(feature_names)])
-    return {
+    parsed = {
         "video_ids": context[records.ID],
         "video_matrix": dequantize_frames(codes, num_frames) if dequantize else codes,
         "num_frames": num_frames,
-        "labels": multi_hot(_dense_labels(context[records.LABELS]), num_classes),
     }
+    if num_classes is not None:
+        parsed["labels"] = multi_hot(_dense_labels(context[records.LABELS]), num_classes)
+    return parsed
 
 
-@tf.function(jit_compile=True)
-def dequantize_frames(codes, num_frames):
-    """uint8 codes `[B, F, D]` → floats, zero from each video's `num_frames` on. XLA fuses the
-    cast, scale, shift and mask into one pass (the floats are most of the reader's work)."""
+def mask_and_dequantize(codes, num_frames):
+    """uint8 codes `[B, F, D]` → floats, zero from each video's `num_frames` on (plain ops:
+    serving graphs use this one, as TF Serving need not run XLA)."""
     present = tf.sequence_mask(num_frames, tf.shape(codes)[1])
     return tf.where(present[:, :, tf.newaxis], records.dequantize(codes), 0.0)
 
 
+# XLA fuses the cast, scale, shift and mask into one pass (the floats are most of the reader's work).
+dequantize_frames = tf.function(mask_and_dequantize, jit_compile=True)
+
+
 def parse_video_level_examples(serialized, num_classes, feature_names=DEFAULT_VIDEO_FEATURES):
-    """A batch `[B]` of serialized video-level `Example`s → the `video_level_records` dict."""
-    spec = {records.ID: tf.io.FixedLenFeature([], tf.string), records.LABELS: tf.io.VarLenFeature(tf.int64)}
+    """A batch `[B]` of serialized video-level `Example`s → the `video_level_records` dict
+    (`num_classes=None`: no `labels`, as `parse_frame_examples`)."""
+    spec = {records.ID: tf.io.FixedLenFeature([], tf.string)}
+    if num_classes is not None:
+        spec[records.LABELS] = tf.io.VarLenFeature(tf.int64)
     for name in feature_names:
         spec[name] = tf.io.FixedLenFeature([records.FEATURE_SIZES[name]], tf.float32)
     parsed = tf.io.parse_example(serialized, spec)
     matrix = tf.concat([parsed[name] for name in feature_names], axis=-1)
-    return {
+    result = {
         "video_ids": parsed[records.ID],
         "video_matrix": matrix,
         "num_frames": tf.ones_like(parsed[records.ID], dtype=tf.int32),
-        "labels": multi_hot(_dense_labels(parsed[records.LABELS]), num_classes),
     }
+    if num_classes is not None:
+        result["labels"] = multi_hot(_dense_labels(parsed[records.LABELS]), num_classes)
+    return result
 
 
 def parse_labels(serialized, frame_level=True):

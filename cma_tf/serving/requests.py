@@ -1,0 +1,109 @@
+"""What a served model reads: one request item (encoded image, serialized YouTube-8M record)
+→ the model's input row, made exactly as evaluation makes it, and the per-item decoding that
+lets one bad item fail alone.
+
+Three request formats, one per kind of model (`cma_tf.factory.serving_request` picks it):
+
+    images             JPEG/PNG/GIF/BMP bytes → float32 [S, S, 3]: decoded to RGB, bilinear
+                       resize to S × S, 0..255 (`data/images.py`, the evaluation path)
+    sequence_examples  a frame-level `SequenceExample` → float32 [T, D]: the first
+                       `max_frames` frames, resampled to T at bin centres, dequantized
+                       (`data/yt8m/readers.py` + `frames.py`, the evaluation path)
+    examples           a video-level `Example` → float32 [1, D] (`mean_rgb`, `mean_audio`)
+
+Labels in a record are ignored. The graph holds plain TensorFlow ops only (no XLA, no
+Python), so TF Serving runs it as it is.
+"""
+
+import dataclasses
+from typing import Callable, Tuple
+
+import tensorflow as tf
+
+from cma_tf.data import images
+from cma_tf.data.yt8m import readers
+from cma_tf.data.yt8m.frames import resample_frames
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestFormat:
+    """How a model's requests look.
+
+    Attributes:
+        bytes_input: the name of the `tf.string [None]` input of `serving_default`.
+        tensor_input: the name of the float input of the tensor signature.
+        tensor_signature: the name of that signature.
+        item_shape: the model's input shape without the batch axis.
+        decode_one: one request item (a scalar `tf.string`) → float32 `item_shape`.
+        description: one line for `--help` texts and the README.
+    """
+
+    bytes_input: str
+    tensor_input: str
+    tensor_signature: str
+    item_shape: Tuple[int, ...]
+    decode_one: Callable[[tf.Tensor], tf.Tensor]
+    description: str
+
+
+def image_request(image_size: int) -> RequestFormat:
+    def decode_one(encoded):
+        return images.resize(images.decode_image(encoded), image_size)
+
+    return RequestFormat(
+        "images", "pixels", "predict_pixels", (image_size, image_size, 3), decode_one,
+        f"encoded images (JPEG/PNG/GIF/BMP), decoded and resized to {image_size}×{image_size} in the graph",
+    )
+
+
+def frame_request(frames: int, feature_names, max_frames: int) -> RequestFormat:
+    feature_names = tuple(feature_names)
+    size = readers.feature_size(feature_names)
+
+    def decode_one(serialized):
+        parsed = readers.parse_frame_examples(
+            serialized[tf.newaxis], None, feature_names, max_frames, dequantize=False
+        )
+        picked = resample_frames(parsed["video_matrix"], parsed["num_frames"], frames)
+        present = tf.where(parsed["num_frames"] > 0, frames, 0)
+        return tf.ensure_shape(readers.mask_and_dequantize(picked, present)[0], [frames, size])
+
+    return RequestFormat(
+        "sequence_examples", "frames", "predict_frames", (frames, size), decode_one,
+        f"serialized YouTube-8M frame-level SequenceExamples ({', '.join(feature_names)}), "
+        f"resampled to {frames} frames in the graph",
+    )
+
+
+def video_level_request(feature_names) -> RequestFormat:
+    feature_names = tuple(feature_names)
+    size = readers.feature_size(feature_names)
+
+    def decode_one(serialized):
+        parsed = readers.parse_video_level_examples(serialized[tf.newaxis], None, feature_names)
+        return tf.ensure_shape(parsed["video_matrix"], [1, size])
+
+    return RequestFormat(
+        "examples", "frames", "predict_frames", (1, size), decode_one,
+        f"serialized YouTube-8M video-level Examples ({', '.join(feature_names)})",
+    )
+
+
+def decode_each(items: tf.Tensor, request: RequestFormat):
+    """`(indices int64 [G], rows float32 [G, *item_shape])` of the items that decode.
+
+    Each item is decoded on its own inside a `tf.data` pipeline whose `ignore_errors` drops
+    an item whose decoding fails (bad bytes, a truncated file, a malformed record), so one bad
+    item never fails the batch; `indices` says which items made it. A sentinel row at the end
+    keeps the batch non-empty when no item decodes, and is cut off.
+    """
+    count = tf.shape(items, out_type=tf.int64)[0]
+    decoded = (
+        tf.data.Dataset.from_tensor_slices((tf.range(count), items))
+        .map(lambda index, item: (index, request.decode_one(item)),
+             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .ignore_errors()
+    )
+    sentinel = tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), tf.zeros(request.item_shape, tf.float32)))
+    indices, rows = decoded.concatenate(sentinel).batch(count + 1).get_single_element()
+    return indices[:-1], rows[:-1]
