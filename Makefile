@@ -19,10 +19,13 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: install demo demo-video test test-slow bench clean
 
-$(STAMP): setup.cfg pyproject.toml
+# tensorflow-serving-api (the gRPC PredictRequest of cma_tf.serving.clients) goes in --no-deps:
+# its own requirement would pull a second full TensorFlow next to tensorflow-cpu (DESIGN.md §2).
+$(STAMP): setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps "tensorflow-serving-api>=2.16,<3"
 	touch $(STAMP)
 
 install: $(STAMP)
