@@ -18,7 +18,8 @@ and `serving_default` also returns `valid` bool [B]: False for an item that does
 (not an image, a truncated file, a malformed record). Such an item gets scores 0, classes −1
 and labels "" and does not affect the others. A request must hold at least one item: an empty
 batch fails with INVALID_ARGUMENT "empty batch"; a wrong dtype or shape is refused by the
-signature itself (INVALID_ARGUMENT naming the expected type).
+signature itself (INVALID_ARGUMENT naming the expected type), and float inputs of another shape
+than the model's fail with INVALID_ARGUMENT "pixels must be [batch, S, S, 3]" (or frames).
 """
 
 import tensorflow as tf
@@ -99,7 +100,14 @@ class ServingModule(tf.Module):
         return tf.debugging.assert_positive(tf.shape(inputs)[0], message=EMPTY_BATCH_MESSAGE)
 
     def _serve_tensor(self, inputs):
-        with tf.control_dependencies([self._check_not_empty(inputs)]):
+        # A loaded signature does not enforce its static shape, and the convolutions would take
+        # any image size: un-resized pixels must fail, not be scored at another resolution.
+        expected = self.request.item_shape
+        shape_check = tf.debugging.assert_equal(
+            tf.shape(inputs)[1:], tf.constant(expected, tf.int32),
+            message=f"{self.request.tensor_input} must be [batch, {', '.join(map(str, expected))}]",
+        )
+        with tf.control_dependencies([self._check_not_empty(inputs), shape_check]):
             return self._top_k(self._scores(inputs))
 
     def _serve_bytes(self, items):

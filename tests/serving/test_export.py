@@ -1,0 +1,194 @@
+"""The exported image SavedModel: same scores as the Keras model, the documented signatures,
+the documented answer to each bad request, and the export CLI."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import reference_image_spec
+from tests.serving.conftest import IMAGE_SIZE, TOP_K, encode, random_image
+from tests.test_cli import ROOT, run_cli
+
+# Same ops on the same float32 inputs, traced into different graphs: the scores (σ of the
+# logits, in [0, 1]) agree to float32 rounding. Measured: max difference ≤ 1e-6.
+SCORE_TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def keras_model(image_workdir):
+    import keras
+
+    from cma_tf.training import workdir as files
+
+    return keras.saving.load_model(files.trained_model_path(image_workdir))
+
+
+@pytest.fixture(scope="module")
+def loaded(image_export):
+    return tf.saved_model.load(image_export)
+
+
+def keras_scores(model, pixels):
+    logits = model(tf.constant(pixels, tf.float32), training=False).numpy().astype(np.float64)
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def val_records(data_dir):
+    """`(encoded images, label ids)` of the val split, parsed with the reference spec."""
+    files = sorted(tf.io.gfile.glob(os.path.join(data_dir, "val-*.tfrecord")))
+    encoded = []
+    for record in tf.data.TFRecordDataset(files):
+        encoded.append(tf.io.parse_single_example(record, reference_image_spec())["image/encoded"].numpy())
+    return encoded
+
+
+def test_serving_default_equals_keras_on_the_evaluation_pipeline(image_data, keras_model, loaded):
+    """The bytes signature decodes and resizes in the graph exactly as evaluation does: its
+    scores on each val image equal the Keras model's on the evaluation dataset's pixels."""
+    from cma_tf.data.images import make_image_dataset
+
+    pixels = []
+    for shard in sorted(tf.io.gfile.glob(os.path.join(image_data, "val-*.tfrecord"))):  # one by one: record order
+        dataset = make_image_dataset([shard], num_classes=16, image_size=IMAGE_SIZE, batch_size=64, training=False)
+        pixels.extend(batch[0].numpy() for batch in dataset)
+    pixels = np.concatenate(pixels)
+    encoded = val_records(image_data)
+    outputs = loaded.signatures["serving_default"](images=tf.constant(encoded))
+    assert outputs["valid"].numpy().all()
+    np.testing.assert_allclose(outputs["scores"].numpy(), keras_scores(keras_model, pixels), atol=SCORE_TOLERANCE)
+
+
+def test_decoding_matches_an_independent_png_decoder(loaded, keras_model):
+    """PNG bytes in the graph vs PIL's decoding + bilinear resize (half-pixel centres, as
+    `tf.image.resize`) into the Keras model; JPEG and PNG of the same pixels also agree."""
+    from PIL import Image
+    import io
+
+    rng = np.random.default_rng(1)
+    images = [random_image(rng) for _ in range(4)]
+    png = [encode(image, "PNG") for image in images]
+    decoded = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data in png]
+    pixels = np.stack([tf.image.resize(image, [IMAGE_SIZE, IMAGE_SIZE], method="bilinear").numpy() for image in decoded])
+    outputs = loaded.signatures["serving_default"](images=tf.constant(png))
+    np.testing.assert_allclose(outputs["scores"].numpy(), keras_scores(keras_model, pixels), atol=SCORE_TOLERANCE)
+    tensor = loaded.signatures["predict_pixels"](pixels=tf.constant(pixels, tf.float32))
+    np.testing.assert_allclose(tensor["scores"].numpy(), outputs["scores"].numpy(), atol=SCORE_TOLERANCE)
+
+
+def test_top_k_are_the_best_scores_with_their_vocabulary_names(image_export, loaded):
+    rng = np.random.default_rng(2)
+    outputs = loaded.signatures["serving_default"](images=tf.constant([encode(random_image(rng), "JPEG") for _ in range(5)]))
+    with open(os.path.join(image_export, "assets", "labels.txt")) as f:
+        vocabulary = f.read().splitlines()
+    scores = outputs["scores"].numpy()
+    classes = outputs["top_k_classes"].numpy()
+    assert classes.shape == (5, TOP_K)
+    np.testing.assert_array_equal(classes, np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K])
+    np.testing.assert_allclose(outputs["top_k_scores"].numpy(), np.take_along_axis(scores, classes, axis=1))
+    labels = outputs["top_k_labels"].numpy().astype(str)
+    np.testing.assert_array_equal(labels, np.asarray(vocabulary)[classes])
+
+
+def test_a_bad_image_is_flagged_and_does_not_change_the_others(loaded):
+    """Per-item flags: undecodable items get valid=False, scores 0, classes −1, labels "";
+    the good items' results are those of a batch without the bad ones."""
+    rng = np.random.default_rng(3)
+    png = encode(random_image(rng), "PNG")
+    jpeg = encode(random_image(rng), "JPEG")
+    bad = [b"not an image", b"", png[: len(png) // 2], jpeg[: len(jpeg) // 2]]
+    batch = [bad[0], png, bad[1], jpeg, bad[2], bad[3]]
+    signature = loaded.signatures["serving_default"]
+    outputs = signature(images=tf.constant(batch))
+    alone = signature(images=tf.constant([png, jpeg]))
+    np.testing.assert_array_equal(outputs["valid"].numpy(), [False, True, False, True, False, False])
+    good = [1, 3]
+    np.testing.assert_allclose(outputs["scores"].numpy()[good], alone["scores"].numpy(), atol=1e-6)
+    np.testing.assert_array_equal(outputs["top_k_labels"].numpy()[good], alone["top_k_labels"].numpy())
+    flagged = [0, 2, 4, 5]
+    assert (outputs["scores"].numpy()[flagged] == 0).all()
+    assert (outputs["top_k_classes"].numpy()[flagged] == -1).all()
+    assert (outputs["top_k_labels"].numpy()[flagged] == b"").all()
+
+
+def test_a_batch_of_only_bad_images_is_all_flagged(loaded):
+    outputs = loaded.signatures["serving_default"](images=tf.constant([b"junk", b"more junk"]))
+    np.testing.assert_array_equal(outputs["valid"].numpy(), [False, False])
+    assert outputs["scores"].shape == (2, 16)
+
+
+@pytest.mark.parametrize("signature, inputs", [
+    ("serving_default", {"images": tf.constant([], tf.string)}),
+    ("predict_pixels", {"pixels": tf.zeros([0, IMAGE_SIZE, IMAGE_SIZE, 3])}),
+])
+def test_an_empty_batch_is_an_invalid_argument(loaded, signature, inputs):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="empty batch"):
+        loaded.signatures[signature](**inputs)
+
+
+def test_a_wrong_dtype_or_shape_is_refused_by_the_signature(loaded):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="string"):
+        loaded.signatures["serving_default"](images=tf.constant([1.0, 2.0]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"pixels must be \[batch, {IMAGE_SIZE}, {IMAGE_SIZE}, 3\]"):
+        loaded.signatures["predict_pixels"](pixels=tf.zeros([1, IMAGE_SIZE + 1, IMAGE_SIZE, 3]))
+
+
+def test_saved_model_cli_lists_the_documented_signatures(image_export):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = subprocess.run(
+        [cli, "show", "--dir", image_export, "--all"], capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    for signature in ("serving_default", "predict_pixels"):
+        assert f"signature_def['{signature}']" in text
+    assert "inputs['images'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in text
+    assert f"inputs['pixels'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, {IMAGE_SIZE}, {IMAGE_SIZE}, 3)" in text
+    for output, dtype in [("scores", "DT_FLOAT"), ("top_k_classes", "DT_INT32"), ("top_k_labels", "DT_STRING"),
+                          ("top_k_scores", "DT_FLOAT"), ("valid", "DT_BOOL")]:
+        assert f"outputs['{output}'] tensor_info:\n        dtype: {dtype}" in text
+    assert text.count("outputs['valid']") == 1  # serving_default only
+
+
+def test_the_vocabulary_ships_as_an_asset(image_export, image_workdir):
+    with open(os.path.join(image_export, "assets", "labels.txt")) as f, open(os.path.join(image_workdir, "labels.txt")) as g:
+        assert f.read() == g.read()
+    assert os.path.exists(os.path.join(image_export, "assets.extra", "cma_tf.json"))
+
+
+def test_export_cli_writes_a_version_and_refuses_to_overwrite_it(image_workdir, tmp_path):
+    export_dir = str(tmp_path / "cma" / "7")
+    result = run_cli("cma_tf.export", f"--workdir={image_workdir}", f"--export_dir={export_dir}", "--top_k=2")
+    assert result.returncode == 0, result.stderr
+    assert "serving_default(images: string [-1])" in result.stdout
+    assert "top_k_labels: string [-1,2]" in result.stdout
+    assert os.listdir(tmp_path / "cma") == ["7"]  # no temporary folder left behind
+    again = run_cli("cma_tf.export", f"--workdir={image_workdir}", f"--export_dir={export_dir}")
+    assert again.returncode == 2
+    assert again.stderr.strip().splitlines()[-1] == f"error: {export_dir} exists: choose a new version number or pass --overwrite"
+
+
+def test_export_cli_names_a_missing_workdir(tmp_path):
+    result = run_cli("cma_tf.export", f"--workdir={tmp_path}/nothing", f"--export_dir={tmp_path}/m/1")
+    assert result.returncode == 2
+    assert "is not a training workdir: config.json is missing" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_saved_model_loads_without_cma_tf(image_export):
+    """TF Serving has no Python: the SavedModel must run with TensorFlow alone."""
+    code = (
+        "import sys, tensorflow as tf; assert 'cma_tf' not in sys.modules;"
+        f"f = tf.saved_model.load({image_export!r}).signatures['serving_default'];"
+        "out = f(images=tf.constant([b'x']));"
+        "assert 'cma_tf' not in sys.modules; print(out['valid'].numpy())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=""))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[False]"
+    assert ROOT  # the repository root is not on the path of that process
