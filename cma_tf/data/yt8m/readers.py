@@ -60,10 +60,17 @@ def _dense_labels(sparse):
 def _frame_codes(sequences, feature_names, max_frames):
     """Parsed frame feature lists (`[..., frames]` bytes) → uint8 codes `[..., ≤ max_frames, D]`,
     the features concatenated in `feature_names` order."""
-    codes = [
-        tf.io.decode_raw(sequences[name][..., :max_frames], tf.uint8, fixed_length=records.FEATURE_SIZES[name])
-        for name in feature_names
-    ]
+    codes = []
+    for name in feature_names:
+        frames, size = sequences[name][..., :max_frames], records.FEATURE_SIZES[name]
+        # `fixed_length` zero-pads a short frame; only the batch padding ("") may be short.
+        lengths = tf.strings.length(frames)
+        check = tf.debugging.assert_equal(
+            tf.reduce_all((lengths == size) | (lengths == 0)), True,
+            message=f"YouTube-8M field '{name}' holds a frame that is not {size} bytes",
+        )
+        with tf.control_dependencies([check]):
+            codes.append(tf.io.decode_raw(frames, tf.uint8, fixed_length=size))
     return tf.concat(codes, axis=-1) if len(codes) > 1 else codes[0]
 
 

@@ -283,6 +283,18 @@ def test_label_outside_vocabulary_names_the_field(tmp_path):
         collect(readers.video_level_records([path], NUM_CLASSES, 2))
 
 
+def test_a_frame_of_the_wrong_size_names_the_field(tmp_path):
+    """`decode_raw(fixed_length=…)` would zero-pad a short frame; the reader refuses it."""
+    rgb, audio = random_frames(np.random.default_rng(0), 3)
+    example = tf.train.SequenceExample.FromString(records.encode_frame_example("short", [1], rgb, audio))
+    example.feature_lists.feature_list["audio"].feature[2].bytes_list.value[0] = bytes(100)
+    path = write_records(tmp_path / "short0000.tfrecord", [
+        records.encode_frame_example("ok", [1], rgb[:2], audio[:2]), example.SerializeToString(),
+    ])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"field .{1,2}audio.{1,2} holds a frame that is not 128 bytes"):
+        collect(readers.frame_records([path], NUM_CLASSES, 2, max_frames=MAX_FRAMES))
+
+
 def test_video_level_records_match_reference(data):
     out = collect(readers.video_level_records([data["video_file"]], NUM_CLASSES, 2))
     ids = decoded_ids(out["video_ids"])
