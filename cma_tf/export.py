@@ -41,33 +41,17 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --export
 flags.mark_flags_as_required(["workdir", "export_dir"])
 
 
-def run_vocabulary(workdir, config, vocabulary_file=None):
-    """The label names of a run: `vocabulary_file`, else `<workdir>/labels.txt`, else the dataset's."""
-    import tensorflow as tf
-
-    from cma_tf import factory
-    from cma_tf.training import workdir as files
-
-    if vocabulary_file:
-        if not tf.io.gfile.exists(vocabulary_file):
-            raise FileNotFoundError(f"--vocabulary: {vocabulary_file} does not exist")
-        return files.read_labels(vocabulary_file)
-    if tf.io.gfile.exists(files.path(workdir, files.VOCABULARY)):
-        return files.read_labels(files.path(workdir, files.VOCABULARY))
-    return factory.read_vocabulary(config)
-
-
 def export_workdir(workdir, export_dir, checkpoint="final", top_k=5, vocabulary_file=None, overwrite=False):
     """Exports the run in `workdir`; returns the metadata dict written beside the SavedModel."""
     import keras
 
     from cma_tf import factory
     from cma_tf.errors import DataError
-    from cma_tf.serving.export import export_saved_model
+    from cma_tf.serving.export import export_saved_model, workdir_vocabulary
     from cma_tf.training import workdir as files
 
     config = files.read_config(workdir)
-    vocabulary = run_vocabulary(workdir, config, vocabulary_file)
+    vocabulary = workdir_vocabulary(workdir, config, vocabulary_file)
     model_path = files.trained_model_path(workdir, checkpoint)
     model = keras.saving.load_model(model_path)
     if model.output_shape[-1] != len(vocabulary):

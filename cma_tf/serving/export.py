@@ -36,6 +36,19 @@ def describe_signatures(module):
     return described
 
 
+def workdir_vocabulary(workdir, config, vocabulary_file=None):
+    """The label names of a run: `vocabulary_file`, else `<workdir>/labels.txt`, else the dataset's."""
+    from cma_tf import factory
+
+    if vocabulary_file:
+        if not tf.io.gfile.exists(vocabulary_file):
+            raise FileNotFoundError(f"--vocabulary: {vocabulary_file} does not exist")
+        return files.read_labels(vocabulary_file)
+    if tf.io.gfile.exists(files.path(workdir, files.VOCABULARY)):
+        return files.read_labels(files.path(workdir, files.VOCABULARY))
+    return factory.read_vocabulary(config)
+
+
 def is_local(path):
     return "://" not in path
 

@@ -1,0 +1,107 @@
+"""What `python -m cma_tf.predict` reads: image files, folders of images, or TFRecords, in
+batches of `(ids, request items)` for the `serving_default` signature.
+
+    image files    any path not ending in a record extension; the id is the path
+    folders        every image file below them (by extension), sorted
+    TFRecords      `.tfrecord`, `.tfrecords`, `.tfrec`: image records (`data/records.py`; the id
+                   is `image/source_id`) for image models, YouTube-8M records as they are for
+                   video models (the id is the record's `id`); `<file>:<index>` when there is none
+
+Items are read as bytes and never decoded here: an item that does not decode is the model's
+per-item `valid=False`, not a failure of the run.
+"""
+
+import os
+from typing import Iterator, List, Sequence, Tuple
+
+import tensorflow as tf
+
+from cma_tf.data import records as image_records
+from cma_tf.data.yt8m import records as yt8m_records
+from cma_tf.errors import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+RECORD_EXTENSIONS = (".tfrecord", ".tfrecords", ".tfrec")
+IMAGE_INPUT = "images"
+
+
+def is_record_file(path: str) -> bool:
+    return path.lower().endswith(RECORD_EXTENSIONS)
+
+
+def _images_below(folder: str) -> List[str]:
+    found = []
+    for directory, _, names in tf.io.gfile.walk(folder):
+        found.extend(os.path.join(directory, name) for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
+    return sorted(found)
+
+
+def expand_inputs(inputs: Sequence[str]) -> List[str]:
+    """Files, folders and glob patterns → the files to read, in order; an error names an entry
+    that matches nothing."""
+    files = []
+    for entry in inputs:
+        if tf.io.gfile.isdir(entry):
+            matched = _images_below(entry)
+            what = f"no image files ({', '.join(IMAGE_EXTENSIONS)}) below the folder"
+        elif any(char in entry for char in "*?["):
+            matched = sorted(tf.io.gfile.glob(entry))
+            what = "nothing matches the pattern"
+        else:
+            matched = [entry] if tf.io.gfile.exists(entry) else []
+            what = "no such file"
+        if not matched:
+            raise FileNotFoundError(f"--input {entry}: {what}")
+        files.extend(matched)
+    return files
+
+
+def _record_id(raw: bytes, input_name: str, fallback: str) -> Tuple[str, bytes]:
+    """`(id, request item)` of one record: images take their encoded bytes out of the record."""
+    try:
+        if input_name == "sequence_examples":
+            context = tf.train.SequenceExample.FromString(raw).context.feature
+            return _text(context, yt8m_records.ID) or fallback, raw
+        features = tf.train.Example.FromString(raw).features.feature
+    except Exception:  # noqa: BLE001 - a record that is not a proto: the model flags it
+        return fallback, raw
+    if input_name == "examples":
+        return _text(features, yt8m_records.ID) or fallback, raw
+    encoded = features[image_records.ENCODED].bytes_list.value if image_records.ENCODED in features else []
+    return _text(features, image_records.SOURCE_ID) or fallback, encoded[0] if encoded else b""
+
+
+def _text(features, key) -> str:
+    values = features[key].bytes_list.value if key in features else []
+    return values[0].decode("utf-8", "replace") if values else ""
+
+
+def _items(files: Sequence[str], input_name: str) -> Iterator[Tuple[str, bytes]]:
+    for path in files:
+        if is_record_file(path):
+            for index, raw in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
+                yield _record_id(raw, input_name, f"{path}:{index}")
+        elif input_name != IMAGE_INPUT:
+            raise DataError(f"{path}: this model reads YouTube-8M records ({input_name}); give .tfrecord files")
+        else:
+            with tf.io.gfile.GFile(path, "rb") as f:
+                yield path, f.read()
+
+
+def batches(files: Sequence[str], input_name: str, batch_size: int) -> Iterator[Tuple[List[str], List[bytes]]]:
+    """`(ids, items)` lists of at most `batch_size`, in file order."""
+    ids, items = [], []
+    for item_id, item in _items(files, input_name):
+        ids.append(item_id)
+        items.append(item)
+        if len(items) == batch_size:
+            yield ids, items
+            ids, items = [], []
+    if items:
+        yield ids, items
+
+
+def known_count(files: Sequence[str]):
+    """Items to expect, for the progress bar: the number of image files, or None when records
+    are read (counting them would read them twice)."""
+    return None if any(is_record_file(path) for path in files) else len(files)
