@@ -41,29 +41,6 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --export
 flags.mark_flags_as_required(["workdir", "export_dir"])
 
 
-def export_workdir(workdir, export_dir, checkpoint="final", top_k=5, vocabulary_file=None, overwrite=False):
-    """Exports the run in `workdir`; returns the metadata dict written beside the SavedModel."""
-    import keras
-
-    from cma_tf import factory
-    from cma_tf.errors import DataError
-    from cma_tf.serving.export import export_saved_model, workdir_vocabulary
-    from cma_tf.training import workdir as files
-
-    config = files.read_config(workdir)
-    vocabulary = workdir_vocabulary(workdir, config, vocabulary_file)
-    model_path = files.trained_model_path(workdir, checkpoint)
-    model = keras.saving.load_model(model_path)
-    if model.output_shape[-1] != len(vocabulary):
-        raise DataError(
-            f"{model_path} scores {model.output_shape[-1]} classes but the vocabulary has {len(vocabulary)} names"
-        )
-    metadata = {"workdir": os.path.abspath(workdir), "model": model_path, "config": config.to_dict()}
-    return export_saved_model(
-        model, vocabulary, factory.serving_request(config), export_dir, top_k, metadata, overwrite
-    )
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -74,6 +51,8 @@ def main(argv):
             f"warning: {_EXPORT_DIR.value} does not end in a version number; TF Serving loads "
             "<base>/<number>/ (e.g. --export_dir=models/cma/1)"
         )
+    from cma_tf.serving.export import export_workdir
+
     info = cli.run_reporting_user_errors(
         export_workdir, _WORKDIR.value, _EXPORT_DIR.value, _CHECKPOINT.value, _TOP_K.value,
         _VOCABULARY.value, _OVERWRITE.value,

@@ -6,6 +6,7 @@ import tempfile
 
 import tensorflow as tf
 
+from cma_tf.errors import DataError
 from cma_tf.serving.module import ServingModule
 from cma_tf.training import workdir as files
 
@@ -88,3 +89,23 @@ def export_saved_model(model, vocabulary, request, export_dir, top_k=5, metadata
             if target != export_dir and os.path.exists(target):
                 shutil.rmtree(target, ignore_errors=True)
     return info
+
+
+def export_workdir(workdir, export_dir, checkpoint="final", top_k=5, vocabulary_file=None, overwrite=False):
+    """Exports the run in `workdir`; returns the metadata dict written beside the SavedModel."""
+    import keras
+
+    from cma_tf import factory
+
+    config = files.read_config(workdir)
+    vocabulary = workdir_vocabulary(workdir, config, vocabulary_file)
+    model_path = files.trained_model_path(workdir, checkpoint)
+    model = keras.saving.load_model(model_path)
+    if model.output_shape[-1] != len(vocabulary):
+        raise DataError(
+            f"{model_path} scores {model.output_shape[-1]} classes but the vocabulary has {len(vocabulary)} names"
+        )
+    metadata = {"workdir": os.path.abspath(workdir), "model": model_path, "config": config.to_dict()}
+    return export_saved_model(
+        model, vocabulary, factory.serving_request(config), export_dir, top_k, metadata, overwrite
+    )
