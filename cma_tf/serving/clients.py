@@ -18,6 +18,7 @@ or `"examples"`). Both formats carry the `serving_default` signature's outputs
 
 import base64
 import json
+import urllib.error
 import urllib.request
 from typing import Optional, Sequence
 
@@ -85,14 +86,22 @@ def rest_request_body(items: Sequence[bytes], signature_name: str = DEFAULT_SIGN
 
 
 def rest_predict(base_url: str, model_name: str, body: dict, version: Optional[int] = None, timeout: float = 30.0):
-    """POSTs `body` to `<base_url>/v1/models/<name>[/versions/<v>]:predict`; returns the JSON reply."""
+    """POSTs `body` to `<base_url>/v1/models/<name>[/versions/<v>]:predict`; returns the JSON reply.
+    An error reply (HTTP 4xx/5xx) raises ValueError with TF Serving's message."""
     path = f"/v1/models/{model_name}" + (f"/versions/{version}" if version is not None else "") + ":predict"
     request = urllib.request.Request(
         base_url.rstrip("/") + path, data=json.dumps(body).encode("utf-8"),
         headers={"Content-Type": "application/json"}, method="POST",
     )
-    with urllib.request.urlopen(request, timeout=timeout) as reply:
-        return json.loads(reply.read().decode("utf-8"))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return json.loads(reply.read().decode("utf-8"))
+    except urllib.error.HTTPError as error:  # TF Serving's reason is in the body: {"error": ...}
+        try:
+            message = json.loads(error.read().decode("utf-8"))["error"]
+        except (ValueError, KeyError):
+            raise error from None
+        raise ValueError(f"TF Serving answered HTTP {error.code}: {message}") from None
 
 
 def rest_response_rows(reply: dict):

@@ -17,7 +17,8 @@ Every signature returns
 and `serving_default` also returns `valid` bool [B]: False for an item that does not decode
 (not an image, a truncated file, a malformed record). Such an item gets scores 0, classes −1
 and labels "" and does not affect the others. A request must hold at least one item: an empty
-batch fails with INVALID_ARGUMENT "empty batch"; a wrong dtype or shape is refused by the
+batch fails with INVALID_ARGUMENT "empty batch" (TF Serving's REST API refuses an empty
+`instances` list itself, before the model: "No values in 'instances' array"); a wrong dtype or shape is refused by the
 signature itself (INVALID_ARGUMENT naming the expected type), and float inputs of another shape
 than the model's fail with INVALID_ARGUMENT "pixels must be [batch, S, S, 3]" (or frames).
 """

@@ -193,6 +193,8 @@ def test_a_wrong_input_or_signature_name_is_refused(grpc_address, rest_url, item
     assert code == grpc.StatusCode.FAILED_PRECONDITION and '"nope"' in message
     status, error = rest_error(rest_url, clients.rest_request_body(items, signature_name="nope"))
     assert status == 400 and 'Serving signature name: "nope" not found' in error
+    with pytest.raises(ValueError, match='TF Serving answered HTTP 400: .*"nope" not found'):
+        clients.rest_predict(rest_url, MODEL, clients.rest_request_body(items, signature_name="nope"))
 
 
 def test_an_unknown_model_or_version_is_not_found(grpc_address, rest_url, items):
