@@ -60,18 +60,19 @@ def _dense_labels(sparse):
 def _frame_codes(sequences, feature_names, max_frames):
     """Parsed frame feature lists (`[..., frames]` bytes) → uint8 codes `[..., ≤ max_frames, D]`,
     the features concatenated in `feature_names` order."""
-    codes = []
+    codes, checks = [], []
     for name in feature_names:
         frames, size = sequences[name][..., :max_frames], records.FEATURE_SIZES[name]
-        # `fixed_length` zero-pads a short frame; only the batch padding ("") may be short.
+        # `fixed_length` zero-pads a short frame; only the batch padding ("") may be short. The
+        # check runs beside the decoding (a dependency of the result, not of the decoding).
         lengths = tf.strings.length(frames)
-        check = tf.debugging.assert_equal(
+        checks.append(tf.debugging.assert_equal(
             tf.reduce_all((lengths == size) | (lengths == 0)), True,
             message=f"YouTube-8M field '{name}' holds a frame that is not {size} bytes",
-        )
-        with tf.control_dependencies([check]):
-            codes.append(tf.io.decode_raw(frames, tf.uint8, fixed_length=size))
-    return tf.concat(codes, axis=-1) if len(codes) > 1 else codes[0]
+        ))
+        codes.append(tf.io.decode_raw(frames, tf.uint8, fixed_length=size))
+    with tf.control_dependencies(checks):
+        return tf.concat(codes, axis=-1) if len(codes) > 1 else tf.identity(codes[0])
 
 
 def parse_frame_examples(
