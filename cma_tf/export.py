@@ -31,11 +31,13 @@ _CHECKPOINT = flags.DEFINE_enum(
     "checkpoint", "final", ["final", "best"],
     "Which model of the workdir: 'final' (end of training) or 'best' (best val_mAP epoch; val_GAP for video).",
 )
-_TOP_K = flags.DEFINE_integer("top_k", 5, "Labels returned per item (top_k_labels/top_k_scores); at most the vocabulary size.")
+_TOP_K = flags.DEFINE_integer(
+    "top_k", 5, "Labels returned per item (top_k_labels/top_k_scores); at most the vocabulary size.", lower_bound=1,
+)
 _VOCABULARY = flags.DEFINE_string(
     "vocabulary", None,
-    "Label names, one a line (line = class id). Default: the workdir's labels.txt, else the "
-    "vocabulary of the training config's dataset.",
+    "Label names, one a line (line = class id), or a YouTube-8M vocabulary.csv. Default: the "
+    "workdir's labels.txt, else the vocabulary of the training config's dataset.",
 )
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir (default: refuse).")
 flags.mark_flags_as_required(["workdir", "export_dir"])

@@ -220,10 +220,14 @@ def read_vocabulary(config):
     if not path and is_video(config):
         candidates = [vocab.vocabulary_path(data.data_dir)] + published_locations(data.data_dir, VOCABULARY_FILENAME)
         path = first_existing(candidates) or candidates[1]
-    path = path or vocab.vocabulary_path(data.data_dir)
+    return read_vocabulary_file(path or vocab.vocabulary_path(data.data_dir))
+
+
+def read_vocabulary_file(path, unique=True):
+    """A YouTube-8M `vocabulary.csv` (by its extension) or a one-name-a-line file, validated."""
     if path.endswith(".csv"):
         return read_yt8m_vocabulary(path)
-    return vocab.read_vocabulary(path)
+    return vocab.read_vocabulary(path, unique=unique)
 
 
 def label_parser(config):

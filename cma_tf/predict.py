@@ -40,6 +40,11 @@ _TOP_K = flags.DEFINE_integer(
 _CHECKPOINT = flags.DEFINE_enum(
     "checkpoint", "final", ["final", "best"], "With a workdir: its 'final' or 'best' (best validation) model.",
 )
+_VOCABULARY = flags.DEFINE_string(
+    "vocabulary", None,
+    "With a workdir: label names, one a line, or a YouTube-8M vocabulary.csv. Default: the workdir's "
+    "labels.txt, else its training dataset's vocabulary. (A SavedModel carries its own.)",
+)
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.")
 flags.mark_flags_as_required(["model", "input", "output"])
 
@@ -53,7 +58,7 @@ def main(argv):
 
     summary = cli.run_reporting_user_errors(
         predict, _MODEL.value, _INPUT.value, _OUTPUT.value, _BATCH_SIZE.value, _TOP_K.value,
-        _CHECKPOINT.value, _PROGRESS.value,
+        _CHECKPOINT.value, _PROGRESS.value, _VOCABULARY.value,
     )
     rate = summary["items"] / max(summary["seconds"], 1e-9)
     print(f"{summary['items']} items scored by {summary['source']} ({rate:.1f} items/s) → {_OUTPUT.value}")

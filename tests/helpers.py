@@ -79,3 +79,11 @@ def run_model_saving_test(model, inputs, tmp_path):
     assert len(restored.weights) == len(model.weights)
     assert [w.path for w in restored.trainable_weights] == [w.path for w in model.trainable_weights]
     return restored
+
+
+def keras_scores(model, inputs):
+    """σ(logits) of a Keras classifier in inference mode, in float64 numpy."""
+    import tensorflow as tf
+
+    logits = model(tf.constant(inputs, tf.float32), training=False).numpy().astype(np.float64)
+    return 1.0 / (1.0 + np.exp(-logits))

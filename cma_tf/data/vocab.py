@@ -26,8 +26,9 @@ def write_vocabulary(path: str, names) -> None:
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def read_vocabulary(path: str) -> list:
-    """Reads a vocabulary; errors name the file and the line."""
+def read_vocabulary(path: str, unique: bool = True) -> list:
+    """Reads a vocabulary; errors name the file and the line. `unique=False` accepts a name
+    twice (a run's own copy of a YouTube-8M vocabulary, whose ids, not names, are unique)."""
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"Label vocabulary not found: {path} (one label name per line)")
     with tf.io.gfile.GFile(path, "r") as f:
@@ -40,7 +41,7 @@ def read_vocabulary(path: str) -> list:
     for line, name in enumerate(names, start=1):
         if not name.strip():
             raise DataError(f"{path}: line {line} is empty; every line must name one label")
-        if name in seen:
+        if unique and name in seen:
             raise DataError(f"{path}: line {line} repeats label {name!r} (first on line {seen[name]})")
         seen[name] = line
     return names

@@ -13,20 +13,26 @@ from cma_tf.serving.predictor import is_saved_model, load_predictor
 from cma_tf.training import workdir as run_files
 
 
-def predict(model, inputs, output, batch_size=32, top_k=None, checkpoint="final", progress=True):
+def predict(model, inputs, output, batch_size=32, top_k=None, checkpoint="final", progress=True, vocabulary_file=None):
     """Writes the predictions; returns a summary dict (items, flagged ids, seconds)."""
     format_of(output)  # a bad --output name fails before the model loads
     if batch_size < 1:
         raise ConfigError(f"--batch_size must be at least 1, got {batch_size}")
+    if top_k is not None and top_k < 1:
+        raise ConfigError(f"--top_k must be at least 1, got {top_k}")
     files = sources.expand_inputs(inputs)
     if not is_saved_model(model):
+        if vocabulary_file is not None and not tf.io.gfile.exists(vocabulary_file):
+            raise FileNotFoundError(f"--vocabulary: {vocabulary_file} does not exist")
         if not tf.io.gfile.exists(run_files.path(model, run_files.CONFIG)):
             raise FileNotFoundError(
                 f"--model {model} is neither a SavedModel (no saved_model.pb) nor a training workdir (no config.json)"
             )
-    predictor = load_predictor(model, checkpoint, top_k or 5)
+    saved_model = is_saved_model(model)
+    predictor = load_predictor(model, checkpoint, top_k or 5, vocabulary_file)
     if top_k is not None and top_k > predictor.top_k:
-        raise ConfigError(f"--top_k={top_k} but {model} returns its top {predictor.top_k} labels (set at export)")
+        why = "set at export" if saved_model else "its vocabulary size"
+        raise ConfigError(f"--top_k={top_k} but {model} returns its top {predictor.top_k} labels ({why})")
     k = top_k or predictor.top_k
     flagged, count, start = [], 0, time.perf_counter()
     with PredictionWriter(output, k) as writer, tqdm(

@@ -4,7 +4,8 @@ gRPC (port 8500; needs `tensorflow-serving-api`, installed `--no-deps` beside Te
 
     request = predict_request([open("cat.jpg", "rb").read()], model_name="cma")
     response = grpc_predict("localhost:8500", request)
-    rows = response_rows(response)        # [{"valid": True, "labels": [...], "scores": [...]}, ...]
+    rows = response_rows(response)        # [{"valid": True, "labels": [...], "scores": [...], "classes": [...]}, ...]
+                                          # an item that did not decode: valid False, empty lists
 
 REST (port 8501, `POST /v1/models/<name>:predict`, bytes as `{"b64": ...}`):
 
@@ -22,9 +23,11 @@ import urllib.error
 import urllib.request
 from typing import Optional, Sequence
 
-from cma_tf.serving.module import DEFAULT_SIGNATURE, VALID_KEY
+from cma_tf.serving.module import DEFAULT_SIGNATURE
+from cma_tf.serving.predictions import rows_of
+from cma_tf.serving.requests import IMAGES
 
-DEFAULT_INPUT = "images"
+DEFAULT_INPUT = IMAGES
 
 
 def predict_request(
@@ -54,27 +57,12 @@ def grpc_predict(server: str, request, timeout: float = 30.0):
         return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
 
 
-def _rows(outputs):
-    """Column arrays of the signature's outputs → one dict per item."""
-    count = len(outputs["top_k_scores"])
-    valid = outputs.get(VALID_KEY, [True] * count)
-    rows = []
-    for i in range(count):
-        labels = [label.decode("utf-8") if isinstance(label, bytes) else label for label in outputs["top_k_labels"][i]]
-        rows.append({
-            "valid": bool(valid[i]),
-            "classes": [int(c) for c in outputs["top_k_classes"][i]],
-            "labels": labels,
-            "scores": [float(s) for s in outputs["top_k_scores"][i]],
-        })
-    return rows
-
-
 def response_rows(response):
-    """A `PredictResponse` → one dict per item: `valid`, top-k `classes`, `labels`, `scores`."""
+    """A `PredictResponse` → one dict per item: `valid`, top-k `classes`, `labels`, `scores`
+    (empty lists for an item that did not decode)."""
     import tensorflow as tf
 
-    return _rows({key: tf.make_ndarray(proto) for key, proto in response.outputs.items()})
+    return rows_of({key: tf.make_ndarray(proto) for key, proto in response.outputs.items()})
 
 
 def rest_request_body(items: Sequence[bytes], signature_name: str = DEFAULT_SIGNATURE) -> dict:
@@ -110,4 +98,4 @@ def rest_response_rows(reply: dict):
         raise ValueError(f"TF Serving answered with an error: {reply['error']}")
     predictions = reply["predictions"]
     columns = {key: [row[key] for row in predictions] for key in predictions[0]} if predictions else {}
-    return _rows(columns) if columns else []
+    return rows_of(columns) if columns else []

@@ -6,19 +6,18 @@ import tempfile
 
 import tensorflow as tf
 
-from cma_tf.errors import DataError
 from cma_tf.serving.module import ServingModule
+from cma_tf.serving.workdir_model import describe_workdir, load_workdir_model
 from cma_tf.training import workdir as files
 
-VOCABULARY_ASSET = "labels.txt"
+VOCABULARY_ASSET = files.VOCABULARY
 METADATA = "assets.extra/cma_tf.json"
 
 
 def build_serving_module(model, vocabulary, request, top_k, scratch_dir):
     """A `ServingModule` whose vocabulary asset is `scratch_dir/labels.txt` (written here)."""
-    vocabulary_file = os.path.join(scratch_dir, VOCABULARY_ASSET)
-    with open(vocabulary_file, "w") as f:
-        f.write("".join(f"{name}\n" for name in vocabulary))
+    files.write_labels(scratch_dir, vocabulary)
+    vocabulary_file = files.path(scratch_dir, files.VOCABULARY)
     return ServingModule(model, vocabulary_file, len(vocabulary), request, top_k)
 
 
@@ -37,21 +36,32 @@ def describe_signatures(module):
     return described
 
 
-def workdir_vocabulary(workdir, config, vocabulary_file=None):
-    """The label names of a run: `vocabulary_file`, else `<workdir>/labels.txt`, else the dataset's."""
-    from cma_tf import factory
-
-    if vocabulary_file:
-        if not tf.io.gfile.exists(vocabulary_file):
-            raise FileNotFoundError(f"--vocabulary: {vocabulary_file} does not exist")
-        return files.read_labels(vocabulary_file)
-    if tf.io.gfile.exists(files.path(workdir, files.VOCABULARY)):
-        return files.read_labels(files.path(workdir, files.VOCABULARY))
-    return factory.read_vocabulary(config)
-
-
 def is_local(path):
     return "://" not in path
+
+
+def _make_readable(folder):
+    """`mkdtemp` makes a 0700 folder: give the export the umask's modes, so a model server
+    running as another user can read it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for directory, _, names in os.walk(folder):
+        os.chmod(directory, 0o777 & ~umask)
+        for name in names:
+            os.chmod(os.path.join(directory, name), 0o666 & ~umask)
+
+
+def _swap_in(new_folder, export_dir):
+    """Renames `new_folder` to `export_dir`; an existing version is moved aside first and
+    deleted only once the new one is in place."""
+    if not os.path.exists(export_dir):
+        os.rename(new_folder, export_dir)
+        return
+    old = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.old-", dir=os.path.dirname(os.path.abspath(export_dir)))
+    os.rmdir(old)
+    os.rename(export_dir, old)
+    os.rename(new_folder, export_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def export_saved_model(model, vocabulary, request, export_dir, top_k=5, metadata=None, overwrite=False):
@@ -59,12 +69,11 @@ def export_saved_model(model, vocabulary, request, export_dir, top_k=5, metadata
     written to `<export_dir>/assets.extra/cma_tf.json` (signatures, top-k, request format).
 
     A local export is written to a temporary sibling folder and renamed, so TF Serving,
-    which watches the base folder for new version numbers, never sees half a version.
+    which watches the base folder for new version numbers, never sees half a version; with
+    `overwrite`, the old version is replaced only once the new one is complete.
     """
-    if tf.io.gfile.exists(export_dir):
-        if not overwrite:
-            raise FileExistsError(f"{export_dir} exists: choose a new version number or pass --overwrite")
-        tf.io.gfile.rmtree(export_dir)
+    if tf.io.gfile.exists(export_dir) and not overwrite:
+        raise FileExistsError(f"{export_dir} exists: choose a new version number or pass --overwrite")
     with tempfile.TemporaryDirectory() as scratch:
         module = build_serving_module(model, vocabulary, request, top_k, scratch)
         info = dict(metadata or {})
@@ -75,37 +84,27 @@ def export_saved_model(model, vocabulary, request, export_dir, top_k=5, metadata
             request=request.description,
             vocabulary_asset=f"assets/{VOCABULARY_ASSET}",
         )
-        target = export_dir
-        if is_local(export_dir):
-            parent = os.path.dirname(os.path.abspath(export_dir))
-            os.makedirs(parent, exist_ok=True)
-            target = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
+        if not is_local(export_dir):
+            if tf.io.gfile.exists(export_dir):
+                tf.io.gfile.rmtree(export_dir)
+            tf.saved_model.save(module, export_dir, signatures=module.signatures())
+            files.write_json(os.path.join(export_dir, METADATA), info)
+            return info
+        parent = os.path.dirname(os.path.abspath(export_dir))
+        os.makedirs(parent, exist_ok=True)
+        target = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
         try:
             tf.saved_model.save(module, target, signatures=module.signatures())
             files.write_json(os.path.join(target, METADATA), info)
-            if target != export_dir:
-                os.rename(target, export_dir)
+            _make_readable(target)
+            _swap_in(target, export_dir)
         finally:
-            if target != export_dir and os.path.exists(target):
-                shutil.rmtree(target, ignore_errors=True)
+            shutil.rmtree(target, ignore_errors=True)
     return info
 
 
 def export_workdir(workdir, export_dir, checkpoint="final", top_k=5, vocabulary_file=None, overwrite=False):
     """Exports the run in `workdir`; returns the metadata dict written beside the SavedModel."""
-    import keras
-
-    from cma_tf import factory
-
-    config = files.read_config(workdir)
-    vocabulary = workdir_vocabulary(workdir, config, vocabulary_file)
-    model_path = files.trained_model_path(workdir, checkpoint)
-    model = keras.saving.load_model(model_path)
-    if model.output_shape[-1] != len(vocabulary):
-        raise DataError(
-            f"{model_path} scores {model.output_shape[-1]} classes but the vocabulary has {len(vocabulary)} names"
-        )
-    metadata = {"workdir": os.path.abspath(workdir), "model": model_path, "config": config.to_dict()}
-    return export_saved_model(
-        model, vocabulary, factory.serving_request(config), export_dir, top_k, metadata, overwrite
-    )
+    run = load_workdir_model(workdir, checkpoint, vocabulary_file)
+    metadata = {"workdir": describe_workdir(workdir), "model": run.model_path, "config": run.config.to_dict()}
+    return export_saved_model(run.model, run.vocabulary, run.request, export_dir, top_k, metadata, overwrite)

@@ -48,6 +48,8 @@ class ServingModule(tf.Module):
 
     def __init__(self, model, vocabulary_file, num_classes, request: RequestFormat, top_k=5):
         super().__init__(name="cma_tf_serving")
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
         if model.output_shape[-1] != num_classes:
             raise ValueError(f"the model scores {model.output_shape[-1]} classes but the vocabulary has {num_classes}")
         # The model is held in a closure and the TensorFlow variables its traced functions read

@@ -1,5 +1,5 @@
-"""Writing predictions: one row per item, CSV or JSON Lines, written to a temporary name and
-renamed when complete (a crash never leaves a file that looks finished).
+"""Predictions as rows, and writing them: one row per item, CSV or JSON Lines, written to a
+temporary name and renamed when complete (a crash never leaves a file that looks finished).
 
     CSV     id,valid,label_1,score_1,…,label_K,score_K     (labels empty for an invalid item)
     JSONL   {"id": …, "valid": true, "labels": […], "scores": […], "classes": […]}
@@ -11,8 +11,28 @@ import json
 import tensorflow as tf
 
 from cma_tf.errors import ConfigError
+from cma_tf.serving.module import VALID_KEY
 
 FORMATS = ("csv", "jsonl")
+
+
+def rows_of(outputs, top_k=None):
+    """The signature's outputs (columns, batch first: numpy arrays or lists) → one dict per item:
+    `valid`, and its top-k `labels`, `scores`, `classes` (empty when the item is not valid).
+    Signatures without `valid` (the float ones) give valid rows."""
+    count = len(outputs["top_k_scores"])
+    valid = outputs.get(VALID_KEY, [True] * count)
+    rows = []
+    for i in range(count):
+        ok = bool(valid[i])
+        labels = [label.decode("utf-8") if isinstance(label, bytes) else label for label in outputs["top_k_labels"][i]]
+        rows.append({
+            "valid": ok,
+            "labels": labels[:top_k] if ok else [],
+            "scores": [float(score) for score in outputs["top_k_scores"][i]][:top_k] if ok else [],
+            "classes": [int(c) for c in outputs["top_k_classes"][i]][:top_k] if ok else [],
+        })
+    return rows
 
 
 def format_of(path: str) -> str:
@@ -43,23 +63,19 @@ class PredictionWriter:
 
     def write(self, ids, outputs):
         """One row per id from the signature's outputs (numpy arrays, batch first)."""
-        k = self.top_k
-        for i, item_id in enumerate(ids):
-            valid = bool(outputs["valid"][i])
-            labels = [label.decode("utf-8") for label in outputs["top_k_labels"][i][:k]] if valid else []
-            scores = [float(score) for score in outputs["top_k_scores"][i][:k]] if valid else []
-            if self.format == "csv":
-                row = [item_id, int(valid)]
-                for rank in range(k):
-                    row += [labels[rank], f"{scores[rank]:.6f}"] if valid else ["", ""]
-                self._csv.writerow(row)
-            else:
-                classes = [int(c) for c in outputs["top_k_classes"][i][:k]] if valid else []
-                record = {"id": item_id, "valid": valid, "labels": labels, "scores": scores, "classes": classes}
-                self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for item_id, row in zip(ids, rows_of(outputs, self.top_k)):
+            if self.format == "jsonl":
+                self._file.write(json.dumps({"id": item_id, **row}, ensure_ascii=False) + "\n")
+                continue
+            cells = [item_id, int(row["valid"])]
+            for rank in range(self.top_k):
+                cells += [row["labels"][rank], f"{row['scores'][rank]:.6f}"] if row["valid"] else ["", ""]
+            self._csv.writerow(cells)
 
     def __exit__(self, error_type, error, traceback):
         self._file.close()
         if error_type is None:
             tf.io.gfile.rename(self._tmp, self.path, overwrite=True)
+        else:
+            tf.io.gfile.remove(self._tmp)
         return False

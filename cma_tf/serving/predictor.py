@@ -36,21 +36,15 @@ class Predictor:
         return {key: value.numpy() for key, value in outputs.items()}
 
 
-def load_predictor(path: str, checkpoint: str = "final", top_k: int = 5) -> Predictor:
-    """A SavedModel folder (its own K), or a training workdir (built here with `top_k`)."""
+def load_predictor(path: str, checkpoint: str = "final", top_k: int = 5, vocabulary_file=None) -> Predictor:
+    """A SavedModel folder (its own K), or a training workdir (built here with `top_k`, its
+    vocabulary as `export` finds it, or `vocabulary_file`)."""
     if is_saved_model(path):
         return Predictor(tf.saved_model.load(path).signatures[DEFAULT_SIGNATURE], path)
-    import keras
+    from cma_tf.serving.export import build_serving_module
+    from cma_tf.serving.workdir_model import load_workdir_model
 
-    from cma_tf import factory
-    from cma_tf.serving.export import build_serving_module, workdir_vocabulary
-    from cma_tf.training import workdir as files
-
-    config = files.read_config(path)
-    model_path = files.trained_model_path(path, checkpoint)
+    run = load_workdir_model(path, checkpoint, vocabulary_file)
     scratch = tempfile.TemporaryDirectory()
-    module = build_serving_module(
-        keras.saving.load_model(model_path), workdir_vocabulary(path, config), factory.serving_request(config),
-        top_k, scratch.name,
-    )
-    return Predictor(module.signatures()[DEFAULT_SIGNATURE], model_path, keep_alive=(scratch, module))
+    module = build_serving_module(run.model, run.vocabulary, run.request, top_k, scratch.name)
+    return Predictor(module.signatures()[DEFAULT_SIGNATURE], run.model_path, keep_alive=(scratch, module))

@@ -25,6 +25,12 @@ from cma_tf.data.yt8m import readers
 from cma_tf.data.yt8m.frames import resample_frames
 
 
+# The names of `serving_default`'s input, one per request format.
+IMAGES = "images"
+SEQUENCE_EXAMPLES = "sequence_examples"
+EXAMPLES = "examples"
+
+
 @dataclasses.dataclass(frozen=True)
 class RequestFormat:
     """How a model's requests look.
@@ -51,7 +57,7 @@ def image_request(image_size: int) -> RequestFormat:
         return images.resize(images.decode_image(encoded), image_size)
 
     return RequestFormat(
-        "images", "pixels", "predict_pixels", (image_size, image_size, 3), decode_one,
+        IMAGES, "pixels", "predict_pixels", (image_size, image_size, 3), decode_one,
         f"encoded images (JPEG/PNG/GIF/BMP), decoded and resized to {image_size}×{image_size} in the graph",
     )
 
@@ -69,7 +75,7 @@ def frame_request(frames: int, feature_names, max_frames: int) -> RequestFormat:
         return tf.ensure_shape(readers.mask_and_dequantize(picked, present)[0], [frames, size])
 
     return RequestFormat(
-        "sequence_examples", "frames", "predict_frames", (frames, size), decode_one,
+        SEQUENCE_EXAMPLES, "frames", "predict_frames", (frames, size), decode_one,
         f"serialized YouTube-8M frame-level SequenceExamples ({', '.join(feature_names)}), "
         f"resampled to {frames} frames in the graph",
     )
@@ -84,7 +90,7 @@ def video_level_request(feature_names) -> RequestFormat:
         return tf.ensure_shape(parsed["video_matrix"], [1, size])
 
     return RequestFormat(
-        "examples", "frames", "predict_frames", (1, size), decode_one,
+        EXAMPLES, "frames", "predict_frames", (1, size), decode_one,
         f"serialized YouTube-8M video-level Examples ({', '.join(feature_names)})",
     )
 

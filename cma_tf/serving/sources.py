@@ -2,7 +2,7 @@
 batches of `(ids, request items)` for the `serving_default` signature.
 
     image files    any path not ending in a record extension; the id is the path
-    folders        every image file below them (by extension), sorted
+    folders        every image and TFRecord file below them (by extension), sorted
     TFRecords      `.tfrecord`, `.tfrecords`, `.tfrec`: image records (`data/records.py`; the id
                    is `image/source_id`) for image models, YouTube-8M records as they are for
                    video models (the id is the record's `id`); `<file>:<index>` when there is none
@@ -19,20 +19,22 @@ import tensorflow as tf
 from cma_tf.data import records as image_records
 from cma_tf.data.yt8m import records as yt8m_records
 from cma_tf.errors import DataError
+from cma_tf.serving.requests import EXAMPLES, IMAGES, SEQUENCE_EXAMPLES
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 RECORD_EXTENSIONS = (".tfrecord", ".tfrecords", ".tfrec")
-IMAGE_INPUT = "images"
 
 
 def is_record_file(path: str) -> bool:
     return path.lower().endswith(RECORD_EXTENSIONS)
 
 
-def _images_below(folder: str) -> List[str]:
+def _files_below(folder: str) -> List[str]:
     found = []
     for directory, _, names in tf.io.gfile.walk(folder):
-        found.extend(os.path.join(directory, name) for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
+        found.extend(
+            os.path.join(directory, name) for name in names if name.lower().endswith(IMAGE_EXTENSIONS + RECORD_EXTENSIONS)
+        )
     return sorted(found)
 
 
@@ -42,8 +44,8 @@ def expand_inputs(inputs: Sequence[str]) -> List[str]:
     files = []
     for entry in inputs:
         if tf.io.gfile.isdir(entry):
-            matched = _images_below(entry)
-            what = f"no image files ({', '.join(IMAGE_EXTENSIONS)}) below the folder"
+            matched = _files_below(entry)
+            what = f"no image or TFRecord files ({', '.join(IMAGE_EXTENSIONS + RECORD_EXTENSIONS)}) below the folder"
         elif any(char in entry for char in "*?["):
             matched = sorted(tf.io.gfile.glob(entry))
             what = "nothing matches the pattern"
@@ -59,13 +61,13 @@ def expand_inputs(inputs: Sequence[str]) -> List[str]:
 def _record_id(raw: bytes, input_name: str, fallback: str) -> Tuple[str, bytes]:
     """`(id, request item)` of one record: images take their encoded bytes out of the record."""
     try:
-        if input_name == "sequence_examples":
+        if input_name == SEQUENCE_EXAMPLES:
             context = tf.train.SequenceExample.FromString(raw).context.feature
             return _text(context, yt8m_records.ID) or fallback, raw
         features = tf.train.Example.FromString(raw).features.feature
     except Exception:  # noqa: BLE001 - a record that is not a proto: the model flags it
         return fallback, raw
-    if input_name == "examples":
+    if input_name == EXAMPLES:
         return _text(features, yt8m_records.ID) or fallback, raw
     encoded = features[image_records.ENCODED].bytes_list.value if image_records.ENCODED in features else []
     return _text(features, image_records.SOURCE_ID) or fallback, encoded[0] if encoded else b""
@@ -76,12 +78,20 @@ def _text(features, key) -> str:
     return values[0].decode("utf-8", "replace") if values else ""
 
 
+def _records(path: str, input_name: str) -> Iterator[Tuple[str, bytes]]:
+    index = 0
+    try:
+        for index, raw in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
+            yield _record_id(raw, input_name, f"{path}:{index}")
+    except (tf.errors.DataLossError, tf.errors.OpError) as error:
+        raise DataError(f"{path}: cannot read record {index + 1} and on: {error.message.splitlines()[0]}") from None
+
+
 def _items(files: Sequence[str], input_name: str) -> Iterator[Tuple[str, bytes]]:
     for path in files:
         if is_record_file(path):
-            for index, raw in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
-                yield _record_id(raw, input_name, f"{path}:{index}")
-        elif input_name != IMAGE_INPUT:
+            yield from _records(path, input_name)
+        elif input_name != IMAGES:
             raise DataError(f"{path}: this model reads YouTube-8M records ({input_name}); give .tfrecord files")
         else:
             with tf.io.gfile.GFile(path, "rb") as f:

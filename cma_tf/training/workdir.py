@@ -43,11 +43,6 @@ def write_labels(workdir: str, names) -> None:
     tf.io.gfile.rename(tmp, file_path, overwrite=True)
 
 
-def read_labels(file_path: str) -> list:
-    with tf.io.gfile.GFile(file_path, "r") as f:
-        return [line.rstrip("\r\n") for line in f]
-
-
 def read_json(file_path: str):
     with tf.io.gfile.GFile(file_path, "r") as f:
         return json.load(f)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import reference_image_spec
+from tests.helpers import keras_scores, reference_image_spec
 from tests.serving.conftest import IMAGE_SIZE, TOP_K, encode, random_image
-from tests.test_cli import ROOT, run_cli
+from tests.test_cli import run_cli
 
 # Same ops on the same float32 inputs, traced into different graphs: the scores (σ of the
 # logits, in [0, 1]) agree to float32 rounding. Measured: max difference ≤ 1e-6.
@@ -30,11 +30,6 @@ def keras_model(image_workdir):
 @pytest.fixture(scope="module")
 def loaded(image_export):
     return tf.saved_model.load(image_export)
-
-
-def keras_scores(model, pixels):
-    logits = model(tf.constant(pixels, tf.float32), training=False).numpy().astype(np.float64)
-    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def val_records(data_dir):
@@ -180,15 +175,69 @@ def test_export_cli_names_a_missing_workdir(tmp_path):
 
 
 def test_saved_model_loads_without_cma_tf(image_export):
-    """TF Serving has no Python: the SavedModel must run with TensorFlow alone."""
+    """TF Serving has no Python: the SavedModel must run with TensorFlow alone (an import of
+    cma_tf fails in that process)."""
     code = (
-        "import sys, tensorflow as tf; assert 'cma_tf' not in sys.modules;"
+        "import sys; sys.modules['cma_tf'] = None; import tensorflow as tf;"
         f"f = tf.saved_model.load({image_export!r}).signatures['serving_default'];"
-        "out = f(images=tf.constant([b'x']));"
-        "assert 'cma_tf' not in sys.modules; print(out['valid'].numpy())"
+        "print(f(images=tf.constant([b'x']))['valid'].numpy())"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, timeout=120,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=""))
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[False]"
-    assert ROOT  # the repository root is not on the path of that process
+
+
+def test_the_export_is_readable_by_other_users(image_export):
+    """`mkdtemp` makes 0700 folders; a model server running as another user must read the version."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for directory, _, names in os.walk(image_export):
+        assert os.stat(directory).st_mode & 0o777 == 0o777 & ~umask, directory
+        for name in names:
+            assert os.stat(os.path.join(directory, name)).st_mode & 0o777 == 0o666 & ~umask, name
+
+
+def test_overwrite_replaces_a_version_only_once_the_new_one_is_written(image_workdir, tmp_path, monkeypatch):
+    from cma_tf.serving.export import export_workdir
+
+    export_dir = str(tmp_path / "m" / "1")
+    export_workdir(image_workdir, export_dir, top_k=2)
+
+    def failing_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        export_workdir(image_workdir, export_dir, top_k=4, overwrite=True)
+    assert tf.saved_model.load(export_dir).signatures["serving_default"].structured_outputs["top_k_classes"].shape[-1] == 2
+    monkeypatch.undo()
+    export_workdir(image_workdir, export_dir, top_k=4, overwrite=True)
+    assert tf.saved_model.load(export_dir).signatures["serving_default"].structured_outputs["top_k_classes"].shape[-1] == 4
+    assert os.listdir(tmp_path / "m") == ["1"]
+
+
+def test_vocabulary_files_are_validated(image_workdir, tmp_path):
+    from cma_tf.errors import DataError
+    from cma_tf.serving.export import export_workdir
+
+    names = open(os.path.join(image_workdir, "labels.txt")).read().splitlines()
+    good = tmp_path / "names.txt"
+    good.write_text("".join(f"renamed {name}\n" for name in names) + "\n\n")  # trailing blank lines are fine
+    info = export_workdir(image_workdir, str(tmp_path / "a" / "1"), vocabulary_file=str(good))
+    with open(tmp_path / "a" / "1" / "assets" / "labels.txt") as f:
+        assert f.read().splitlines() == [f"renamed {name}" for name in names]
+    assert info["num_classes"] == len(names)
+    csv_file = tmp_path / "vocabulary.csv"  # the YouTube-8M format is read as such
+    csv_file.write_text("Index,TrainVideoCount,Name\n" + "".join(f"{i},5,{name}\n" for i, name in enumerate(names)))
+    export_workdir(image_workdir, str(tmp_path / "b" / "1"), vocabulary_file=str(csv_file))
+    with open(tmp_path / "b" / "1" / "assets" / "labels.txt") as f:
+        assert f.read().splitlines() == names
+    gap = tmp_path / "gap.txt"
+    gap.write_text("a\n\nb\n")
+    with pytest.raises(DataError, match=f"{gap}: line 2 is empty"):
+        export_workdir(image_workdir, str(tmp_path / "c" / "1"), vocabulary_file=str(gap))
+    short = tmp_path / "short.txt"
+    short.write_text("a\nb\n")
+    with pytest.raises(DataError, match=f"scores {len(names)} classes but the vocabulary has 2 names"):
+        export_workdir(image_workdir, str(tmp_path / "d" / "1"), vocabulary_file=str(short))

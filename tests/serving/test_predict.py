@@ -118,6 +118,8 @@ def test_video_records_are_scored_with_their_ids(tmp_path):
     ({"output": "{tmp}/out.txt"}, "name it .csv or .jsonl"),
     ({"top_k": 9}, f"--top_k=9 but {{model}} returns its top {TOP_K} labels"),
     ({"model": "{tmp}"}, "is neither a SavedModel (no saved_model.pb) nor a training workdir (no config.json)"),
+    ({"top_k": 0}, "--top_k must be at least 1, got 0"),
+    ({"batch_size": 0}, "--batch_size must be at least 1, got 0"),
 ])
 def test_mistakes_are_user_errors_naming_the_flag(image_export, photo_folder, tmp_path, changes, message):
     from cma_tf.cli import USER_ERRORS
@@ -162,3 +164,34 @@ def test_writer_formats(tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert lines[0] == {"id": "x.jpg", "valid": True, "labels": ["dog, brown"], "scores": [pytest.approx(0.9)], "classes": [3]}
     assert lines[1] == {"id": "y.jpg", "valid": False, "labels": [], "scores": [], "classes": []}
+
+
+def test_a_folder_of_records_and_a_workdir_with_another_vocabulary(image_data, image_workdir, tmp_path):
+    from cma_tf.serving.batch_predict import predict
+
+    folder = tmp_path / "records"
+    folder.mkdir()
+    shard = sorted(tf.io.gfile.glob(os.path.join(image_data, "val-*.tfrecord")))[0]
+    tf.io.gfile.copy(shard, str(folder / "part.tfrecord"))
+    names = open(os.path.join(image_workdir, "labels.txt")).read().splitlines()
+    renamed = tmp_path / "names.txt"
+    renamed.write_text("".join(f"x {name}\n" for name in names))
+    output = str(tmp_path / "out.jsonl")
+    summary = predict(image_workdir, [str(folder)], output, top_k=2, progress=False, vocabulary_file=str(renamed))
+    rows = [json.loads(line) for line in open(output)]
+    assert summary["items"] == len(rows) == sum(1 for _ in tf.data.TFRecordDataset(shard))
+    assert all(row["valid"] and all(label.startswith("x ") for label in row["labels"]) for row in rows)
+
+
+def test_a_truncated_record_file_names_the_file_and_leaves_no_output(image_data, image_export, tmp_path):
+    from cma_tf.errors import DataError
+    from cma_tf.serving.batch_predict import predict
+
+    shard = sorted(tf.io.gfile.glob(os.path.join(image_data, "val-*.tfrecord")))[0]
+    data = open(shard, "rb").read()
+    broken = tmp_path / "broken.tfrecord"
+    broken.write_bytes(data[: len(data) - 100])
+    output = tmp_path / "out.csv"
+    with pytest.raises(DataError, match=f"{broken}: cannot read record"):
+        predict(image_export, [str(broken)], str(output), batch_size=4, progress=False)
+    assert os.listdir(tmp_path) == ["broken.tfrecord"]

@@ -13,7 +13,7 @@ from cma_tf.data.yt8m import readers
 from cma_tf.data.yt8m import records as yt8m_records
 from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
 from cma_tf.serving.export import export_saved_model
-from tests.helpers import randomize_batch_norm
+from tests.helpers import keras_scores, randomize_batch_norm
 
 FRAMES = 16
 NUM_CLASSES = 8
@@ -49,11 +49,6 @@ def exported(config, export_dir):
     vocabulary = [f"label {i}" for i in range(NUM_CLASSES)]
     export_saved_model(model, vocabulary, factory.serving_request(config), export_dir, top_k=4)
     return model, tf.saved_model.load(export_dir)
-
-
-def keras_scores(model, inputs):
-    logits = model(inputs, training=False).numpy().astype(np.float64)
-    return 1.0 / (1.0 + np.exp(-logits))
 
 
 @pytest.mark.parametrize("data_format", ["yt8m_frame", "yt8m_video"])
@@ -133,3 +128,27 @@ def test_frame_signature_has_no_xla(video_data, tmp_path):
     compiled = [f.signature.name for f in library.function if f.attr["_XlaMustCompile"].b]
     assert compiled == []
     assert readers.feature_size(("rgb", "audio")) == 1152
+
+
+def test_requests_need_no_id_and_an_empty_frame_inside_a_video_is_flagged(video_data, tmp_path):
+    """Clients building records from their own features need not send `id`; a frame of 0
+    bytes inside a video is malformed (only the padding after a video's last frame is empty)."""
+    config = video_config("yt8m_frame", video_data)
+    _, loaded = exported(config, str(tmp_path / "frame" / "1"))
+    (shard,) = factory.list_data_files(config, "validate")
+    record = next(iter(tf.data.TFRecordDataset(shard))).numpy()
+    no_id = tf.train.SequenceExample.FromString(record)
+    del no_id.context.feature["id"]
+    empty_frame = tf.train.SequenceExample.FromString(record)
+    empty_frame.feature_lists.feature_list["rgb"].feature[1].bytes_list.value[0] = b""
+    signature = loaded.signatures["serving_default"]
+    outputs = signature(sequence_examples=tf.constant([record, no_id.SerializeToString(), empty_frame.SerializeToString()]))
+    np.testing.assert_array_equal(outputs["valid"].numpy(), [True, True, False])
+    np.testing.assert_allclose(outputs["scores"].numpy()[1], outputs["scores"].numpy()[0], atol=1e-6)
+    video_level = video_config("yt8m_video", video_data)
+    _, loaded = exported(video_level, str(tmp_path / "video" / "1"))
+    (shard,) = factory.list_data_files(video_level, "validate")
+    example = tf.train.Example.FromString(next(iter(tf.data.TFRecordDataset(shard))).numpy())
+    del example.features.feature["id"]
+    outputs = loaded.signatures["serving_default"](examples=tf.constant([example.SerializeToString()]))
+    assert outputs["valid"].numpy().tolist() == [True]

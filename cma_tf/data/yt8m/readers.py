@@ -57,17 +57,20 @@ def _dense_labels(sparse):
     return tf.pad(dense, [[0, 0], [0, 1]], constant_values=-1)
 
 
-def _frame_codes(sequences, feature_names, max_frames):
+def _frame_codes(sequences, feature_names, max_frames, lengths=None):
     """Parsed frame feature lists (`[..., frames]` bytes) → uint8 codes `[..., ≤ max_frames, D]`,
-    the features concatenated in `feature_names` order."""
+    the features concatenated in `feature_names` order. `lengths` (per feature, `[B]`) are the
+    videos' frame counts of a padded batch: the positions after them are padding ("")."""
     codes, checks = [], []
     for name in feature_names:
         frames, size = sequences[name][..., :max_frames], records.FEATURE_SIZES[name]
-        # `fixed_length` zero-pads a short frame; only the batch padding ("") may be short. The
-        # check runs beside the decoding (a dependency of the result, not of the decoding).
-        lengths = tf.strings.length(frames)
+        # `fixed_length` would zero-pad a short frame silently. The check runs beside the
+        # decoding (a dependency of the result, not of the decoding).
+        right_size = tf.strings.length(frames) == size
+        if lengths is not None:
+            right_size |= ~tf.sequence_mask(lengths[name], tf.shape(frames)[-1])
         checks.append(tf.debugging.assert_equal(
-            tf.reduce_all((lengths == size) | (lengths == 0)), True,
+            tf.reduce_all(right_size), True,
             message=f"YouTube-8M field '{name}' holds a frame that is not {size} bytes",
         ))
         codes.append(tf.io.decode_raw(frames, tf.uint8, fixed_length=size))
@@ -83,7 +86,8 @@ def parse_frame_examples(
     With `dequantize=False`, `video_matrix` holds the uint8 codes (zero codes after the last
     frame), for callers that pick frames before dequantizing (`make_frame_dataset`).
     `num_classes=None` skips the labels (serving requests need none): no `labels` key."""
-    context_features = {records.ID: tf.io.FixedLenFeature([], tf.string)}
+    # Serving requests (`num_classes=None`) need not carry an id.
+    context_features = {records.ID: tf.io.FixedLenFeature([], tf.string, default_value="" if num_classes is None else None)}
     if num_classes is not None:
         context_features[records.LABELS] = tf.io.VarLenFeature(tf.int64)
     context, sequences, lengths = tf.io.parse_sequence_example(
@@ -93,7 +97,7 @@ def parse_frame_examples(
     )
     num_frames = tf.minimum(tf.cast(lengths[feature_names[0]], tf.int32), max_frames)
     # Concatenating and padding the 1-byte codes costs a quarter of doing it on floats.
-    codes = _frame_codes(sequences, feature_names, max_frames)
+    codes = _frame_codes(sequences, feature_names, max_frames, lengths)
     codes = tf.pad(codes, [[0, 0], [0, max_frames - tf.shape(codes)[1]], [0, 0]])
     codes = tf.ensure_shape(codes, [None, max_frames, feature_size(feature_names)])
     parsed = {
@@ -120,7 +124,7 @@ dequantize_frames = tf.function(mask_and_dequantize, jit_compile=True)
 def parse_video_level_examples(serialized, num_classes, feature_names=DEFAULT_VIDEO_FEATURES):
     """A batch `[B]` of serialized video-level `Example`s → the `video_level_records` dict
     (`num_classes=None`: no `labels`, as `parse_frame_examples`)."""
-    spec = {records.ID: tf.io.FixedLenFeature([], tf.string)}
+    spec = {records.ID: tf.io.FixedLenFeature([], tf.string, default_value="" if num_classes is None else None)}
     if num_classes is not None:
         spec[records.LABELS] = tf.io.VarLenFeature(tf.int64)
     for name in feature_names:

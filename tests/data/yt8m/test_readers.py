@@ -293,6 +293,14 @@ def test_a_frame_of_the_wrong_size_names_the_field(tmp_path):
     ])
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"field .{1,2}audio.{1,2} holds a frame that is not 128 bytes"):
         collect(readers.frame_records([path], NUM_CLASSES, 2, max_frames=MAX_FRAMES))
+    # An empty frame inside a video is refused too; the padding after a shorter video is not.
+    example.feature_lists.feature_list["audio"].feature[2].bytes_list.value[0] = audio[2].tobytes()
+    example.feature_lists.feature_list["rgb"].feature[1].bytes_list.value[0] = b""
+    path = write_records(tmp_path / "empty0000.tfrecord", [
+        records.encode_frame_example("ok", [1], rgb[:1], audio[:1]), example.SerializeToString(),
+    ])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"field .{1,2}rgb.{1,2} holds a frame that is not 1024 bytes"):
+        collect(readers.frame_records([path], NUM_CLASSES, 2, max_frames=MAX_FRAMES))
 
 
 def test_video_level_records_match_reference(data):
