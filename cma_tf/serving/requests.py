@@ -68,7 +68,7 @@ def frame_request(frames: int, feature_names, max_frames: int) -> RequestFormat:
 
     def decode_one(serialized):
         parsed = readers.parse_frame_examples(
-            serialized[tf.newaxis], None, feature_names, max_frames, dequantize=False
+            serialized[tf.newaxis], None, feature_names, max_frames, dequantize=False, check_frame_sizes=True
         )
         picked = resample_frames(parsed["video_matrix"], parsed["num_frames"], frames)
         present = tf.where(parsed["num_frames"] > 0, frames, 0)

@@ -283,8 +283,14 @@ def test_label_outside_vocabulary_names_the_field(tmp_path):
         collect(readers.video_level_records([path], NUM_CLASSES, 2))
 
 
+def parse_checked(path):
+    """The batched parser with the frame-size check (serving requests use it)."""
+    serialized = tf.constant([r.numpy() for r in tf.data.TFRecordDataset(str(path))])
+    return readers.parse_frame_examples(serialized, NUM_CLASSES, max_frames=MAX_FRAMES, check_frame_sizes=True)
+
+
 def test_a_frame_of_the_wrong_size_names_the_field(tmp_path):
-    """`decode_raw(fixed_length=…)` would zero-pad a short frame; the reader refuses it."""
+    """`decode_raw(fixed_length=…)` would zero-pad a short frame; the checked parser refuses it."""
     rgb, audio = random_frames(np.random.default_rng(0), 3)
     example = tf.train.SequenceExample.FromString(records.encode_frame_example("short", [1], rgb, audio))
     example.feature_lists.feature_list["audio"].feature[2].bytes_list.value[0] = bytes(100)
@@ -292,7 +298,7 @@ def test_a_frame_of_the_wrong_size_names_the_field(tmp_path):
         records.encode_frame_example("ok", [1], rgb[:2], audio[:2]), example.SerializeToString(),
     ])
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"field .{1,2}audio.{1,2} holds a frame that is not 128 bytes"):
-        collect(readers.frame_records([path], NUM_CLASSES, 2, max_frames=MAX_FRAMES))
+        parse_checked(path)
     # An empty frame inside a video is refused too; the padding after a shorter video is not.
     example.feature_lists.feature_list["audio"].feature[2].bytes_list.value[0] = audio[2].tobytes()
     example.feature_lists.feature_list["rgb"].feature[1].bytes_list.value[0] = b""
@@ -300,7 +306,12 @@ def test_a_frame_of_the_wrong_size_names_the_field(tmp_path):
         records.encode_frame_example("ok", [1], rgb[:1], audio[:1]), example.SerializeToString(),
     ])
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"field .{1,2}rgb.{1,2} holds a frame that is not 1024 bytes"):
-        collect(readers.frame_records([path], NUM_CLASSES, 2, max_frames=MAX_FRAMES))
+        parse_checked(path)
+    # The padding after the shorter video of a batch is not a short frame.
+    path = write_records(tmp_path / "padded0000.tfrecord", [
+        records.encode_frame_example("one", [1], rgb[:1], audio[:1]), records.encode_frame_example("three", [1], rgb, audio),
+    ])
+    assert parse_checked(path)["num_frames"].numpy().tolist() == [1, 3]
 
 
 def test_video_level_records_match_reference(data):
