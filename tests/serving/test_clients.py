@@ -1,6 +1,12 @@
 """The serving clients (`cma_tf/serving/clients.py`) against TF Serving's Predict path, emulated
 in-process (`tf_serving_emulator.py`: the SavedModel loaded the TF Serving way — a TF1 session,
 restore op + init op — behind a real gRPC server and a REST server with TF Serving's JSON rules).
+
+What these tests can fail on in cma_tf: the request and body the clients build, the rows they
+parse, the SavedModel's loading and answers in a session, the empty-batch error and the
+per-item flags. The answers that TF Serving gives before the model runs (wrong dtype, unknown
+input, signature, model or version, an empty REST `instances` list) are the emulator's copies
+of TF Serving's messages: those tests check the clients' handling of them, not the model.
 """
 
 import base64
