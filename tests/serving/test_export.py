@@ -241,3 +241,25 @@ def test_vocabulary_files_are_validated(image_workdir, tmp_path):
     short.write_text("a\nb\n")
     with pytest.raises(DataError, match=f"scores {len(names)} classes but the vocabulary has 2 names"):
         export_workdir(image_workdir, str(tmp_path / "d" / "1"), vocabulary_file=str(short))
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_a_mixed_precision_model_exports_float32_scores(image_data, tmp_path, policy):
+    import keras
+
+    from cma_tf import factory
+    from cma_tf.serving.export import export_saved_model
+    from tests.test_cli import tiny_config
+
+    config = tiny_config("cma", image_data)
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = factory.build_classifier(config, 16)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    export_dir = str(tmp_path / "m" / "1")
+    export_saved_model(model, [f"l{i}" for i in range(16)], factory.serving_request(config), export_dir)
+    pixels = np.random.default_rng(0).uniform(0, 255, [2, IMAGE_SIZE, IMAGE_SIZE, 3]).astype(np.float32)
+    outputs = tf.saved_model.load(export_dir).signatures["predict_pixels"](pixels=tf.constant(pixels))
+    assert outputs["scores"].dtype == tf.float32
+    np.testing.assert_allclose(outputs["scores"].numpy(), keras_scores(model, pixels), atol=SCORE_TOLERANCE)
