@@ -84,6 +84,12 @@ def resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
     return resized
 
 
+def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
+    """The evaluation input of one encoded image: float32 [S, S, 3], RGB 0..255 (also what the
+    exported `serving_default` signature does in its graph)."""
+    return resize(decode_image(encoded), image_size)
+
+
 def _crop_window(image_shape: tf.Tensor, seed: tf.Tensor):
     """`(begin, size)` of a random crop: area 30-100 %, aspect 3/4-4/3 (the paper's "random crop")."""
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
@@ -143,7 +149,7 @@ def _training_example(serialized, element_seed, num_classes: int, image_size: in
 
 def _eval_example(serialized, num_classes: int, image_size: int):
     encoded, multi_hot = _parse(serialized, num_classes)
-    return resize(decode_image(encoded), image_size), multi_hot
+    return decode_and_resize(encoded, image_size), multi_hot
 
 
 def _file_dataset(files: list, training: bool, seed: Optional[int]) -> tf.data.Dataset:

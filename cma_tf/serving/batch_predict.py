@@ -21,14 +21,11 @@ def predict(model, inputs, output, batch_size=32, top_k=None, checkpoint="final"
     if top_k is not None and top_k < 1:
         raise ConfigError(f"--top_k must be at least 1, got {top_k}")
     files = sources.expand_inputs(inputs)
-    if not is_saved_model(model):
-        if vocabulary_file is not None and not tf.io.gfile.exists(vocabulary_file):
-            raise FileNotFoundError(f"--vocabulary: {vocabulary_file} does not exist")
-        if not tf.io.gfile.exists(run_files.path(model, run_files.CONFIG)):
-            raise FileNotFoundError(
-                f"--model {model} is neither a SavedModel (no saved_model.pb) nor a training workdir (no config.json)"
-            )
     saved_model = is_saved_model(model)
+    if not saved_model and not tf.io.gfile.exists(run_files.path(model, run_files.CONFIG)):
+        raise FileNotFoundError(
+            f"--model {model} is neither a SavedModel (no saved_model.pb) nor a training workdir (no config.json)"
+        )
     predictor = load_predictor(model, checkpoint, top_k or 5, vocabulary_file)
     if top_k is not None and top_k > predictor.top_k:
         why = "set at export" if saved_model else "its vocabulary size"

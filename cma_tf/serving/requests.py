@@ -22,7 +22,6 @@ import tensorflow as tf
 
 from cma_tf.data import images
 from cma_tf.data.yt8m import readers
-from cma_tf.data.yt8m.frames import resample_frames
 
 
 # The names of `serving_default`'s input, one per request format.
@@ -54,7 +53,7 @@ class RequestFormat:
 
 def image_request(image_size: int) -> RequestFormat:
     def decode_one(encoded):
-        return images.resize(images.decode_image(encoded), image_size)
+        return images.decode_and_resize(encoded, image_size)
 
     return RequestFormat(
         IMAGES, "pixels", "predict_pixels", (image_size, image_size, 3), decode_one,
@@ -70,9 +69,10 @@ def frame_request(frames: int, feature_names, max_frames: int) -> RequestFormat:
         parsed = readers.parse_frame_examples(
             serialized[tf.newaxis], None, feature_names, max_frames, dequantize=False, check_frame_sizes=True
         )
-        picked = resample_frames(parsed["video_matrix"], parsed["num_frames"], frames)
-        present = tf.where(parsed["num_frames"] > 0, frames, 0)
-        return tf.ensure_shape(readers.mask_and_dequantize(picked, present)[0], [frames, size])
+        rows = readers.resample_and_dequantize(
+            parsed["video_matrix"], parsed["num_frames"], frames, dequantize=readers.mask_and_dequantize
+        )
+        return tf.ensure_shape(rows[0], [frames, size])
 
     return RequestFormat(
         SEQUENCE_EXAMPLES, "frames", "predict_frames", (frames, size), decode_one,

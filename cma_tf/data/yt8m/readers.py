@@ -284,6 +284,14 @@ def _with_options(dataset, deterministic):
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
+def resample_and_dequantize(codes, num_frames, frames, offsets=None, dequantize=dequantize_frames):
+    """uint8 codes `[B, F, D]` + counts `[B]` → float `[B, frames, D]`: each video's frames
+    resampled (`frames.py`) from the codes and only the picked ones dequantized; zeros for a
+    video without frames. The serving graph passes `dequantize=mask_and_dequantize` (no XLA)."""
+    picked = resample_frames(codes, num_frames, frames, offsets)
+    return dequantize(picked, tf.where(num_frames > 0, frames, 0))
+
+
 def make_frame_dataset(
     files, num_classes, frames, batch_size, training, feature_names=DEFAULT_FRAME_FEATURES,
     max_frames=records.MAX_FRAMES, seed=0, shuffle_buffer=1024, deterministic=False, repeat=False,
@@ -301,10 +309,8 @@ def make_frame_dataset(
         repeat=repeat, input_context=input_context, drop_remainder=training, dequantize=False,
     )
 
-    # Frames are picked from the uint8 codes and only the `frames` picked ones dequantized.
     def resampled(batch, offsets=None):
-        picked = resample_frames(batch["video_matrix"], batch["num_frames"], frames, offsets)
-        return dequantize_frames(picked, tf.where(batch["num_frames"] > 0, frames, 0)), batch["labels"]
+        return resample_and_dequantize(batch["video_matrix"], batch["num_frames"], frames, offsets), batch["labels"]
 
     if training:
         dataset = dataset.enumerate().map(
