@@ -13,12 +13,13 @@ def vocabulary_path(data_dir: str) -> str:
     return os.path.join(data_dir, VOCAB_FILENAME)
 
 
-def write_vocabulary(path: str, names) -> None:
+def write_vocabulary(path: str, names, unique: bool = True) -> None:
+    """Writes one name a line, atomically; `unique=False` as in `read_vocabulary`."""
     names = list(names)
     for line, name in enumerate(names, start=1):
         if not name or "\n" in name:
             raise DataError(f"{path}: label {line} is empty or contains a newline: {name!r}")
-    if len(set(names)) != len(names):
+    if unique and len(set(names)) != len(names):
         raise DataError(f"{path}: label names repeat")
     tmp = path + ".tmp"
     with tf.io.gfile.GFile(tmp, "w") as f:

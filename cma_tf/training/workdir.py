@@ -5,6 +5,8 @@ import os
 
 import tensorflow as tf
 
+from cma_tf.data.vocab import write_vocabulary
+
 CONFIG = "config.json"
 VOCABULARY = "labels.txt"
 ASGE_WEIGHTS = "asge/encoder_weights.npz"
@@ -36,11 +38,7 @@ def write_json(file_path: str, data) -> None:
 def write_labels(workdir: str, names) -> None:
     """The run's label names, one a line (line = class id), written atomically: the workdir
     then carries what an export needs without the dataset."""
-    file_path = path(workdir, VOCABULARY)
-    tmp = file_path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write("".join(f"{name}\n" for name in names))
-    tf.io.gfile.rename(tmp, file_path, overwrite=True)
+    write_vocabulary(path(workdir, VOCABULARY), names, unique=False)
 
 
 def read_json(file_path: str):
