@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from report import write_report  # noqa: E402
+from report import print_table, write_report  # noqa: E402
 from cma_tf.data import images, records  # noqa: E402
 
 NUM_CLASSES = 80
@@ -179,10 +179,11 @@ def main():
         "tensorflow": tf.__version__,
     }
     print(f"\nInput pipeline, {args.num_images} JPEGs {args.width}x{args.height}, {cores} cores, batch {args.batch_size}:\n")
-    print("| loader | images/s | × bare decode |")
-    print("|---|---:|---:|")
-    for name, rate in rates.items():
-        print(f"| {name} | {rate:.1f} | {rate / rates['bare_decode']:.2f} |")
+    print_table(
+        ["loader", "images/s", "× bare decode"],
+        [[name, f"{rate:.1f}", f"{rate / rates['bare_decode']:.2f}"] for name, rate in rates.items()],
+        "lrr",
+    )
     print(f"\ncma_tf / bare decode = {result['ratio_to_decode']:.2f} (goal ≥ 0.80); "
           f"cma_tf / PIL worker pool = {result['ratio_to_pil']:.2f}, "
           f"/ PIL one process = {result['ratio_to_pil_single_process']:.2f} (goal ≥ 2)")

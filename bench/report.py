@@ -1,4 +1,5 @@
-"""What every benchmark does last: write its figures as JSON and print them as the last line."""
+"""What every benchmark does: print its figures as Markdown tables, then write them as JSON and
+print them as the last line."""
 
 import json
 import os
@@ -10,3 +11,12 @@ def write_report(result, json_out):
     with open(json_out, "w") as f:
         json.dump(result, f, indent=2)
     print(json.dumps(result))
+
+
+def print_table(headers, rows, align):
+    """A Markdown table: `headers`, `rows` of already formatted cells, `align` one letter a
+    column ("l" left, "r" right)."""
+    print("| " + " | ".join(headers) + " |")
+    print("|" + "|".join({"l": "---", "r": "---:"}[a] for a in align) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")

@@ -51,7 +51,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from report import write_report  # noqa: E402
+from report import print_table, write_report  # noqa: E402
 from cma_tf import factory  # noqa: E402
 from cma_tf.config_base import HEADS  # noqa: E402
 from cma_tf.serving.export import export_saved_model  # noqa: E402
@@ -222,14 +222,15 @@ def main():
           f"latency percentiles over all timed calls:\n")
     for name in VARIANTS:
         print(f"  {name}: {TITLES[name]}")
-    print("\n| batch | variant | calls (p50, p99 over) | images/s | × keras | p50 ms | p99 ms |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    print()
+    rows = []
     for batch in batches:
         for name in VARIANTS:
             f = figures[batch][name]
             ratio = f["images_per_s"] / figures[batch]["keras"]["images_per_s"]
-            print(f"| {batch} | {name} | {f['calls']} | {f['images_per_s']:.1f} | {ratio:.2f} "
-                  f"| {f['p50_ms']:.2f} | {f['p99_ms']:.2f} |")
+            rows.append([batch, name, f["calls"], f"{f['images_per_s']:.1f}", f"{ratio:.2f}",
+                         f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}"])
+    print_table(["batch", "variant", "calls (p50, p99 over)", "images/s", "× keras", "p50 ms", "p99 ms"], rows, "rlrrrrr")
     print(f"\nAt batch {largest}: SavedModel / Keras = {result['savedmodel_vs_keras']:.2f}, "
           f"bytes / Keras = {result['bytes_vs_keras']:.2f}. Max |score diff| Keras vs SavedModel "
           f"{score_diff:.1e}. Export {export_s:.1f} s, load {load_s:.1f} s, wall time {result['wall_s']:.0f} s.")

@@ -61,7 +61,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from report import write_report  # noqa: E402
+from report import print_table, write_report  # noqa: E402
 from cma_tf import factory  # noqa: E402
 from cma_tf.config_base import get_base_config  # noqa: E402
 
@@ -225,14 +225,13 @@ def main():
     print(
         f"\nParameters ({args.backbone}, {NUM_CLASSES} classes, label embeddings {EMBEDDING_DIM}, Φ frozen):\n"
     )
-    print("| model | total | trainable | non-trainable | head | head trainable | × plain (total) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for head in HEADS:
-        p = params[head]
-        print(
-            f"| {head} | {p['total']:,} | {p['trainable']:,} | {p['non_trainable']:,} | {p['head']:,} "
-            f"| {p['head_trainable']:,} | {p['total'] / params['plain']['total']:.3f} |"
-        )
+    print_table(
+        ["model", "total", "trainable", "non-trainable", "head", "head trainable", "× plain (total)"],
+        [[head, f"{p['total']:,}", f"{p['trainable']:,}", f"{p['non_trainable']:,}", f"{p['head']:,}",
+          f"{p['head_trainable']:,}", f"{p['total'] / params['plain']['total']:.3f}"]
+         for head, p in ((head, params[head]) for head in HEADS)],
+        "lrrrrrr",
+    )
 
     print(
         f"\nTraining step, {args.backbone} at {args.image_size}×{args.image_size}, batch {args.batch_size} "
@@ -240,8 +239,7 @@ def main():
         f"{'no GPU' if not gpus else f'{gpus} GPU(s)'}), median of {args.steps} interleaved steps "
         f"after {args.warmup} warm-up step(s):\n"
     )
-    print("| model | median step (s) | min step (s) | images/s | overhead vs plain | goal | met |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    rows = []
     for head in HEADS:
         if head == "plain":
             overhead, goal, ok = "—", "—", "—"
@@ -249,10 +247,11 @@ def main():
             overhead = f"{overheads[head]:+.1%}"
             goal = f"≤ {GOALS[head]:.0%}"
             ok = "yes" if met[head] else "no"
-        print(
-            f"| {head} | {medians[head]:.3f} | {min(times[head]):.3f} | {args.batch_size / medians[head]:.2f} "
-            f"| {overhead} | {goal} | {ok} |"
-        )
+        rows.append([head, f"{medians[head]:.3f}", f"{min(times[head]):.3f}", f"{args.batch_size / medians[head]:.2f}",
+                     overhead, goal, ok])
+    print_table(
+        ["model", "median step (s)", "min step (s)", "images/s", "overhead vs plain", "goal", "met"], rows, "lrrrrrl"
+    )
     scope = "" if goal_applies else " (the goal is stated for ResNet-101 at 448; this run is not that setting)"
     print(
         f"\nCMA overhead {overheads['cma']:+.1%} (goal ≤ 5%): {'met' if met['cma'] else 'NOT met'}; "

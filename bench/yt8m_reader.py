@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tensorflow as tf  # noqa: E402
 
-from report import write_report  # noqa: E402
+from report import print_table, write_report  # noqa: E402
 from cma_tf.data.yt8m import readers, records, synthetic  # noqa: E402
 
 FEATURE_NAMES = (records.RGB, records.AUDIO)
@@ -251,13 +251,14 @@ def main():
     }
     print(f"\nYouTube-8M frame-level reader, {total_videos} videos / {total_frames} frames "
           f"({result['megabytes']} MB, {args.shards} shards), {cores} cores, batch {args.batch_size}:\n")
-    print("| loader | frames/s | videos/s | × starter | frames per CPU-second | × starter |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, figures in loaders.items():
-        print(f"| {name} | {figures['frames_per_s']:.0f} | {figures['videos_per_s']:.1f} | "
-              f"{figures['frames_per_s'] / loaders['starter']['frames_per_s']:.2f} | "
-              f"{figures['frames_per_cpu_s']:.0f} | "
-              f"{figures['frames_per_cpu_s'] / loaders['starter']['frames_per_cpu_s']:.2f} |")
+    starter = loaders["starter"]
+    print_table(
+        ["loader", "frames/s", "videos/s", "× starter", "frames per CPU-second", "× starter"],
+        [[name, f"{f['frames_per_s']:.0f}", f"{f['videos_per_s']:.1f}", f"{f['frames_per_s'] / starter['frames_per_s']:.2f}",
+          f"{f['frames_per_cpu_s']:.0f}", f"{f['frames_per_cpu_s'] / starter['frames_per_cpu_s']:.2f}"]
+         for name, f in loaders.items()],
+        "lrrrrr",
+    )
     print(f"\ncma_tf / starter = {result['ratio_to_starter']:.2f} in frames/s (goal ≥ 2), "
           f"{result['cpu_ratio_to_starter']:.2f} in frames per CPU-second; "
           f"load average before the run {load_before} on {cores} cores")
