@@ -11,6 +11,7 @@ from cma_tf.backbones.video import fc_backbone, snet_backbone
 from cma_tf.config_base import HEADS
 from cma_tf.data import images, records, vocab
 from cma_tf.data.yt8m import readers as yt8m_readers
+from cma_tf.data.yt8m import validate as yt8m_validate
 from cma_tf.data.yt8m.vocabulary import VOCABULARY_FILENAME, first_existing, published_locations, read_yt8m_vocabulary
 from cma_tf.errors import ConfigError
 from cma_tf.graph.asge import ASGEEncoder
@@ -40,6 +41,30 @@ def is_video(config) -> bool:
     return config.data.format != "image"
 
 
+# The record kind and the features of each YouTube-8M format.
+RECORD_KINDS = {"yt8m_frame": yt8m_validate.FRAME_LEVEL, "yt8m_video": yt8m_validate.VIDEO_LEVEL}
+
+
+def feature_names(config) -> tuple:
+    """`config.data.feature_names` as a tuple, a comma-separated entry split as the starter
+    code's `--feature_names=rgb,audio` (`--config.data.feature_names=rgb,audio` arrives as the
+    one name "rgb,audio"); a `ConfigError` naming the valid names of the format otherwise."""
+    given = config.data.feature_names
+    given = [given] if isinstance(given, str) else list(given or ())
+    names = tuple(part.strip() for entry in given for part in str(entry).split(",") if part.strip())
+    valid = yt8m_validate.FEATURES_OF_KIND[RECORD_KINDS[config.data.format]]
+    kind = "frame-level" if config.data.format == "yt8m_frame" else "video-level"
+    unknown = [name for name in names if name not in valid]
+    if unknown or not names or len(set(names)) != len(names):
+        problem = f"unknown {', '.join(map(repr, unknown))}" if unknown else (
+            "none given" if not names else f"a name repeats in {', '.join(names)}")
+        raise ConfigError(
+            f"config.data.feature_names: {problem}; config.data.format={config.data.format!r} ({kind} records) "
+            f"has {', '.join(valid)} (e.g. --config.data.feature_names={','.join(valid)})"
+        )
+    return names
+
+
 def validate_config(config) -> None:
     """Fails fast, before any data is read, on field values no builder accepts."""
     model = config.model
@@ -59,6 +84,8 @@ def validate_config(config) -> None:
         raise ConfigError("config.model.head='ms_cma' needs an image backbone's two taps; video models are single-scale (cma)")
     if config.data.eval_segments and config.data.format != "yt8m_frame":
         raise ConfigError("config.data.eval_segments needs config.data.format='yt8m_frame' (segment-rated records)")
+    if is_video(config):
+        feature_names(config)
     if model.label_embedding not in LABEL_EMBEDDINGS:
         raise ConfigError(
             f"config.model.label_embedding: unknown {model.label_embedding!r} ({', '.join(LABEL_EMBEDDINGS)})"
@@ -86,7 +113,7 @@ def input_frames(config) -> int:
 def build_backbone(config):
     model, size = config.model, config.data.image_size
     if model.backbone in VIDEO_BACKBONES:
-        features = yt8m_readers.feature_size(tuple(config.data.feature_names))
+        features = yt8m_readers.feature_size(feature_names(config))
         if model.backbone == "snet":
             return snet_backbone(input_frames(config), features, tuple(model.snet_filters))
         return fc_backbone(input_frames(config), features, tuple(model.fc_units))
@@ -205,10 +232,63 @@ def epoch_seed(config, epoch):
 
 
 def list_data_files(config, split):
-    """The record files of `split` (an error naming the pattern if there are none)."""
+    """The record files of `split` (an error naming the pattern if there are none). For
+    YouTube-8M, also a `DataError` when the first record is not of the config's kind (frame-level
+    vs video-level) or lacks a feature of `config.data.feature_names`."""
     if is_video(config):
-        return yt8m_readers.list_record_files(config.data.data_dir, split)
+        files = yt8m_readers.list_record_files(config.data.data_dir, split)
+        check_record_kind(config, files)
+        return files
     return records.list_shards(config.data.data_dir, split)
+
+
+def check_record_kind(config, files):
+    """Reads the first record of `files`: the one-line error, saying which folder and format to
+    use, when frame-level records are given to a `yt8m_video` config or the reverse."""
+    data = config.data
+    frame = data.format == "yt8m_frame"
+    other = "video" if frame else "frame"
+    other_features = ",".join(yt8m_validate.FEATURES_OF_KIND[RECORD_KINDS["yt8m_" + other]])
+    fix = (
+        f"point config.data.data_dir at the {'frame' if frame else 'video'}-level records (the published "
+        f"{'frame' if frame else 'video'}/ folder), or read these with --config.data.format=yt8m_{other} "
+        f"--config.data.feature_names={other_features}"
+    )
+    yt8m_validate.check_kind(
+        files, RECORD_KINDS[data.format], feature_names(config), f"config.data.format={data.format!r}", fix,
+        "config.data.feature_names",
+    )
+
+
+def check_eval_split(config, split, files):
+    """A `DataError` before any training when the evaluation split has no labels (or, with
+    `config.data.eval_segments`, no rated segments) in its first records, e.g. the published
+    `test` split: its metrics would be GAP 0 and mAP nan, and `best.keras` chosen on them."""
+    data = config.data
+    labelled = [name for name in yt8m_validate.other_splits(data.data_dir, split, "test") if name != data.train_split]
+    example = f" (--config.data.eval_split={labelled[0]})" if labelled else ""
+    yt8m_validate.check_labelled(
+        files, split, segments=bool(is_video(config) and data.eval_segments),
+        field=records.LABELS if not is_video(config) else yt8m_validate.records.LABELS,
+        fix=f"set config.data.eval_split to a labelled split{example}",
+        segments_fix=(
+            "evaluate on its video-level labels with --config.data.eval_segments=False, or on the 2019 "
+            "segment-rated records"
+        ),
+    )
+
+
+def first_bad_record(config, files, num_classes):
+    """After a failed read: one line naming the first record of `files` that cannot be used
+    (shard, record index, id, field), or None. YouTube-8M: a label id outside the vocabulary;
+    images: that or an undecodable image (`cma_tf/data/validate.py`)."""
+    if not is_video(config):
+        from cma_tf.data.validate import first_bad_record as first_bad_image_record
+
+        return first_bad_image_record(files, num_classes)
+    return yt8m_validate.first_label_outside(
+        files, num_classes, frame_level=config.data.format == "yt8m_frame", segments=bool(config.data.eval_segments)
+    )
 
 
 def read_vocabulary(config):
@@ -255,9 +335,11 @@ def build_dataset(config, num_classes, split, training, repeat=False, epoch=None
     per rated 5-frame segment."""
     data = config.data
     files = list_data_files(config, split)
+    if not training:
+        check_eval_split(config, split, files)
     batch_size = config.train.batch_size if training else config.train.eval_batch_size
     seed = config.seed if epoch is None else epoch_seed(config, epoch)
-    features = tuple(data.feature_names)
+    features = feature_names(config) if is_video(config) else ()
     if data.format == "yt8m_video":
         return yt8m_readers.make_video_level_dataset(
             files, num_classes, batch_size, training, features, seed=seed, shuffle_buffer=data.shuffle_buffer,
@@ -295,9 +377,9 @@ def serving_request(config):
     `SequenceExample`s or video-level `Example`s), decoded as `build_dataset` evaluates."""
     data = config.data
     if data.format == "yt8m_frame":
-        return serving_requests.frame_request(data.frames, data.feature_names, data.max_frames)
+        return serving_requests.frame_request(data.frames, feature_names(config), data.max_frames)
     if data.format == "yt8m_video":
-        return serving_requests.video_level_request(data.feature_names)
+        return serving_requests.video_level_request(feature_names(config))
     return serving_requests.image_request(data.image_size)
 
 

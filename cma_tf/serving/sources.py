@@ -8,7 +8,10 @@ batches of `(ids, request items)` for the `serving_default` signature.
                    video models (the id is the record's `id`); `<file>:<index>` when there is none
 
 Items are read as bytes and never decoded here: an item that does not decode is the model's
-per-item `valid=False`, not a failure of the run.
+per-item `valid=False`, not a failure of the run. The first record of each TFRecord file is
+checked for its kind, though: records of another kind than the model reads (video-level
+records for a frame-level model, YouTube-8M records for an image model, …) would make every
+item `valid=False`, so they are refused with one line saying which records the model reads.
 """
 
 import os
@@ -18,6 +21,7 @@ import tensorflow as tf
 
 from cma_tf.data import records as image_records
 from cma_tf.data.yt8m import records as yt8m_records
+from cma_tf.data.yt8m import validate as yt8m_validate
 from cma_tf.errors import DataError
 from cma_tf.serving.requests import EXAMPLES, IMAGES, SEQUENCE_EXAMPLES
 
@@ -78,10 +82,32 @@ def _text(features, key) -> str:
     return values[0].decode("utf-8", "replace") if values else ""
 
 
+# The record kind each signature input reads, and what to give it.
+RECORD_KINDS = {
+    SEQUENCE_EXAMPLES: (yt8m_validate.FRAME_LEVEL, "give it frame-level records (e.g. the published frame/test*.tfrecord)"),
+    EXAMPLES: (yt8m_validate.VIDEO_LEVEL, "give it video-level records (e.g. the published video/test*.tfrecord)"),
+    IMAGES: (yt8m_validate.IMAGE, "give it image files or image records (python -m cma_tf.data.convert …)"),
+}
+
+
+def check_record_kind(path: str, raw: bytes, input_name: str) -> None:
+    """A `DataError` when the record `raw` (the first of `path`) is of a kind that the model's
+    input `input_name` does not read. A record that is no proto at all passes: the model flags it."""
+    kind, fix = RECORD_KINDS[input_name]
+    found = yt8m_validate.summarize(raw).kind
+    if found not in (kind, yt8m_validate.UNKNOWN):
+        raise DataError(
+            f"{path} holds {yt8m_validate.DESCRIPTIONS[found]}, but the model reads "
+            f"{yt8m_validate.DESCRIPTIONS[kind]}: {fix}"
+        )
+
+
 def _records(path: str, input_name: str) -> Iterator[Tuple[str, bytes]]:
     index = 0
     try:
         for index, raw in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
+            if index == 0:
+                check_record_kind(path, raw, input_name)
             yield _record_id(raw, input_name, f"{path}:{index}")
     except (tf.errors.DataLossError, tf.errors.OpError) as error:
         raise DataError(f"{path}: cannot read record {index + 1} and on: {error.message.splitlines()[0]}") from None

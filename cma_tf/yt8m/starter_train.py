@@ -1,5 +1,6 @@
-"""Runs the YouTube-8M starter code's own, unchanged `train.py` under TF 2.21, with the CMA
-and self-attention model classes of `starter_models.py` available to its `--model` flag.
+"""Runs the YouTube-8M starter code's own, unchanged `train.py`, `eval.py` and `inference.py`
+under TF 2.21, with the CMA and self-attention model classes of `starter_models.py` available
+to their `--model` flag (`train.py`) and to the `model_flags.json` that `eval.py` reads.
 
     python -m cma_tf.label_embeddings --config=configs/yt8m.py:cma_snet \\
         --workdir=runs/yt8m_cma_snet --output=runs/yt8m_cma_snet/label_embeddings.npy
@@ -9,6 +10,20 @@ and self-attention model classes of `starter_models.py` available to its `--mode
         --train_data_pattern='/path/to/frame/train*.tfrecord' --train_dir=/tmp/cma_snet \\
         --batch_size=256 --base_learning_rate=0.0002 --learning_rate_decay=0.8 \\
         --learning_rate_decay_examples=2000000
+    python -m cma_tf.yt8m.starter_train --script=eval --starter_dir=/path/to/youtube-8m \\
+        --cma_label_embeddings=runs/yt8m_cma_snet/label_embeddings.npy \\
+        --eval_data_pattern='/path/to/frame/validate*.tfrecord' --segment_labels \\
+        --train_dir=/tmp/cma_snet --run_once
+    python -m cma_tf.yt8m.starter_train --script=inference --starter_dir=/path/to/youtube-8m \\
+        --input_data_pattern='/path/to/frame/test*.tfrecord' --segment_labels \\
+        --segment_label_ids_file=/path/to/segment_label_ids.csv \\
+        --train_dir=/tmp/cma_snet --output_file=/tmp/cma_snet/submission.csv
+
+`--script` picks the starter script: `train` (the default), `eval` or `inference`.
+`eval.py` rebuilds the model class named in the `model_flags.json` that `train.py` wrote, so it
+needs the same `--cma_*` flags as training (the label embeddings file and the widths); it
+restores the latest checkpoint, reports GAP, Hit@1, PERR and mAP, and writes the
+`inference_model/` graph that `inference.py` then loads (no `--cma_*` flags there).
 
 `--starter_dir` (default: the environment variable `YT8M_STARTER_DIR`) is a copy of
 github.com/google/youtube-8m; every other flag is the starter `train.py`'s own or one of
@@ -34,8 +49,9 @@ files:
        and `export_model.py` use.
     4. The four model classes are set as attributes of the starter's `frame_level_models`
        module, where `train.py`'s `find_class_by_name` looks for `--model`.
-Then `train.py` runs as `__main__` (`runpy`), so its flag definitions and `app.run()` run as
-they do from a shell.
+Then the script runs as `__main__` (`runpy`), so its flag definitions and `app.run()` run as
+they do from a shell. `inference.py` loads the graph `eval.py` saved and needs no model class;
+the shims are the same for all three.
 """
 
 import argparse
@@ -49,19 +65,26 @@ from cma_tf import cli
 STARTER_DIR_ENV = "YT8M_STARTER_DIR"
 
 
-def split_starter_dir(argv):
-    """`argv` → (the starter directory, the arguments left for `train.py`)."""
+SCRIPTS = ("train", "eval", "inference")
+
+
+def split_runner_args(argv):
+    """`argv` → (the starter directory, the script's path, the arguments left for the script)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--starter_dir", default=os.environ.get(STARTER_DIR_ENV))
+    parser.add_argument("--script", default="train")
     known, rest = parser.parse_known_args(argv)
+    if known.script not in SCRIPTS:
+        raise SystemExit("--script=%s: not one of %s (the starter's train.py, eval.py, inference.py)"
+                         % (known.script, ", ".join(SCRIPTS)))
     if not known.starter_dir:
         raise SystemExit("Pass --starter_dir=/path/to/youtube-8m (a copy of the YouTube-8M starter "
                          "code) or set %s" % STARTER_DIR_ENV)
-    train_py = os.path.join(known.starter_dir, "train.py")
-    if not os.path.isfile(train_py):
-        raise SystemExit("--starter_dir=%s has no train.py: it must be a copy of "
-                         "github.com/google/youtube-8m" % known.starter_dir)
-    return os.path.abspath(known.starter_dir), rest
+    script = os.path.join(known.starter_dir, known.script + ".py")
+    if not os.path.isfile(script):
+        raise SystemExit("--starter_dir=%s has no %s.py: it must be a copy of "
+                         "github.com/google/youtube-8m" % (known.starter_dir, known.script))
+    return os.path.abspath(known.starter_dir), os.path.abspath(script), rest
 
 
 def install_tf1_shims():
@@ -107,16 +130,15 @@ def find_user_error(error):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    starter_dir, train_args = split_starter_dir(argv)
+    starter_dir, script, script_args = split_runner_args(argv)
     cli.quiet_tensorflow_logs()
     from cma_tf.yt8m import starter_models  # noqa: F401  (imported with the real TF 2 module)
 
     install_tf1_shims()
     register_models(starter_dir)
-    train_py = os.path.join(starter_dir, "train.py")
-    sys.argv = [train_py] + train_args
+    sys.argv = [script] + script_args
     try:
-        runpy.run_path(train_py, run_name="__main__")
+        runpy.run_path(script, run_name="__main__")
     except Exception as error:  # noqa: BLE001  (re-raised unless it wraps a user's mistake)
         user_error = find_user_error(error)
         if user_error is None:

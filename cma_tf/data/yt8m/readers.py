@@ -28,6 +28,7 @@ import tensorflow as tf
 from cma_tf.data.yt8m import records
 from cma_tf.data.records import list_matching_files
 from cma_tf.data.yt8m.frames import random_offsets, resample_frames
+from cma_tf.errors import ConfigError
 
 DEFAULT_FRAME_FEATURES = (records.RGB, records.AUDIO)
 DEFAULT_VIDEO_FEATURES = (records.MEAN_RGB, records.MEAN_AUDIO)
@@ -37,17 +38,31 @@ def feature_size(feature_names: Sequence[str]) -> int:
     """`D`: the width of the concatenated features."""
     unknown = [name for name in feature_names if name not in records.FEATURE_SIZES]
     if unknown:
-        raise ValueError(f"unknown YouTube-8M features {unknown} (known: {', '.join(records.FEATURE_SIZES)})")
+        raise ConfigError(f"unknown YouTube-8M features {unknown} (known: {', '.join(records.FEATURE_SIZES)})")
     return sum(records.FEATURE_SIZES[name] for name in feature_names)
 
 
-def multi_hot(labels, num_classes):
-    """Dense padded label ids `[B, L]` (−1 = none) → float32 `[B, N]`; ids ≥ N are an error."""
-    check = tf.debugging.assert_less(
-        labels, tf.cast(num_classes, labels.dtype),
-        message=f"YouTube-8M field '{records.LABELS}' has a label id outside the {num_classes}-class vocabulary",
+def label_range_check(labels, num_classes, video_ids, field=records.LABELS):
+    """An op that fails when a label id of `labels` (`[B, L]`, −1 = none) is ≥ `num_classes`,
+    its message naming the first such record's `id` (`video_ids` `[B]`), the field, the label id
+    and the vocabulary size."""
+    outside = tf.reshape(labels >= tf.cast(num_classes, labels.dtype), [-1])
+    first = tf.argmax(tf.cast(outside, tf.int32), output_type=tf.int32)
+    width = tf.maximum(tf.shape(labels)[-1], 1)
+    message = tf.strings.format(
+        "YouTube-8M record with id '{}': field '%s' has label id {}, outside the %d-class vocabulary (ids 0..%d)"
+        % (field, num_classes, num_classes - 1),
+        [tf.gather(video_ids, first // width), tf.gather(tf.reshape(labels, [-1]), first)],
     )
-    with tf.control_dependencies([check]):
+    return tf.debugging.Assert(tf.logical_not(tf.reduce_any(outside)), [message], summarize=1)
+
+
+def multi_hot(labels, num_classes, video_ids=None):
+    """Dense padded label ids `[B, L]` (−1 = none) → float32 `[B, N]`; ids ≥ N are an error
+    naming the record's id (`video_ids` `[B]`, when given)."""
+    if video_ids is None:
+        video_ids = tf.fill(tf.shape(labels)[:1], "?")
+    with tf.control_dependencies([label_range_check(labels, num_classes, video_ids)]):
         return tf.reduce_max(tf.one_hot(labels, num_classes, dtype=tf.float32), axis=1)
 
 
@@ -113,7 +128,7 @@ def parse_frame_examples(
         "num_frames": num_frames,
     }
     if num_classes is not None:
-        parsed["labels"] = multi_hot(_dense_labels(context[records.LABELS]), num_classes)
+        parsed["labels"] = multi_hot(_dense_labels(context[records.LABELS]), num_classes, context[records.ID])
     return parsed
 
 
@@ -144,7 +159,7 @@ def parse_video_level_examples(serialized, num_classes, feature_names=DEFAULT_VI
         "num_frames": tf.ones_like(parsed[records.ID], dtype=tf.int32),
     }
     if num_classes is not None:
-        result["labels"] = multi_hot(_dense_labels(parsed[records.LABELS]), num_classes)
+        result["labels"] = multi_hot(_dense_labels(parsed[records.LABELS]), num_classes, parsed[records.ID])
     return result
 
 
@@ -240,10 +255,7 @@ def _segments_of_one_video(serialized, num_classes, feature_names, segment_size,
         segments = tf.gather(matrix, frame_index)
     count = tf.shape(unique_starts, out_type=tf.int64)[0]
     label_ids = context[records.SEGMENT_LABELS].values
-    check = tf.debugging.assert_less(
-        label_ids, tf.cast(num_classes, tf.int64),
-        message=f"YouTube-8M field '{records.SEGMENT_LABELS}' has a label id outside the {num_classes}-class vocabulary",
-    )
+    check = label_range_check(label_ids[tf.newaxis], num_classes, context[records.ID][tf.newaxis], records.SEGMENT_LABELS)
     with tf.control_dependencies([check]):
         indices = tf.stack([segment_index, label_ids], axis=-1)
     shape = tf.stack([count, tf.cast(num_classes, tf.int64)])
