@@ -14,8 +14,11 @@ def vocabulary_path(data_dir: str) -> str:
 
 
 def write_vocabulary(path: str, names, unique: bool = True) -> None:
-    """Writes one name a line, atomically; `unique=False` as in `read_vocabulary`."""
+    """Writes one name a line, atomically; `unique=False` as in `read_vocabulary`. An empty
+    list is refused: `read_vocabulary` would reject the file it makes."""
     names = list(names)
+    if not names:
+        raise DataError(f"{path}: no label names to write (the input names no labels)")
     for line, name in enumerate(names, start=1):
         if not name or "\n" in name:
             raise DataError(f"{path}: label {line} is empty or contains a newline: {name!r}")
@@ -46,3 +49,11 @@ def read_vocabulary(path: str, unique: bool = True) -> list:
             raise DataError(f"{path}: line {line} repeats label {name!r} (first on line {seen[name]})")
         seen[name] = line
     return names
+
+
+def first_difference(old, new) -> str:
+    """Where two vocabularies part, for messages: `line 3: 'cat' vs 'dog'` (line = id + 1)."""
+    for line, (a, b) in enumerate(zip(old, new), start=1):
+        if a != b:
+            return f"line {line}: {a!r} vs {b!r}"
+    return f"{len(old)} labels vs {len(new)}"

@@ -5,7 +5,8 @@ import sys
 
 from absl import flags
 
-from cma_tf.data.convert.common import ConversionError, convert_split
+from cma_tf.data.convert.common import SKIPPING_REASONS, ConversionError, choose_vocabulary, convert_split
+from cma_tf.errors import DataError
 
 OUT_DIR = flags.DEFINE_string("out_dir", None, "Output directory: shards, labels.txt, reports.")
 SPLIT = flags.DEFINE_string(
@@ -25,8 +26,19 @@ STRICT = flags.DEFINE_bool(
 flags.mark_flags_as_required(["out_dir"])
 
 
-def run_conversion(images, vocabulary, listing_problems=()):
-    """Converts, prints the summary, and exits 1 in strict mode when there were problems."""
+def run_conversion(images, vocabulary, listing_problems=(), vocabulary_file=None):
+    """Converts, prints the summary, and exits 1 in strict mode when there were problems.
+
+    `vocabulary` is the one the converter read from its input and `vocabulary_file` the
+    `--vocabulary` flag; `choose_vocabulary` picks between them and `<out_dir>/labels.txt`.
+
+    Raises:
+        DataError: the input lists no image, the vocabulary would change `labels.txt`, or no
+            image could be written (then the problem report says why).
+    """
+    if not images:
+        raise DataError("the input lists no images: nothing to convert")
+    vocabulary = choose_vocabulary(OUT_DIR.value, vocabulary, vocabulary_file)
     try:
         summary = convert_split(
             images, vocabulary, OUT_DIR.value, SPLIT.value, NUM_SHARDS.value, NUM_WORKERS.value, STRICT.value,
@@ -40,4 +52,11 @@ def run_conversion(images, vocabulary, listing_problems=()):
         sys.exit(130)
     print(json.dumps({k: v for k, v in summary.items() if k != "per_class_counts"}, indent=2))
     print("per-class counts:", json.dumps(summary["per_class_counts"]))
+    if not summary["images_written"]:
+        reasons = ", ".join(f"{summary['problems'][reason]} {reason}" for reason in SKIPPING_REASONS
+                            if summary["problems"][reason])
+        raise DataError(
+            f"none of the {summary['images_listed']} images of split '{SPLIT.value}' could be written "
+            f"({reasons}): see {summary['problem_report']}"
+        )
     return summary

@@ -3,7 +3,8 @@ r"""MS-COCO → TFRecords: `python -m cma_tf.data.convert.coco`.
 Reads `instances_{train,val}{2014,2017}.json` with pycocotools; an image's labels are the
 categories of its instance annotations (crowd regions included, as ML-GCN does). The
 vocabulary is the category names in alphabetical order (ML-GCN's order, `data/coco_labels.txt`)
-unless `--vocabulary` gives a file. Images without annotations are reported as `no_labels`.
+unless `--vocabulary` gives a file or an earlier split made `<out_dir>/labels.txt` (every split
+of a directory shares one). Images without annotations are reported as `no_labels`.
 
 Example:
     python -m cma_tf.data.convert.coco --annotations=coco/annotations/instances_train2014.json \
@@ -48,9 +49,17 @@ def load_coco(annotation_file: str):
 
 
 def coco_source_images(annotation_file: str, image_dir: str):
-    """`(images, vocabulary)`: one `SourceImage` per image id (ascending), label names per image."""
+    """`(images, vocabulary)`: one `SourceImage` per image id (ascending), label names per image.
+
+    Raises:
+        DataError: the file is missing or malformed, or lists no images or no categories.
+    """
     coco = load_coco(annotation_file)
     names = {category["id"]: category["name"] for category in coco.loadCats(coco.getCatIds())}
+    if not coco.getImgIds():
+        raise DataError(f"{annotation_file}: field 'images' lists no images: nothing to convert")
+    if not names:
+        raise DataError(f"{annotation_file}: field 'categories' lists no categories, so no annotation has a label")
     images = []
     for image_id in sorted(coco.getImgIds()):
         info = coco.loadImgs(image_id)[0]
@@ -68,13 +77,10 @@ def main(argv):
     del argv
     from cma_tf import cli
     from cma_tf.data.convert.cli import run_conversion
-    from cma_tf.data.vocab import read_vocabulary
 
     def convert():
         images, vocabulary = coco_source_images(_ANNOTATIONS.value, _IMAGES.value)
-        if _VOCABULARY.value:
-            vocabulary = read_vocabulary(_VOCABULARY.value)
-        return run_conversion(images, vocabulary)
+        return run_conversion(images, vocabulary, vocabulary_file=_VOCABULARY.value)
 
     cli.run_reporting_user_errors(convert)
 

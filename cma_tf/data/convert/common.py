@@ -16,6 +16,9 @@ shards in the format of `records.py` plus `labels.txt`:
   exit, after everything else has been written.
 - JPEG and PNG bytes are stored as they are; other formats PIL reads (GIF, BMP, WebP, TIFF, …)
   are re-encoded as PNG, since the pipeline decodes JPEG and PNG.
+- Every split of a directory shares its `labels.txt`: a split converted into a directory that
+  has one uses it (`choose_vocabulary`), and a conversion that would change it is refused, so
+  converting `val` can never change what the label ids of the `train` shards mean.
 """
 
 import collections
@@ -31,7 +34,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from cma_tf.data import records
-from cma_tf.data.vocab import vocabulary_path, write_vocabulary
+from cma_tf.data.vocab import first_difference, read_vocabulary, vocabulary_path, write_vocabulary
+from cma_tf.errors import DataError
 
 MISSING_FILE = "missing_file"
 UNREADABLE_IMAGE = "unreadable_image"
@@ -134,7 +138,7 @@ class ShardTask:
     def fingerprint(self) -> str:
         """What the shard's content depends on: its images (files, ids, labels) and the label
         ids. A finished shard is reused only if this matches, so a re-run with another image
-        list or vocabulary (labels.txt is rewritten each run) cannot keep stale records."""
+        list, or with another vocabulary after labels.txt was deleted, cannot keep stale records."""
         listing = [[image.path, image.source_id, list(image.labels)] for image in self.images]
         text = json.dumps([listing, sorted(self.label_ids.items())], ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -226,6 +230,42 @@ def write_problem_report(path: str, reports: Sequence[dict]) -> int:
     return len(rows)
 
 
+def _existing_vocabulary(out_dir: str):
+    path = vocabulary_path(out_dir)
+    return read_vocabulary(path) if os.path.exists(path) else None
+
+
+def choose_vocabulary(out_dir: str, derived: Sequence[str], given_file: Optional[str] = None, log=print) -> list:
+    """The vocabulary to convert a split into `out_dir` with, so that all its splits share one.
+
+    - `given_file` (`--vocabulary`) is used if `<out_dir>/labels.txt` does not exist or holds
+      the same names in the same order; otherwise the conversion is refused.
+    - Without it, an existing `<out_dir>/labels.txt` is used (labels outside it are then
+      reported as `unknown_label`), and `log` gets one line saying so.
+    - Else `derived`, the vocabulary the converter read from its input.
+
+    Raises:
+        DataError: `given_file` differs from `<out_dir>/labels.txt`.
+    """
+    existing_file = vocabulary_path(out_dir)
+    existing = _existing_vocabulary(out_dir)
+    if given_file:
+        given = read_vocabulary(given_file)
+        if existing is not None and given != existing:
+            raise DataError(
+                f"--vocabulary={given_file} differs from {existing_file} ({first_difference(existing, given)}), "
+                f"the vocabulary of the splits already converted into {out_dir}: leave --vocabulary out or "
+                f"give that file, convert into another --out_dir, or delete {existing_file} and re-convert every split"
+            )
+        return given
+    if existing is not None:
+        log(f"using the existing vocabulary {existing_file} ({len(existing)} labels) shared by every split in "
+            f"{out_dir}; labels outside it are reported as unknown_label (to change it, delete it and "
+            "re-convert every split)")
+        return existing
+    return list(derived)
+
+
 def convert_split(
     images: Sequence[SourceImage],
     vocabulary: Sequence[str],
@@ -242,14 +282,29 @@ def convert_split(
     `listing_problems` are the images the source's reader already had to drop (a malformed
     annotation, say); they join the report and the counts.
 
+    `vocabulary` must be the one of `<out_dir>/labels.txt` if that exists (see
+    `choose_vocabulary`): the splits already there use its ids.
+
     Raises:
+        DataError: `<out_dir>/labels.txt` holds another vocabulary, or `vocabulary` is empty or
+            repeats a name (before anything is written).
         ConversionError: if `strict` and any image had a problem (after writing the rest).
     """
     from tqdm.auto import tqdm
 
-    os.makedirs(os.path.join(out_dir, STATE_DIR), exist_ok=True)
+    vocabulary = list(vocabulary)
     vocab_file = vocabulary_path(out_dir)
-    write_vocabulary(vocab_file, vocabulary)
+    existing = _existing_vocabulary(out_dir)
+    if existing is not None and existing != vocabulary:
+        raise DataError(
+            f"{vocab_file} holds another vocabulary ({first_difference(existing, vocabulary)}) than the one given "
+            f"for split '{split}'; converting with it would change what the label ids of the splits already in "
+            f"{out_dir} mean: convert with that vocabulary, into another directory, or delete {vocab_file} and "
+            "re-convert every split"
+        )
+    os.makedirs(os.path.join(out_dir, STATE_DIR), exist_ok=True)
+    if existing is None:
+        write_vocabulary(vocab_file, vocabulary)
     label_ids = {name: index for index, name in enumerate(vocabulary)}
     tasks = plan_shards(images, out_dir, split, num_shards, label_ids)
     _remove_stale_shards(out_dir, split, len(tasks))

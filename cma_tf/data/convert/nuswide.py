@@ -10,6 +10,8 @@ The release's layout under `--root`:
 Images live under `--images` (default `<root>/Flickr`), at the list's path with `\\` read as
 a directory separator. Images with no concept are reported as `no_labels` and skipped (the
 usual protocol, which leaves ~150k training and ~59k test images of the 161,789 / 107,859).
+The vocabulary is `Concepts81.txt`, or `<out_dir>/labels.txt` if an earlier split made it
+(every split of a directory shares one).
 
 Example:
     python -m cma_tf.data.convert.nuswide --root=NUS-WIDE --part=Train --out_dir=data/nuswide --split=train
@@ -58,8 +60,13 @@ def nuswide_source_images(root: str, part: str = "Train", image_dir: str = None)
     """`(images, vocabulary)` of one official part."""
     if part not in PARTS:
         raise DataError(f"part must be one of {PARTS}, got {part!r}")
-    concepts = _read_lines(os.path.join(root, "Concepts81.txt"))
-    paths = _read_lines(os.path.join(root, "ImageList", f"{part}Imagelist.txt"))
+    concepts_file = os.path.join(root, "Concepts81.txt")
+    list_file = os.path.join(root, "ImageList", f"{part}Imagelist.txt")
+    concepts, paths = _read_lines(concepts_file), _read_lines(list_file)
+    if not concepts:
+        raise DataError(f"{concepts_file}: lists no concepts: there is no vocabulary")
+    if not paths:
+        raise DataError(f"{list_file}: lists no images: nothing to convert")
     label_dir = os.path.join(root, "Groundtruth", "TrainTestLabels")
     matrix = np.stack(
         [read_concept_labels(os.path.join(label_dir, f"Labels_{concept}_{part}.txt"), len(paths)) for concept in concepts],

@@ -4,7 +4,8 @@ Reads `ImageSets/Main/<image_set>.txt` (trainval, test, …) and, for each id, t
 `Annotations/<id>.xml`; the image is `JPEGImages/<id>.jpg`. An image's labels are the classes
 of its objects; objects marked `<difficult>1</difficult>` count only with
 `--include_difficult` (the classification benchmark treats them as "ignore"). The vocabulary
-is VOC's 20 classes in their usual order (`data/voc2007_labels.txt`).
+is VOC's 20 classes in their usual order (`data/voc2007_labels.txt`), or `<out_dir>/labels.txt`
+if an earlier split made it (every split of a directory shares one).
 
 Example:
     python -m cma_tf.data.convert.voc2007 --root=VOCdevkit/VOC2007 --image_set=trainval \
@@ -39,7 +40,10 @@ def read_image_set(root: str, image_set: str):
     if not os.path.exists(path):
         raise DataError(f"VOC image set not found: {path}")
     with open(path) as f:
-        return [line.split()[0] for line in f if line.strip()]
+        ids = [line.split()[0] for line in f if line.strip()]
+    if not ids:
+        raise DataError(f"{path}: lists no image ids: nothing to convert")
+    return ids
 
 
 def object_labels(xml_path: str, include_difficult: bool):

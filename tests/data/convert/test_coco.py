@@ -92,3 +92,16 @@ def test_coco_command_line_missing_annotation_file_exits_2(tmp_path):
     result = run_cli("coco", f"--annotations={missing}", f"--images={tmp_path}", f"--out_dir={tmp_path / 'out'}")
     assert_one_line_error(result, 2, "COCO annotation file not found", missing)
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("field,match", [("images", "field 'images' lists no images"),
+                                         ("categories", "field 'categories' lists no categories")])
+def test_coco_file_without_images_or_categories_is_a_data_error(tmp_path, field, match):
+    data = {"images": [{"id": 7, "file_name": "a.jpg", "height": 2, "width": 2}], "annotations": [],
+            "categories": fixtures.COCO_CATEGORIES}
+    data[field] = []
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=match) as raised:
+        coco_source_images(str(path), str(tmp_path))
+    assert str(path) in str(raised.value)

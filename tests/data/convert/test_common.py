@@ -295,15 +295,66 @@ def test_a_shard_without_its_report_is_rewritten(source, out_dir, monkeypatch):
     check_conversion(out_dir, "train", expected)
 
 
-def test_rerun_with_another_vocabulary_rewrites_the_shards(source, out_dir):
-    """labels.txt is rewritten each run, so shards keeping ids of the old vocabulary would
-    silently carry wrong labels."""
+def test_rerun_with_another_vocabulary_is_refused_and_changes_nothing(source, out_dir, monkeypatch):
+    """Every split of a directory reads its ids through one labels.txt: another vocabulary
+    would silently relabel the splits already there."""
     images, expected = source
     convert(images, out_dir)
+    before = mtimes(out_dir)
+    writer = RecordingWriter(monkeypatch)
+    reordered = ["person", "dog", "cat", "boat"]
+    with pytest.raises(DataError) as raised:
+        convert_split(images, reordered, out_dir, "val", num_shards=3, num_workers=1, progress=False)
+    message = str(raised.value)
+    assert os.path.join(out_dir, "labels.txt") in message and "line 1: 'boat' vs 'person'" in message
+    assert "\n" not in message
+    assert writer.paths == [] and mtimes(out_dir) == before and not shard_files(out_dir, "val")
+    check_conversion(out_dir, "train", expected)
+
+
+def test_rerun_with_another_vocabulary_after_deleting_labels_txt_rewrites_the_shards(source, out_dir):
+    """Deleting labels.txt is how a vocabulary is changed; the shard fingerprints then make
+    the re-run rewrite every shard instead of keeping ids of the old vocabulary."""
+    images, expected = source
+    convert(images, out_dir)
+    os.remove(os.path.join(out_dir, "labels.txt"))
     reordered = ["person", "dog", "cat", "boat"]
     convert_split(images, reordered, out_dir, "train", num_shards=3, num_workers=1, progress=False)
     expected.vocabulary = reordered
     check_conversion(out_dir, "train", expected)
+
+
+def test_choose_vocabulary(tmp_path):
+    out_dir = str(tmp_path / "out")
+    lines = []
+    assert common.choose_vocabulary(out_dir, ["b", "a"], log=lines.append) == ["b", "a"] and lines == []
+    os.makedirs(out_dir)
+    with open(os.path.join(out_dir, "labels.txt"), "w") as f:
+        f.write("a\nb\nc\n")
+    # an existing labels.txt wins over the input's own labels, and says so on one line
+    assert common.choose_vocabulary(out_dir, ["c", "z"], log=lines.append) == ["a", "b", "c"]
+    assert len(lines) == 1 and "using the existing vocabulary" in lines[0]
+    assert os.path.join(out_dir, "labels.txt") in lines[0] and "\n" not in lines[0]
+    # a given file must be that same vocabulary
+    same, other = str(tmp_path / "same.txt"), str(tmp_path / "other.txt")
+    with open(same, "w") as f:
+        f.write("a\nb\nc\n")
+    with open(other, "w") as f:
+        f.write("a\nc\nb\n")
+    assert common.choose_vocabulary(out_dir, ["z"], same, log=lines.append) == ["a", "b", "c"]
+    with pytest.raises(DataError) as raised:
+        common.choose_vocabulary(out_dir, ["z"], other, log=lines.append)
+    assert f"--vocabulary={other} differs from {os.path.join(out_dir, 'labels.txt')}" in str(raised.value)
+    assert "line 2: 'b' vs 'c'" in str(raised.value)
+    assert len(lines) == 1
+
+
+def test_an_empty_vocabulary_is_refused_before_anything_is_written(source, out_dir):
+    images, _ = source
+    with pytest.raises(DataError, match="no label names"):
+        convert_split(images, [], out_dir, "train", num_workers=1, progress=False)
+    assert not os.path.exists(os.path.join(out_dir, "labels.txt"))
+    assert not shard_files(out_dir, "train")
 
 
 def test_rerun_with_another_image_list_rewrites_the_shards(source, out_dir):

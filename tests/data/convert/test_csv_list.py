@@ -92,3 +92,75 @@ def test_csv_command_line_missing_csv_exits_2(tmp_path):
     result = run_cli("csv_list", f"--csv={tmp_path / 'nope.csv'}", f"--out_dir={tmp_path / 'out'}")
     assert_one_line_error(result, 2, "CSV file not found", "nope.csv")
     assert not os.path.exists(tmp_path / "out")
+
+
+# --------------------------------------------------------------------------- mistakes in the CSV
+
+
+def write_bytes(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+    return str(path)
+
+
+def test_csv_not_utf8_names_the_line_and_says_to_save_as_utf8(tmp_path):
+    path = write_bytes(tmp_path / "list.csv", "path,labels\nimgs/a.jpg,cat\nimgs/é.jpg,dog\n".encode("latin-1"))
+    with pytest.raises(DataError) as raised:
+        csv_source_images(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: line 3 is not UTF-8 (byte 0xe9)") and "save the file as UTF-8" in message
+
+
+@pytest.mark.parametrize("content", [b"", b"path,labels\n", b"\xef\xbb\xbfpath,labels\r\n\r\n", b"\n\n"])
+def test_csv_with_no_data_rows_is_refused(tmp_path, content):
+    path = write_bytes(tmp_path / "list.csv", content)
+    with pytest.raises(DataError, match="has no rows of 'path,label1|label2'") as raised:
+        csv_source_images(path)
+    assert str(raised.value).startswith(path)
+
+
+def test_csv_whose_rows_are_all_malformed_is_refused(tmp_path):
+    path = write_bytes(tmp_path / "list.csv", b"path,labels\nonly_one_column\na.jpg,cat,dog\n")
+    with pytest.raises(DataError, match=r"none of its 2 rows is 'path,label1\|label2' \(first, line 2: expected"):
+        csv_source_images(path)
+
+
+def test_csv_that_names_no_label_is_refused(tmp_path):
+    path = write_bytes(tmp_path / "list.csv", b"a.jpg,\nb.jpg,|\n")
+    with pytest.raises(DataError, match="no row names a label"):
+        csv_source_images(path)
+
+
+@pytest.mark.parametrize("body,where", [
+    ('imgs/b.jpg,"cat|dog\nimgs/c.jpg,cat\nimgs/d.jpg,dog\n', "the end of the file"),
+    ('imgs/b.jpg,"cat|dog\nimgs/c.jpg,cat\nimgs/d.jpg,"dog\nimgs/e.jpg,cat\n', "line 5"),
+])
+def test_csv_unterminated_quote_names_the_line_where_it_opened(tmp_path, body, where):
+    """Left open, a quote swallows every following row into one field: refused, not one
+    bad row hiding the rest."""
+    path = write_bytes(tmp_path / "list.csv", ("path,labels\nimgs/a.jpg,cat\n" + body).encode())
+    with pytest.raises(DataError) as raised:
+        csv_source_images(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: line 3: a quote opened on this line is not closed"), message
+    assert where in message and "\n" not in message
+
+
+def test_csv_quoted_fields_on_one_line_are_fine(tmp_path):
+    path = write_bytes(tmp_path / "list.csv", b'"imgs/a, b.jpg","cat|dog"\nimgs/c.jpg,cat\n')
+    images, vocabulary, problems = csv_source_images(path)
+    assert [image.source_id for image in images] == ["imgs/a, b.jpg", "imgs/c.jpg"]
+    assert vocabulary == ["cat", "dog"] and problems == []
+
+
+@pytest.mark.parametrize("name,content,fragments", [
+    ("latin1.csv", "path,labels\nimgs/é.jpg,dog\n".encode("latin-1"), ["line 2 is not UTF-8", "save the file as UTF-8"]),
+    ("header_only.csv", b"path,labels\n", ["has no rows", "empty or only a header"]),
+    ("quote.csv", b'imgs/a.jpg,"cat\nimgs/b.jpg,dog\n', ["line 1: a quote opened on this line is not closed"]),
+])
+def test_csv_command_line_mistakes_are_one_line_exit_2_and_write_nothing(tmp_path, name, content, fragments):
+    path = write_bytes(tmp_path / name, content)
+    out = tmp_path / "out"
+    result = run_cli("csv_list", f"--csv={path}", f"--out_dir={out}")
+    assert_one_line_error(result, 2, path, *fragments)
+    assert not os.path.exists(out)

@@ -99,3 +99,14 @@ def test_nuswide_command_line_strict(nuswide_dataset, tmp_path):
                      "--split=train", "--num_shards=3", "--num_workers=1", "--strict")
     assert_one_line_error(result, 1, f"{len(nuswide_dataset.problems)} problems in split 'train'")
     check_conversion(out, "train", nuswide_dataset)
+
+
+@pytest.mark.parametrize("emptied,match", [("Concepts81.txt", "lists no concepts"),
+                                           ("ImageList/TrainImagelist.txt", "lists no images")])
+def test_nuswide_empty_concepts_or_image_list_is_a_data_error(nuswide_dataset, emptied, match):
+    path = os.path.join(nuswide_dataset.root, *emptied.split("/"))
+    with open(path, "w") as f:
+        f.write("\r\n")
+    with pytest.raises(DataError, match=match) as raised:
+        nuswide_source_images(nuswide_dataset.root, "Train")
+    assert path in str(raised.value)

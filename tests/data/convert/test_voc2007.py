@@ -66,3 +66,12 @@ def test_voc_command_line_strict_with_difficult(voc_dataset, tmp_path):
                      f"--out_dir={out}", "--split=trainval", "--num_shards=2", "--num_workers=1", "--strict")
     assert_one_line_error(result, 1, f"{len(expected.problems)} problems in split 'trainval'")
     check_conversion(out, "trainval", expected)
+
+
+def test_voc_empty_image_set_is_a_data_error(voc_dataset):
+    path = os.path.join(voc_dataset.root, "ImageSets", "Main", "val.txt")
+    with open(path, "w") as f:
+        f.write("\n")
+    with pytest.raises(DataError, match="lists no image ids: nothing to convert") as raised:
+        voc_source_images(voc_dataset.root, "val")
+    assert path in str(raised.value)
