@@ -1,14 +1,16 @@
-"""Evaluates trained workdirs: `python -m cma_tf.evaluate --config=… --workdirs=a,b,…`.
+"""Evaluates trained workdirs: `python -m cma_tf.evaluate --workdirs=a,b,…`.
 
 Loads each workdir's final model (or, with `--checkpoint=best`, the epoch with the best
-validation mAP/GAP, which was chosen on this same split), runs it over the eval split of
-the config's dataset, writes `<workdir>/eval_metrics_{final,best}.json` and `.md` (images: mAP,
+validation mAP/GAP, which was chosen on this same split), runs it over the eval split of the
+dataset it was trained on, each with its own `config.json` (image size, frames, features,
+data directory), writes `<workdir>/eval_metrics_{final,best}.json` and `.md` (images: mAP,
 CP, CR, CF1, OP, OR, OF1 at threshold 0.5 and for the top-3 labels; YouTube-8M: GAP, Hit@1,
 PERR, mAP, on the rated segments when `config.data.eval_segments`) and prints one table
-comparing the workdirs.
+comparing the workdirs. Only where the data is, the split and the batch size can be given.
 
 Example:
-    python -m cma_tf.evaluate --config=configs/demo.py --workdirs=runs/demo/plain,runs/demo/cma
+    python -m cma_tf.evaluate --workdirs=runs/demo/plain,runs/demo/cma
+    python -m cma_tf.evaluate --workdirs=runs/demo/plain,runs/demo/cma --data_dir=/moved/demo/data --eval_split=test
 """
 
 import os
@@ -20,9 +22,21 @@ from cma_tf import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None,
-    "Config file naming the dataset (config.data.*) and eval batch size; overrides as in train.",
+    "Optional (older command lines): each workdir is evaluated with its own config.json, not this "
+    "file's values. Only its --config.<field>=… overrides are used: data.data_dir, data.vocabulary, "
+    "data.label_graph, data.eval_split and train.eval_batch_size apply to every workdir; any other "
+    "overridden field must equal each workdir's own value.",
 )
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Comma-separated training workdirs to evaluate.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "The dataset of every workdir, if it moved (default: each workdir's config.data.data_dir)."
+)
+_EVAL_SPLIT = flags.DEFINE_string(
+    "eval_split", None, "The split to evaluate on (default: each workdir's config.data.eval_split)."
+)
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", None, "Evaluation batch size (default: each workdir's config.train.eval_batch_size).", lower_bound=1
+)
 _NAMES = flags.DEFINE_list(
     "names", None, "Row names for the table, one per workdir (default: the workdir's base name)."
 )
@@ -32,30 +46,51 @@ _CHECKPOINT = flags.DEFINE_enum(
 )
 _FULL = flags.DEFINE_bool("full", False, "Print every metric, not only mAP / CF1 / OF1 (images; video always prints all four).")
 _PER_CLASS = flags.DEFINE_bool(
-    "per_class", False, "Also print each label's AP for every workdir (and store it in eval_metrics.json)."
+    "per_class", False,
+    "Also print each label's AP for every workdir (always stored in <workdir>/eval_metrics_final.json, "
+    "or eval_metrics_best.json with --checkpoint=best).",
 )
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the table as Markdown to this file.")
-flags.mark_flags_as_required(["config", "workdirs"])
+flags.mark_flags_as_required(["workdirs"])
+
+# Command-line flags → the config field each overrides.
+_FLAG_FIELDS = (("data_dir", "data.data_dir"), ("eval_split", "data.eval_split"), ("batch_size", "train.eval_batch_size"))
 
 
-def evaluate_workdirs(config, workdirs, names, checkpoint="final"):
+def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_labels=False):
+    """Evaluates each workdir with its own config (plus `overrides`, see
+    `workdir.evaluation_config`); returns `(rows, keys, runs)`: the metrics per name, the metric
+    keys of the data's kind and `{name: (config, vocabulary)}`.
+
+    Every workdir's config and labels are checked before any model runs; `same_labels` also
+    requires all workdirs to have the same labels (a per-label table)."""
     import keras
-
-    from cma_tf import factory
-    from cma_tf.training import workdir as files
     import tensorflow as tf
 
+    from cma_tf import factory
+    from cma_tf.errors import ConfigError
     from cma_tf.metrics.image import per_class_average_precision
     from cma_tf.metrics.report import FULL_KEYS, format_metrics_table
+    from cma_tf.training import workdir as files
     from cma_tf.training.callbacks import predict_scores
-    from cma_tf.training.trainer import load_dataset_info
 
-    vocabulary, _ = load_dataset_info(config)
-    dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
-    metrics_fn, video_keys, _ = factory.evaluation_metrics(config)
-    keys = video_keys if factory.is_video(config) else FULL_KEYS
+    runs = {}
+    for name, workdir in zip(names, workdirs):
+        config = files.evaluation_config(workdir, overrides)
+        vocabulary = factory.read_vocabulary(config)
+        files.check_labels(workdir, vocabulary)
+        runs[name] = (config, vocabulary)
+    kinds = {factory.is_video(config) for config, _ in runs.values()}
+    if len(kinds) > 1:
+        raise ConfigError("--workdirs mixes image and video runs, whose metrics differ: evaluate them separately")
+    if same_labels and len({tuple(vocabulary) for _, vocabulary in runs.values()}) > 1:
+        raise ConfigError("--per_class needs workdirs trained on the same labels; theirs differ")
+    metrics_fn, video_keys, _ = factory.evaluation_metrics(next(iter(runs.values()))[0])
+    keys = video_keys if kinds == {True} else FULL_KEYS
     rows = {}
     for name, workdir in zip(names, workdirs):
+        config, vocabulary = runs[name]
+        dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
         model = keras.saving.load_model(files.trained_model_path(workdir, checkpoint))
         scores, targets = predict_scores(model, dataset)
         metrics = metrics_fn(scores, targets)
@@ -65,27 +100,39 @@ def evaluate_workdirs(config, workdirs, names, checkpoint="final"):
         with tf.io.gfile.GFile(files.path(workdir, f"eval_metrics_{checkpoint}.md"), "w") as f:
             f.write(format_metrics_table({name: metrics}, keys) + "\n")
         rows[name] = metrics
-    return vocabulary, rows, keys
+    return rows, keys, runs
+
+
+def describe_splits(runs):
+    """`split 'val' of data/x`, or one such phrase per workdir when they differ."""
+    splits = {name: f"split '{config.data.eval_split}' of {config.data.data_dir}" for name, (config, _) in runs.items()}
+    if len(set(splits.values())) == 1:
+        return next(iter(splits.values()))
+    return "; ".join(f"{name}: {split}" for name, split in splits.items())
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from cma_tf.metrics.report import FULL_KEYS, SUMMARY_KEYS, format_metrics_table, format_per_class_table
+    from cma_tf.training import workdir as files
 
-    config = cli.config_value(_CONFIG)
     workdirs = _WORKDIRS.value
     names = _NAMES.value or [os.path.basename(os.path.normpath(w)) for w in workdirs]
     if len(names) != len(workdirs):
         raise app.UsageError(f"--names has {len(names)} entries but --workdirs has {len(workdirs)}")
-    vocabulary, rows, keys = cli.run_reporting_user_errors(evaluate_workdirs, config, workdirs, names, _CHECKPOINT.value)
+    overrides = files.command_line_overrides(_CONFIG, _FLAG_FIELDS)
+    rows, keys, runs = cli.run_reporting_user_errors(
+        evaluate_workdirs, workdirs, names, _CHECKPOINT.value, overrides, _PER_CLASS.value
+    )
     if keys == FULL_KEYS and not _FULL.value:
         keys = SUMMARY_KEYS
     table = format_metrics_table(rows, keys)
     if _PER_CLASS.value:
+        vocabulary = next(iter(runs.values()))[1]
         per_class = {name: [metrics["AP_per_class"][label] for label in vocabulary] for name, metrics in rows.items()}
         table += "\n\nAP (%) per label:\n\n" + format_per_class_table(vocabulary, per_class)
-    print(f"\nMetrics (%) on split '{_CONFIG.value.data.eval_split}' of {_CONFIG.value.data.data_dir}:\n")
+    print(f"\nMetrics (%) on {describe_splits(runs)}:\n")
     print(table)
     if _OUTPUT.value:
         with open(_OUTPUT.value, "w") as f:

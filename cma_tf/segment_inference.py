@@ -4,9 +4,12 @@ Scores every 5-frame segment of every video in `--input` with a trained video mo
 writes `Class,Segments` (per rated class, its best segments `<video id>:<start frame>` by
 decreasing score), the format the starter code's `inference.py --segment_labels` writes.
 
+The model is used with the config it was trained with (the workdir's `config.json`: frames T,
+features, vocabulary); only where the data is can be given.
+
 Example:
-    python -m cma_tf.segment_inference --config=configs/yt8m.py:cma_snet \\
-        --workdir=runs/yt8m_cma_snet --input='gs://my-bucket/yt8m/frame/test*.tfrecord' \\
+    python -m cma_tf.segment_inference --workdir=runs/yt8m_cma_snet \\
+        --input='gs://my-bucket/yt8m/frame/test*.tfrecord' \\
         --segment_label_ids=segment_label_ids.csv --output=submission.csv
 """
 
@@ -17,8 +20,15 @@ from cma_tf import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None,
-    "The config the model was trained with (configs/yt8m.py:<variant>): it gives the frames T, "
-    "the features read and the vocabulary (config.data.*); overrides as in train.",
+    "Optional (older command lines): the workdir's own config.json is used, not this file's values. "
+    "Only its --config.<field>=… overrides are: data.data_dir, data.vocabulary (and data.label_graph, "
+    "data.eval_split, train.eval_batch_size, unused here) apply; any other overridden field must equal "
+    "the workdir's own value.",
+)
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None,
+    "The run's dataset, if it moved (default: the workdir's config.data.data_dir): its vocabulary, "
+    "and the default --segment_label_ids beside it.",
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "The training workdir whose model scores the segments.")
 _CHECKPOINT = flags.DEFINE_enum(
@@ -38,7 +48,7 @@ _MAX_PER_CLASS = flags.DEFINE_integer(
     "segment_max_pred", 100_000, "Segments kept per class (the Kaggle 2019 limit is 100,000)."
 )
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Videos read per batch.")
-flags.mark_flags_as_required(["config", "workdir", "input", "output"])
+flags.mark_flags_as_required(["workdir", "input", "output"])
 
 
 def default_segment_label_ids(data_dir):
@@ -51,23 +61,30 @@ def default_segment_label_ids(data_dir):
     return found
 
 
-def write_submission(config, workdir, input_pattern, output, segment_label_ids=None, checkpoint="final",
-                     top_k=20, max_per_class=100_000, batch_size=64, progress=True):
-    """Scores every segment of `input_pattern`'s videos and writes the CSV; returns a summary dict."""
+def write_submission(workdir, input_pattern, output, segment_label_ids=None, checkpoint="final",
+                     top_k=20, max_per_class=100_000, batch_size=64, progress=True, overrides=None):
+    """Scores every segment of `input_pattern`'s videos and writes the CSV; returns a summary dict.
+
+    The workdir's own config gives the frames and features; `overrides` (`{dotted field: value}`)
+    only where the data is (see `workdir.evaluation_config`)."""
     import keras
     import tensorflow as tf
     from tqdm import tqdm
 
-    from cma_tf import factory
     from cma_tf.data.yt8m import readers
     from cma_tf.data.yt8m.vocabulary import read_segment_label_ids
     from cma_tf.errors import ConfigError, DataError
+    from cma_tf.serving.workdir_model import workdir_vocabulary
     from cma_tf.training import workdir as files
     from cma_tf.yt8m.submission import SegmentRanking, iterate_segment_scores
 
+    config = files.evaluation_config(workdir, overrides)
     if config.data.format != "yt8m_frame":
-        raise ConfigError("segment inference needs a frame-level model (config.data.format='yt8m_frame')")
-    num_classes = len(factory.read_vocabulary(config))
+        raise ConfigError(
+            f"segment inference needs a frame-level model; {workdir} was trained on config.data.format="
+            f"{config.data.format!r} data"
+        )
+    num_classes = len(workdir_vocabulary(workdir, config))
     class_ids = read_segment_label_ids(segment_label_ids or default_segment_label_ids(config.data.data_dir))
     if max(class_ids) >= num_classes:
         raise DataError(f"segment label id {max(class_ids)} is outside the {num_classes}-class vocabulary")
@@ -92,9 +109,12 @@ def write_submission(config, workdir, input_pattern, output, segment_label_ids=N
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from cma_tf.training import workdir as files
+
+    overrides = files.command_line_overrides(_CONFIG, (("data_dir", "data.data_dir"),))
     summary = cli.run_reporting_user_errors(
-        write_submission, cli.config_value(_CONFIG), _WORKDIR.value, _INPUT.value, _OUTPUT.value,
-        _SEGMENT_LABEL_IDS.value, _CHECKPOINT.value, _TOP_K.value, _MAX_PER_CLASS.value, _BATCH_SIZE.value,
+        write_submission, _WORKDIR.value, _INPUT.value, _OUTPUT.value, _SEGMENT_LABEL_IDS.value,
+        _CHECKPOINT.value, _TOP_K.value, _MAX_PER_CLASS.value, _BATCH_SIZE.value, overrides=overrides,
     )
     print(f"scored {summary['segments']} segments; {summary['classes']} classes ranked in {summary['output']}")
 

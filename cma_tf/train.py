@@ -3,7 +3,8 @@
 Builds (or loads) the label graph of the training split, fits ASGE, trains the classifier
 with `model.fit` (checkpoints, TensorBoard and a CSV history in the workdir; a killed run
 resumes at the epoch it was in when started again with the same workdir), evaluates the final
-model on the eval split and writes `metrics.json`.
+model on the eval split and writes `metrics.json`. A workdir keeps the config it was started
+with (`config.json`): running another config in it is refused, naming the fields that differ.
 
 Example:
     python -m cma_tf.train --config=configs/demo.py:ms_cma --workdir=runs/demo/ms_cma --config.train.epochs=5
@@ -24,8 +25,10 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 _WORKDIR = flags.DEFINE_string(
     "workdir", None,
-    "Directory for this run's checkpoints, TensorBoard logs, history.csv and metrics.json. "
-    "Re-using it resumes an interrupted run.",
+    "Directory for this run's config.json, checkpoints, TensorBoard logs, history.csv and metrics.json. "
+    "Re-using it resumes an interrupted run (or re-evaluates a finished one) with the config it was "
+    "started with: another config is refused, except for a new train.epochs (interrupted runs), "
+    "data.data_dir, data.vocabulary, data.label_graph or train.eval_batch_size.",
 )
 _STRATEGY = flags.DEFINE_enum(
     "strategy", "auto", ["auto", "one_device", "mirrored", "multi_worker"],
@@ -40,7 +43,10 @@ _MIXED_PRECISION = flags.DEFINE_enum(
     "the same as --config.train.mixed_precision.",
 )
 _DRY_RUN = flags.DEFINE_bool(
-    "dry_run", False, "Build everything, train 2 steps, evaluate 2 batches: checks a config and data fast."
+    "dry_run", False,
+    "Build everything, train 2 steps, evaluate 2 batches: checks a config (against the workdir's, if "
+    "any) and data fast. Writes only <workdir>/dry_run/ (replaced by each dry run), so the real run "
+    "in --workdir starts afresh.",
 )
 flags.mark_flags_as_required(["config", "workdir"])
 

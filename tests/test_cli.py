@@ -175,6 +175,7 @@ def test_w2v_ms_cma_trains_on_word2vec_label_embeddings(tiny_data, tmp_path):
     workdir = str(tmp_path / "w2v")
     metrics = train_and_evaluate(config, workdir, dry_run=True)
     assert 0.0 <= metrics["mAP"] <= 1.0
+    workdir = os.path.join(workdir, files.DRY_RUN)
     vectors = np.load(os.path.join(workdir, files.WORD2VEC))
     assert vectors.shape == (16, TINY["asge.units"])
     import keras
@@ -193,6 +194,7 @@ def test_train_cli_dry_run_with_strategy_and_mixed_precision(tiny_data, tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     assert "strategy: OneDeviceStrategy with 1 replica(s)" in result.stdout
     assert "| cma |" in result.stdout
-    with open(tmp_path / "w" / "config.json") as f:
+    with open(tmp_path / "w" / files.DRY_RUN / "config.json") as f:
         saved = json.load(f)
     assert saved["train"]["mixed_precision"] == "bfloat16" and saved["train"]["steps_per_epoch"] == 2
+    assert not os.path.exists(tmp_path / "w" / "config.json")  # the real run's workdir is left alone

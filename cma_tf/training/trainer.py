@@ -116,28 +116,52 @@ DRY_RUN_STEPS = 2
 def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_callbacks=()):
     """Runs the whole recipe of `config` in `workdir`; returns the final metrics dict.
 
+    A workdir keeps the config it was trained with: a workdir holding a run of another config
+    is refused (`ConfigError` naming the fields), except for `files.RESUMABLE_FIELDS`, whose new
+    values `config.json` records.
+
     Args:
         strategy: a `tf.distribute.Strategy` (default: the current one). Under
             `MultiWorkerMirroredStrategy` the custom loop (`loop.py`) replaces `fit`.
-        dry_run: build everything, train one epoch of 2 steps and evaluate 2 batches.
+        dry_run: check `config` against the workdir, then build everything, train one epoch of
+            2 steps and evaluate 2 batches in `<workdir>/dry_run/` (replaced by every dry run;
+            its `config.json` records the 2 steps), leaving the run's own files alone.
         extra_callbacks: more Keras callbacks for `fit` (tests use it to interrupt a run).
     """
     factory.validate_config(config)
+    steps = config.train.steps_per_epoch
+    if steps is not None and steps < 1:
+        raise ConfigError(
+            f"config.train.steps_per_epoch={steps}: give at least 1, or None for one pass over the training split"
+        )
     strategy = strategy or tf.distribute.get_strategy()
+    changed = files.check_resumable(workdir, config)
     if dry_run:
+        workdir = files.path(workdir, files.DRY_RUN)
+        if is_chief(strategy) and tf.io.gfile.exists(workdir):
+            tf.io.gfile.rmtree(workdir)
         config = config.copy_and_resolve_references()
         config.train.epochs, config.train.steps_per_epoch = 1, DRY_RUN_STEPS
+        changed = []
     tf.io.gfile.makedirs(workdir)
     keras.utils.set_random_seed(config.seed)
     if config.data.deterministic:
         tf.config.experimental.enable_op_determinism()
     factory.set_precision_policy(config)
-    if is_chief(strategy):
-        files.write_json(files.path(workdir, files.CONFIG), config.to_dict())
 
     vocabulary, graph = load_dataset_info(config)
+    if graph.num_examples == 0:
+        split = config.data.train_split
+        raise DataError(
+            f"split '{split}' of {config.data.data_dir} holds no examples (its record files are empty): "
+            "nothing to train on; convert data into it or set config.data.train_split"
+        )
+    if files.has_trained_state(workdir):
+        files.check_labels(workdir, vocabulary)
+    _note_schedule_change(config, changed)
     num_classes = len(vocabulary)
     if is_chief(strategy):
+        files.write_json(files.path(workdir, files.CONFIG), config.to_dict())
         files.write_labels(workdir, vocabulary)
     eval_data = factory.build_dataset(config, num_classes, config.data.eval_split, training=False)
     if dry_run:
@@ -156,6 +180,22 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
     metrics["model"] = config.model.head
     files.write_json(files.path(workdir, files.METRICS), metrics)
     return metrics
+
+
+def _note_schedule_change(config, changed):
+    """A resumed run keeps its checkpoint's learning-rate schedule, whose decay epochs were set
+    by the old `train.epochs`: says so when the new epochs would have added a decay step."""
+    train = config.train
+    for field, old, new in changed:
+        if field != "train.epochs" or train.lr_decay_examples:
+            continue
+        before = list(range(train.lr_decay_epochs, old, train.lr_decay_epochs))
+        after = list(range(train.lr_decay_epochs, new, train.lr_decay_epochs))
+        if before != after:
+            print(
+                f"note: train.epochs {old} → {new}: the resumed optimizer keeps the learning-rate schedule of "
+                f"{old} epochs (decay after epochs {before or 'none'}), not the one of {new} (after {after})"
+            )
 
 
 def _best_validation_value(workdir, key):

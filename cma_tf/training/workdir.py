@@ -5,7 +5,8 @@ import os
 
 import tensorflow as tf
 
-from cma_tf.data.vocab import write_vocabulary
+from cma_tf.data.vocab import read_vocabulary, write_vocabulary
+from cma_tf.errors import ConfigError, DataError
 
 CONFIG = "config.json"
 VOCABULARY = "labels.txt"
@@ -19,6 +20,36 @@ FINAL_MODEL = "final.keras"
 TENSORBOARD = "tensorboard"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
+DRY_RUN = "dry_run"  # `train --dry_run` trains here, never touching the run's own files
+
+# The fields a workdir accepts with a new value when its run is resumed or re-evaluated
+# (`config.json` then records the new value); a difference in any other field is refused, as
+# the workdir's model was (or is being) trained with the old one. None of these changes the
+# model a run trains:
+RESUMABLE_FIELDS = (
+    # more epochs for an interrupted run (a finished run is not trained further, and an
+    # interrupted one cannot end before the epochs it has finished: both are refused); the
+    # resumed optimizer keeps its learning-rate schedule (the trainer says so when the new
+    # epochs would have added a decay step)
+    "train.epochs",
+    # the dataset moved: its labels must still be the run's labels.txt (checked)
+    "data.data_dir",
+    "data.vocabulary",
+    # where the label-graph cache lives (e.g. a writable copy for gs:// data); the ASGE fit
+    # records the graph's counts and is refitted if they differ
+    "data.label_graph",
+    # evaluation batches only: the metrics are exact over the whole split at any batch size
+    "train.eval_batch_size",
+)
+# Not among them: train.mixed_precision and data.shuffle_buffer / data.deterministic / the
+# optimiser fields (a resumed checkpoint keeps its dtype policy and optimizer; the others
+# change what the remaining epochs train on), data.eval_split (metrics.json and best.keras are
+# chosen on it: `evaluate` takes another split without touching the run).
+
+# The fields `evaluate`, `segment_inference` and the like take from the command line on top of
+# a workdir's `config.json`: where the data is, which split, and batching; nothing the model
+# depends on.
+EVALUATION_FIELDS = ("data.data_dir", "data.vocabulary", "data.label_graph", "data.eval_split", "train.eval_batch_size")
 
 
 def path(workdir: str, name: str) -> str:
@@ -58,6 +89,145 @@ def read_config(workdir: str):
     with config.unlocked():
         _merge(config, read_json(config_path))
     return config
+
+
+def flatten(values, prefix=""):
+    """`{"data.data_dir": …, "seed": …}` of a (nested) config dict or ConfigDict; lists become
+    tuples, as `read_config` makes them, so a config and its JSON round trip compare equal."""
+    if hasattr(values, "to_dict"):
+        values = values.to_dict()
+    flat = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) or hasattr(value, "to_dict"):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = _comparable(value)
+    return flat
+
+
+def _comparable(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(_comparable(item) for item in value)
+    return value
+
+
+def config_differences(saved, given):
+    """`[(field, saved value, given value)]` for the fields both configs have (a field only one
+    of them has is read by no code that both runs share), in field order."""
+    old, new = flatten(saved), flatten(given)
+    return [(field, old[field], new[field]) for field in sorted(old.keys() & new.keys()) if old[field] != new[field]]
+
+
+def describe_differences(differences):
+    return ", ".join(f"{field} {old!r} → {new!r}" for field, old, new in differences)
+
+
+def has_trained_state(workdir: str) -> bool:
+    """Whether the workdir holds anything trained with its `config.json`: a finished epoch (a
+    checkpoint, `history.csv`, `best.keras`) or a final model. A run that stopped before its
+    first epoch ended (e.g. on a data error) leaves nothing that depends on its config."""
+    names = (CHECKPOINT_STATE, HISTORY, BEST_MODEL, FINAL_MODEL, METRICS)
+    return any(tf.io.gfile.exists(path(workdir, name)) for name in names)
+
+
+def check_resumable(workdir: str, config):
+    """Refuses (`ConfigError`, one line naming the fields, old → new) to train `config` in a
+    workdir that holds a run of another config; returns the differences in `RESUMABLE_FIELDS`
+    (those `config.json` will record), `[]` for a new workdir.
+
+    The saved config is read over today's defaults (`read_config`), so a run written before a
+    field existed compares as having that field's default."""
+    if not tf.io.gfile.exists(path(workdir, CONFIG)) or not has_trained_state(workdir):
+        return []
+    differences = config_differences(read_config(workdir), config)
+    refused = [d for d in differences if d[0] not in RESUMABLE_FIELDS]
+    if refused:
+        raise ConfigError(
+            f"{workdir} holds a run of another config ({describe_differences(refused)}): train this config "
+            f"into a new --workdir, or give the run's own values (a workdir keeps the config it was "
+            f"trained with; only {', '.join(RESUMABLE_FIELDS)} may change)"
+        )
+    epochs = [d for d in differences if d[0] == "train.epochs"]
+    if epochs:
+        (_, old, new), = epochs
+        if tf.io.gfile.exists(path(workdir, FINAL_MODEL)):
+            raise ConfigError(
+                f"train.epochs {old} → {new}: {workdir} is a finished run of {old} epochs ({FINAL_MODEL}) and is "
+                f"not trained further; give --config.train.epochs={old} to re-evaluate it, or train into a new --workdir"
+            )
+        finished, _ = resume_point(workdir)
+        if new < finished:
+            raise ConfigError(
+                f"train.epochs {old} → {new}: {workdir} has already finished {finished} epochs; give at least {finished}"
+            )
+    return differences
+
+
+def evaluation_config(workdir: str, overrides=None):
+    """The config `workdir` was trained with (`config.json`), with `overrides` (`{dotted field:
+    value}` from the command line) applied to the `EVALUATION_FIELDS`; an override of any other
+    field must equal the run's own value (a `ConfigError` names it otherwise)."""
+    config = read_config(workdir)
+    for field, value in (overrides or {}).items():
+        *sections, name = field.split(".")
+        owner = config
+        try:
+            for section in sections:
+                owner = owner[section]
+            current = owner[name]
+        except (KeyError, AttributeError, TypeError):
+            raise ConfigError(f"--config.{field}: no such field in {path(workdir, CONFIG)}") from None
+        if field in EVALUATION_FIELDS:
+            with owner.unlocked():
+                owner[name] = value
+        elif _comparable(value) != _comparable(current):
+            raise ConfigError(
+                f"--config.{field}={value!r}, but {workdir} was trained with {current!r}: a workdir is used with the "
+                f"config it was trained with ({CONFIG}); only {', '.join(EVALUATION_FIELDS)} can be given"
+            )
+    return config
+
+
+def command_line_overrides(config_flag, flag_fields=()):
+    """`{dotted field: value}` given on a command line for `evaluation_config`: the
+    `--config.<field>=…` overrides (when `--config` was given; its file's own values are not
+    used) and the shortcut flags of `flag_fields` (`(flag name, field)` pairs) that were set; a
+    `UsageError` if both give one field different values."""
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    from cma_tf import cli
+
+    overrides = {}
+    if flags.FLAGS[config_flag.name].present:
+        cli.config_value(config_flag)  # a missing or broken file is one line (exit 2)
+        overrides.update(config_flags.get_override_values(flags.FLAGS[config_flag.name]))
+    for flag_name, field in flag_fields:
+        value = flags.FLAGS[flag_name].value
+        if value is None:
+            continue
+        if field in overrides and overrides[field] != value:
+            raise app.UsageError(f"--{flag_name}={value} and --config.{field}={overrides[field]} disagree")
+        overrides[field] = value
+    return overrides
+
+
+def check_labels(workdir: str, vocabulary) -> None:
+    """A `DataError` if the workdir's `labels.txt` (the run's label names) is not `vocabulary`
+    (the dataset's): its model's class ids would mean other labels. Nothing to check for a run
+    trained before the file was kept."""
+    own = path(workdir, VOCABULARY)
+    if not tf.io.gfile.exists(own):
+        return
+    names = read_vocabulary(own, unique=False)
+    if list(names) != list(vocabulary):
+        first = next((i for i, (a, b) in enumerate(zip(names, vocabulary)) if a != b), min(len(names), len(vocabulary)))
+        raise DataError(
+            f"the dataset's labels are not the ones {workdir} was trained with ({own}: {len(names)} labels, the "
+            f"dataset {len(vocabulary)}; first difference at id {first}): point config.data.data_dir (or "
+            "config.data.vocabulary) at the run's dataset"
+        )
 
 
 def _merge(config, values):

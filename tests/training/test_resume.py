@@ -68,7 +68,8 @@ def test_dry_run_trains_two_steps(data_dir, tmp_path):
     config = tiny_config("cma", data_dir)
     metrics = train_and_evaluate(config, str(tmp_path / "dry"), dry_run=True)
     assert 0.0 <= metrics["mAP"] <= 1.0
-    assert len(open(files.path(str(tmp_path / "dry"), files.HISTORY)).read().splitlines()) == 2
+    dry = files.path(str(tmp_path / "dry"), files.DRY_RUN)
+    assert len(open(files.path(dry, files.HISTORY)).read().splitlines()) == 2
 
 
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
@@ -77,7 +78,8 @@ def test_mixed_precision_trains_with_float32_logits(data_dir, tmp_path, precisio
     config.train.mixed_precision = precision
     try:
         metrics = train_and_evaluate(config, str(tmp_path / precision), dry_run=True)
-        model = keras.saving.load_model(files.path(str(tmp_path / precision), files.FINAL_MODEL))
+        dry = files.path(str(tmp_path / precision), files.DRY_RUN)
+        model = keras.saving.load_model(files.path(dry, files.FINAL_MODEL))
         assert model.output.dtype == "float32"
         assert model.head.branches[0].cmt.compute_dtype == precision
         assert np.isfinite(metrics["mAP"])
