@@ -49,11 +49,11 @@ def label_range_check(labels, num_classes, video_ids, field=records.LABELS):
     outside = tf.reshape(labels >= tf.cast(num_classes, labels.dtype), [-1])
     first = tf.argmax(tf.cast(outside, tf.int32), output_type=tf.int32)
     width = tf.maximum(tf.shape(labels)[-1], 1)
-    message = tf.strings.format(
-        "YouTube-8M record with id '{}': field '%s' has label id {}, outside the %d-class vocabulary (ids 0..%d)"
-        % (field, num_classes, num_classes - 1),
-        [tf.gather(video_ids, first // width), tf.gather(tf.reshape(labels, [-1]), first)],
-    )
+    message = tf.strings.join([
+        "YouTube-8M record with id ", tf.gather(video_ids, first // width),
+        f": field '{field}' has label id ", tf.strings.as_string(tf.gather(tf.reshape(labels, [-1]), first)),
+        f", outside the {num_classes}-class vocabulary (ids 0..{num_classes - 1})",
+    ])
     return tf.debugging.Assert(tf.logical_not(tf.reduce_any(outside)), [message], summarize=1)
 
 

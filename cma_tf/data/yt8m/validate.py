@@ -142,6 +142,8 @@ def check_labelled(files: Sequence[str], split: str, segments: bool = False, cou
     if labelled and not (segments and not any(summary.segment_labels for summary in summaries)):
         return
     shown = ", ".join(files[:3]) + (", …" if len(files) > 3 else "")
+    if not summaries:
+        raise DataError(f"split '{split}' cannot be evaluated: its files ({shown}) hold no records; {fix}")
     where = f"split '{split}' cannot be evaluated: its first {len(summaries)} records ({shown})"
     if labelled:
         raise DataError(f"{where} have labels but no rated segments ('{records.SEGMENT_LABELS}'); {segments_fix}")
