@@ -4,8 +4,11 @@ One streaming pass over `<data_dir>/<split>-*.tfrecord` reading only `image/clas
 (or, with `--format=yt8m_frame|yt8m_video`, the `labels` of YouTube-8M `<split>*.tfrecord`)
 (memory `O(N²)`, whatever the number of images) gives the co-occurrence counts, `A`, `A'`
 (Eq. 1) and the label frequencies `p_k` (Eq. 12); they are saved with the vocabulary as
-`<data_dir>/label_graph_<split>.npz`, where `cma_tf.train` finds them (it builds the file
-itself on first use when it is missing). Prints the most frequent labels and the strongest
+`<data_dir>/label_graph_<split>.npz`, where `cma_tf.train` finds them. It always counts again,
+even over an existing file. The file records a fingerprint of the shards (each file's name,
+size and modification time) and of the vocabulary; `cma_tf.train` reuses it while they are
+unchanged and rebuilds it itself (saying so) when they change or when the file is missing, so
+running this first is optional. Prints the most frequent labels and the strongest
 conditional probabilities.
 """
 
@@ -23,7 +26,11 @@ _FORMAT = flags.DEFINE_enum(
     "Record format: image Examples, or YouTube-8M frame-level SequenceExamples / video-level Examples.",
 )
 _SPLIT = flags.DEFINE_string("split", "train", "Split whose labels make the graph (the training split).")
-_OUTPUT = flags.DEFINE_string("output", None, "Output .npz (default: <data_dir>/label_graph_<split>.npz).")
+_OUTPUT = flags.DEFINE_string(
+    "output", None,
+    "Output .npz (default: <data_dir>/label_graph_<split>.npz, where cma_tf.train looks; elsewhere, give it "
+    "to training as --config.data.label_graph). Always rewritten.",
+)
 _TOP = flags.DEFINE_integer("top", 10, "How many labels and label pairs to print.")
 flags.mark_flags_as_required(["data_dir"])
 
@@ -33,12 +40,12 @@ def build(data_dir, split, output, top, data_format="image"):
 
     from cma_tf import factory
     from cma_tf.config_base import get_base_config
-    from cma_tf.graph.label_graph import default_graph_path, label_graph_from_records
+    from cma_tf.graph.label_graph import build_label_graph, default_graph_path
 
     config = get_base_config()
     config.data.data_dir, config.data.format = data_dir, data_format
     vocabulary = factory.read_vocabulary(config)
-    graph = label_graph_from_records(
+    graph = build_label_graph(
         factory.list_data_files(config, split), len(vocabulary), vocabulary, parse_labels=factory.label_parser(config)
     )
     path = output or default_graph_path(data_dir, split)

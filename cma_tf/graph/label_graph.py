@@ -4,10 +4,18 @@ Counts are accumulated streaming from sparse label lists (one batch at a time, m
 `O(N²)` for the counts plus `O(batch · N)`), never from an `n × N` label matrix, so the graph
 of a dataset of any size fits in memory. Label frequencies `p_k` (Eq. 12) come from the same
 pass: `p_k = count_kk / n`.
+
+A graph built from records carries a fingerprint of them (each file's name, size and
+modification time) and of the vocabulary (the names in order); `load_or_build_label_graph`
+reuses a saved graph only while both are unchanged, so a re-converted split or a new
+`labels.txt` never leaves ASGE fitting the counts of the old data.
 """
 
+import concurrent.futures
 import dataclasses
+import hashlib
 import io
+import json
 import os
 from typing import Iterable, Optional, Sequence
 
@@ -16,6 +24,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from cma_tf.data import records
+from cma_tf.data.vocab import first_difference
 from cma_tf.data.validate import first_bad_record
 from cma_tf.errors import DataError
 
@@ -67,11 +76,14 @@ class LabelGraph:
         counts: int64 `[N, N]` co-occurrence counts (diagonal = per-label counts).
         num_examples: number of examples counted.
         vocabulary: label names, `N` of them (may be empty if unknown).
+        fingerprint: `{"shards": …, "files": …, "vocabulary": …}` of the records and
+            vocabulary it was counted from (`records_fingerprint`); None if unknown.
     """
 
     counts: np.ndarray
     num_examples: int
     vocabulary: Sequence[str] = ()
+    fingerprint: Optional[dict] = None
 
     @property
     def num_classes(self) -> int:
@@ -93,10 +105,10 @@ class LabelGraph:
         return (np.diag(self.counts) / max(self.num_examples, 1)).astype(np.float32)
 
     def save(self, path: str) -> None:
-        """Writes an `.npz` (counts, num_examples, vocabulary, and A, A', p for other tools)."""
+        """Writes an `.npz` (counts, num_examples, vocabulary, the fingerprint as a JSON string
+        if known, and A, A', p for other tools)."""
         buffer = io.BytesIO()
-        np.savez(
-            buffer,
+        fields = dict(
             counts=self.counts,
             num_examples=np.int64(self.num_examples),
             vocabulary=np.asarray(list(self.vocabulary), dtype=str),
@@ -104,6 +116,9 @@ class LabelGraph:
             symmetric_adjacency=self.symmetric_adjacency,
             frequencies=self.frequencies,
         )
+        if self.fingerprint is not None:
+            fields["fingerprint"] = np.asarray(json.dumps(self.fingerprint, sort_keys=True))
+        np.savez(buffer, **fields)
         tmp = f"{path}.tmp{os.getpid()}"  # workers of one multi-worker run may save the same graph at once
         with tf.io.gfile.GFile(tmp, "wb") as f:
             f.write(buffer.getvalue())
@@ -118,11 +133,14 @@ class LabelGraph:
                 data = np.load(io.BytesIO(f.read()))
                 counts, num_examples = data["counts"], int(data["num_examples"])
                 vocabulary = [str(name) for name in data["vocabulary"]]
-            except (ValueError, KeyError, OSError) as error:
+                fingerprint = json.loads(str(data["fingerprint"])) if "fingerprint" in data.files else None
+            except (ValueError, KeyError, OSError) as error:  # (json's errors are ValueErrors)
                 raise DataError(f"{path}: not a label graph file ({error})") from error
         if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
             raise DataError(f"{path}: field 'counts' must be square, got shape {counts.shape}")
-        return cls(counts=counts, num_examples=num_examples, vocabulary=vocabulary)
+        if fingerprint is not None and not isinstance(fingerprint, dict):
+            raise DataError(f"{path}: field 'fingerprint' must be a JSON object, got {fingerprint!r}")
+        return cls(counts=counts, num_examples=num_examples, vocabulary=vocabulary, fingerprint=fingerprint)
 
 
 def label_graph_from_label_lists(
@@ -145,8 +163,8 @@ def label_graph_from_records(
     """One streaming pass over TFRecords, reading only the label field.
 
     Args:
-        parse_labels: serialized records `[B]` → sparse label ids; default: the image format
-            (DESIGN.md §3). YouTube-8M passes `cma_tf.data.yt8m.readers.parse_labels`.
+        parse_labels: serialized records `[B]` → sparse label ids; default: the image format's
+            `image/class/label`. YouTube-8M passes `cma_tf.data.yt8m.readers.parse_labels`.
     """
     image_format = parse_labels is None
     if image_format:
@@ -166,8 +184,72 @@ def label_graph_from_records(
     return LabelGraph(accumulator.counts, accumulator.num_examples, list(vocabulary))
 
 
+def _file_stat(path: str):
+    """`(size, modification time in ns)`. Local files by `os.stat`: `tf.io.gfile.stat` rounds
+    their time to whole seconds, which would miss a shard rewritten within the same second."""
+    if "://" not in path:
+        stat = os.stat(path)
+        return stat.st_size, stat.st_mtime_ns
+    stat = tf.io.gfile.stat(path)
+    return int(stat.length), int(stat.mtime_nsec)
+
+
+def records_fingerprint(files: Sequence[str], vocabulary: Sequence[str]) -> dict:
+    """What a graph counted from `files` with `vocabulary` depends on: each file's name, size
+    and modification time (`gs://` files too), and the label names in order."""
+    paths = sorted(files)
+    if any("://" in path for path in paths):  # one request per file: many at once
+        with concurrent.futures.ThreadPoolExecutor(32) as pool:
+            stats = list(pool.map(_file_stat, paths))
+    else:
+        stats = [_file_stat(path) for path in paths]
+    listing = [[os.path.basename(path), *stat] for path, stat in zip(paths, stats)]
+    digest = lambda value: hashlib.sha256(json.dumps(value, ensure_ascii=False).encode("utf-8")).hexdigest()  # noqa: E731
+    return {"shards": digest(listing), "files": len(listing), "vocabulary": digest(list(vocabulary))}
+
+
+def build_label_graph(
+    files: Sequence[str], num_classes: int, vocabulary: Sequence[str], parse_labels=None, progress: bool = True,
+    fingerprint: Optional[dict] = None,
+) -> LabelGraph:
+    """`label_graph_from_records` with the fingerprint of `files` and `vocabulary` attached
+    (taken before reading, so a file changed during the pass makes the next use rebuild)."""
+    fingerprint = fingerprint or records_fingerprint(files, vocabulary)
+    graph = label_graph_from_records(files, num_classes, vocabulary, parse_labels=parse_labels, progress=progress)
+    graph.fingerprint = fingerprint
+    return graph
+
+
 def default_graph_path(data_dir: str, split: str = "train") -> str:
     return os.path.join(data_dir, f"label_graph_{split}.npz")
+
+
+def _why_stale(graph: LabelGraph, fingerprint: dict, num_classes: int) -> Optional[str]:
+    """Why a saved graph does not describe the current records and vocabulary, or None."""
+    if graph.fingerprint is None:
+        return "records no fingerprint of the shards it was built from (an older cache)"
+    reasons = []
+    if graph.fingerprint.get("shards") != fingerprint["shards"]:
+        reasons.append(
+            f"was built from other shards ({graph.fingerprint.get('files', '?')} files then, "
+            f"{fingerprint['files']} now, or their sizes or times changed)"
+        )
+    if graph.fingerprint.get("vocabulary") != fingerprint["vocabulary"] or graph.num_classes != num_classes:
+        reasons.append(f"was built with another vocabulary ({graph.num_classes} labels then, {num_classes} now)")
+    return " and ".join(reasons) or None
+
+
+def _check_matches_vocabulary(path: str, graph: LabelGraph, num_classes: int, vocabulary: Sequence[str]) -> None:
+    if graph.num_classes != num_classes:
+        raise DataError(
+            f"{path}: graph has {graph.num_classes} labels but the vocabulary has {num_classes}: "
+            "point config.data.label_graph at a graph of this vocabulary, or unset it to build one"
+        )
+    if graph.vocabulary and vocabulary and list(graph.vocabulary) != list(vocabulary):
+        raise DataError(
+            f"{path}: field 'vocabulary' differs from the dataset's ({first_difference(graph.vocabulary, vocabulary)}): "
+            "point config.data.label_graph at a graph of this vocabulary, or unset it to build one"
+        )
 
 
 def load_or_build_label_graph(
@@ -175,19 +257,38 @@ def load_or_build_label_graph(
     path: Optional[str] = None,
     files: Optional[Sequence[str]] = None,
     parse_labels=None,
+    log=print,
 ) -> LabelGraph:
-    """Loads `path` (default `<data_dir>/label_graph_<split>.npz`), building it on first use
-    from `files` (default: the split's image shards) and saving it there."""
+    """The graph of `files` (default: the split's image shards), cached at `path` (default
+    `<data_dir>/label_graph_<split>.npz`).
+
+    A saved graph is reused while its fingerprint matches `files` and `vocabulary`; otherwise
+    (other shards, another vocabulary, or no fingerprint: an older cache) it is rebuilt and
+    saved over, and `log` gets one line saying so and why. The exception is a graph at an
+    explicit `path` that records no fingerprint: someone else's precomputed graph, which is
+    used as given once its label count and names match `vocabulary` (`log` says it is not
+    checked against the shards).
+
+    Raises:
+        DataError: a precomputed graph at `path` does not match `vocabulary`, or a record is
+            malformed.
+    """
+    explicit = bool(path)
     path = path or default_graph_path(data_dir, split)
+    files = files if files is not None else records.list_shards(data_dir, split)
+    fingerprint = None
     if tf.io.gfile.exists(path):
         graph = LabelGraph.load(path)
-        if graph.num_classes != num_classes:
-            raise DataError(
-                f"{path}: graph has {graph.num_classes} labels but the vocabulary has {num_classes}; "
-                "delete the file to rebuild it"
-            )
-        return graph
-    files = files if files is not None else records.list_shards(data_dir, split)
-    graph = label_graph_from_records(files, num_classes, vocabulary, parse_labels=parse_labels)
+        if explicit and graph.fingerprint is None:
+            _check_matches_vocabulary(path, graph, num_classes, vocabulary)
+            log(f"label graph {path}: used as given ({graph.num_examples} examples); it records no fingerprint of "
+                "the shards it was built from, so it is not checked against them (delete it to build it from them)")
+            return graph
+        fingerprint = records_fingerprint(files, vocabulary)
+        stale = _why_stale(graph, fingerprint, num_classes)
+        if stale is None:
+            return graph
+        log(f"label graph {path} {stale}: rebuilding")
+    graph = build_label_graph(files, num_classes, vocabulary, parse_labels=parse_labels, fingerprint=fingerprint)
     graph.save(path)
     return graph

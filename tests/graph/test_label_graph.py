@@ -1,21 +1,30 @@
 """The label graph (Eq. 1) against a hand-computed example, a dense numpy reference, real COCO
-statistics, and a streaming pass over TFRecords."""
+statistics, and a streaming pass over TFRecords; the cache is rebuilt when its shards or
+vocabulary change."""
 
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from cma_tf.data import records
+from cma_tf.errors import DataError
+from cma_tf.graph import label_graph
 from cma_tf.graph.label_graph import (
     LabelGraph,
     conditional_adjacency,
+    default_graph_path,
     label_graph_from_label_lists,
     label_graph_from_records,
+    load_or_build_label_graph,
     symmetrize,
 )
 from tests.helpers import shared_data
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_hand_computed_example():
@@ -92,3 +101,158 @@ def test_out_of_range_label_in_records_names_the_field(tmp_path):
     files = records.write_split(str(tmp_path), "train", serialized, num_shards=1)
     with pytest.raises(ValueError, match=r"record 0: .*field 'image/class/label' has id 7 outside \[0, 3\)"):
         label_graph_from_records(files, 3, progress=False)
+
+
+# --------------------------------------------------------------------------- the cached graph
+
+
+def write_train_split(data_dir, count, seed, num_shards=3):
+    """`count` records of 6 labels; returns their label lists (the reference)."""
+    os.makedirs(data_dir, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    label_lists = [sorted(set(rng.integers(0, 6, rng.integers(1, 4)).tolist())) for _ in range(count)]
+    serialized = [records.encode_image_example(b"x", "png", 1, 1, str(i), labels) for i, labels in enumerate(label_lists)]
+    records.write_split(data_dir, "train", serialized, num_shards=num_shards)
+    return label_lists
+
+
+def reference_counts(label_lists, num_classes=6):
+    dense = np.zeros((len(label_lists), num_classes), np.int64)
+    for row, labels in enumerate(label_lists):
+        dense[row, labels] = 1
+    return dense.T @ dense
+
+
+@pytest.fixture
+def load(capsys):
+    """`load(data_dir, …)` → `(graph, the lines it printed)`, with training's arguments."""
+
+    def load(data_dir, vocabulary=tuple("abcdef"), **kwargs):
+        capsys.readouterr()
+        graph = load_or_build_label_graph(data_dir, len(vocabulary), list(vocabulary), "train", **kwargs)
+        return graph, capsys.readouterr().out.splitlines()
+
+    return load
+
+
+def test_a_reconverted_split_rebuilds_the_cached_graph(tmp_path, load):
+    data_dir = str(tmp_path)
+    write_train_split(data_dir, 45, seed=0)
+    graph, lines = load(data_dir)
+    assert graph.num_examples == 45 and lines == []
+    assert os.path.exists(default_graph_path(data_dir))
+
+    smaller = write_train_split(data_dir, 19, seed=1)  # re-converted: same shard names, other content
+    graph, lines = load(data_dir)
+    assert graph.num_examples == 19
+    np.testing.assert_array_equal(graph.counts, reference_counts(smaller))
+    assert len(lines) == 1 and lines[0].startswith(f"label graph {default_graph_path(data_dir)} was built from other shards")
+    assert lines[0].endswith(": rebuilding")
+    # and the rebuilt file is what the next run finds
+    on_disk = LabelGraph.load(default_graph_path(data_dir))
+    assert on_disk.num_examples == 19 and load(data_dir)[1] == []
+
+
+def test_an_unchanged_split_and_vocabulary_reuse_the_cache(tmp_path, monkeypatch, load):
+    data_dir = str(tmp_path)
+    write_train_split(data_dir, 30, seed=0)
+    first, _ = load(data_dir)
+
+    def must_not_count(*args, **kwargs):
+        raise AssertionError("the graph was counted again")
+
+    monkeypatch.setattr(label_graph, "label_graph_from_records", must_not_count)
+    graph, lines = load(data_dir)
+    assert lines == [] and graph.num_examples == 30
+    np.testing.assert_array_equal(graph.counts, first.counts)
+
+
+def test_another_vocabulary_rebuilds_the_cached_graph(tmp_path, load):
+    data_dir = str(tmp_path)
+    write_train_split(data_dir, 30, seed=0)
+    load(data_dir)
+    graph, lines = load(data_dir, vocabulary=tuple("fedcba"))
+    assert len(lines) == 1 and "was built with another vocabulary" in lines[0] and "other shards" not in lines[0]
+    assert graph.vocabulary == list("fedcba")
+    assert LabelGraph.load(default_graph_path(data_dir)).vocabulary == list("fedcba")
+
+
+def test_an_old_cache_without_fingerprint_is_rebuilt(tmp_path, load):
+    data_dir = str(tmp_path)
+    label_lists = write_train_split(data_dir, 30, seed=0)
+    stale = label_graph_from_label_lists([[0, 1]] * 7, 6, list("abcdef"))  # what an older version saved
+    stale.save(default_graph_path(data_dir))
+    graph, lines = load(data_dir)
+    assert len(lines) == 1 and "records no fingerprint" in lines[0] and lines[0].endswith("rebuilding")
+    np.testing.assert_array_equal(graph.counts, reference_counts(label_lists))
+
+
+def test_a_precomputed_graph_at_an_explicit_path_is_used_as_given(tmp_path, load):
+    """A graph someone computed elsewhere (no fingerprint) is what the user asked for: it is
+    used once its labels match, and never overwritten."""
+    data_dir = str(tmp_path / "data")
+    write_train_split(data_dir, 30, seed=0)
+    path = str(tmp_path / "precomputed.npz")
+    given = label_graph_from_label_lists([[0, 1], [2, 3, 4, 5]] * 50, 6, list("abcdef"))
+    given.save(path)
+    before = open(path, "rb").read()
+    graph, lines = load(data_dir, path=path)
+    np.testing.assert_array_equal(graph.counts, given.counts)
+    assert len(lines) == 1 and "used as given" in lines[0] and path in lines[0]
+    assert open(path, "rb").read() == before
+
+    with pytest.raises(DataError) as raised:
+        load(data_dir, vocabulary=tuple("abcdeg"), path=path)
+    assert str(raised.value).startswith(f"{path}: field 'vocabulary' differs") and "line 6: 'f' vs 'g'" in str(raised.value)
+    with pytest.raises(DataError, match="graph has 6 labels but the vocabulary has 5"):
+        load(data_dir, vocabulary=tuple("abcde"), path=path)
+
+
+def test_an_explicit_path_written_by_training_is_checked_like_the_default(tmp_path, load):
+    """config.data.label_graph is also where a run caches the graph when data_dir is read-only
+    (gs://): a graph built there from other shards is rebuilt."""
+    data_dir = str(tmp_path / "data")
+    path = str(tmp_path / "cache" / "graph.npz")
+    os.makedirs(os.path.dirname(path))
+    write_train_split(data_dir, 45, seed=0)
+    assert load(data_dir, path=path)[0].num_examples == 45
+    write_train_split(data_dir, 19, seed=1)
+    graph, lines = load(data_dir, path=path)
+    assert graph.num_examples == 19 and len(lines) == 1 and "other shards" in lines[0]
+
+
+def test_fingerprint_sees_size_time_name_and_vocabulary(tmp_path):
+    from cma_tf.graph.label_graph import records_fingerprint
+
+    data_dir = str(tmp_path)
+    write_train_split(data_dir, 20, seed=0, num_shards=2)
+    files = records.list_shards(data_dir, "train")
+    base = records_fingerprint(files, list("abcdef"))
+    assert records_fingerprint(list(reversed(files)), list("abcdef")) == base  # order of listing: no matter
+    assert records_fingerprint(files, list("abcdeg"))["vocabulary"] != base["vocabulary"]
+    assert records_fingerprint(files, list("abcdeg"))["shards"] == base["shards"]
+    stat = os.stat(files[0])
+    os.utime(files[0], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1000))  # same size, a microsecond later
+    assert records_fingerprint(files, list("abcdef"))["shards"] != base["shards"]
+    assert records_fingerprint(files[:1], list("abcdef"))["shards"] != base["shards"]
+
+
+def test_label_graph_command_line_writes_a_graph_training_reuses(tmp_path, monkeypatch, load):
+    data_dir = str(tmp_path)
+    label_lists = write_train_split(data_dir, 25, seed=3)
+    with open(os.path.join(data_dir, "labels.txt"), "w") as f:
+        f.write("".join(name + "\n" for name in "abcdef"))
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-m", "cma_tf.label_graph", f"--data_dir={data_dir}"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "25 examples, 6 labels" in result.stdout
+    np.testing.assert_array_equal(LabelGraph.load(default_graph_path(data_dir)).counts, reference_counts(label_lists))
+
+    monkeypatch.setattr(label_graph, "label_graph_from_records", None)  # reused: not called
+    graph, lines = load(data_dir)
+    assert lines == [] and graph.num_examples == 25
+
+    help_text = subprocess.run([sys.executable, "-m", "cma_tf.label_graph", "--help"],
+                               env=env, capture_output=True, text=True, timeout=120).stdout
+    assert "fingerprint" in help_text and "always counts again" in help_text.lower()

@@ -78,7 +78,8 @@ def test_a_vocabulary_file_that_differs_from_labels_txt_is_refused(tmp_path):
     other = str(tmp_path / "other.txt")
     with open(other, "w") as f:
         f.write("cherry\napple\nbanana\n")
-    result = run_cli("csv_list", f"--csv={val}", f"--out_dir={out}", "--split=val", f"--vocabulary={other}")
+    result = run_cli("csv_list", f"--csv={val}", f"--out_dir={out}", "--split=val", f"--vocabulary={other}",
+                     "--num_workers=1")
     assert_one_line_error(result, 2, f"--vocabulary={other}", os.path.join(out, "labels.txt"),
                           "line 1: 'apple' vs 'cherry'")
     assert read_vocabulary_file(out) == ["apple", "banana", "cherry"]
