@@ -250,7 +250,8 @@ def write_tiny_frame_records(path, num_videos=8, frames=20, num_classes=10, seed
     write_shard(path, examples)
 
 
-def test_starter_train_py_trains_cma_snet_and_writes_a_checkpoint(tmp_path):
+@pytest.fixture(scope="module")
+def starter_dir():
     starter_dir = os.environ.get("YT8M_STARTER_DIR")
     if not starter_dir:
         pytest.skip("YT8M_STARTER_DIR is not set (no YouTube-8M starter code copy)")
@@ -258,22 +259,42 @@ def test_starter_train_py_trains_cma_snet_and_writes_a_checkpoint(tmp_path):
         pytest.skip(f"YT8M_STARTER_DIR={starter_dir!r} has no train.py")
     pytest.importorskip("tf_slim", reason="tf_slim is not installed (the starter code imports "
                                           "tensorflow.contrib.slim; pip install tf_slim)")
-    write_tiny_frame_records(str(tmp_path / "train0000.tfrecord"))
-    embeddings = str(tmp_path / "label_embeddings.npy")
+    return starter_dir
+
+
+def run_starter(starter_dir, script, *args):
+    command = [sys.executable, "-m", "cma_tf.yt8m.starter_train", f"--starter_dir={starter_dir}",
+               f"--script={script}", *args]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+
+
+# The flags of our model class, the same for train.py and eval.py (eval.py rebuilds the model).
+CMA_FLAGS = ("--cma_frames=16", "--cma_snet_filters=4")
+
+
+@pytest.fixture(scope="module")
+def starter_run(starter_dir, tmp_path_factory):
+    """CmaSnetModel trained by the starter's train.py: (folder, embeddings file, train_dir, process)."""
+    folder = tmp_path_factory.mktemp("starter")
+    write_tiny_frame_records(str(folder / "train0000.tfrecord"))
+    embeddings = str(folder / "label_embeddings.npy")
     np.save(embeddings, np.random.default_rng(1).normal(size=(3862, 4)).astype(np.float32))
-    train_dir = tmp_path / "train_dir"
+    train_dir = folder / "train_dir"
     # train.py fetches global_step with train_op and stops once it reads max_steps; it saves a
     # checkpoint itself when that value is a multiple of 10, so --max_steps=10 runs 11 steps
     # and writes model.ckpt-10 (8 videos × 5 epochs / batch 2 = 20 batches suffice).
-    command = [
-        sys.executable, "-m", "cma_tf.yt8m.starter_train", f"--starter_dir={starter_dir}",
-        "--model=CmaSnetModel", f"--cma_label_embeddings={embeddings}", "--cma_frames=16",
-        "--cma_snet_filters=4", "--frame_features", "--feature_names=rgb",
-        "--feature_sizes=1024", f"--train_data_pattern={tmp_path / 'train*.tfrecord'}",
-        f"--train_dir={train_dir}", "--batch_size=2", "--max_steps=10", "--num_readers=1",
-    ]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    proc = run_starter(
+        starter_dir, "train", "--model=CmaSnetModel", f"--cma_label_embeddings={embeddings}", *CMA_FLAGS,
+        "--frame_features", "--feature_names=rgb", "--feature_sizes=1024",
+        f"--train_data_pattern={folder / 'train*.tfrecord'}", f"--train_dir={train_dir}", "--batch_size=2",
+        "--max_steps=10", "--num_readers=1",
+    )
+    return folder, embeddings, train_dir, proc
+
+
+def test_starter_train_py_trains_cma_snet_and_writes_a_checkpoint(starter_run):
+    _, _, train_dir, proc = starter_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "training step 10 | Loss:" in proc.stderr
     checkpoint = str(train_dir / "model.ckpt-10")
@@ -282,3 +303,80 @@ def test_starter_train_py_trains_cma_snet_and_writes_a_checkpoint(tmp_path):
     assert reader.get_tensor("tower/classifier/kernel").shape == (3862, 4)
     # The starter ran the BatchNorm updates (UPDATE_OPS) with its training steps.
     assert np.any(reader.get_tensor("tower/cmt_0/bn/moving_mean") != 0.0)
+
+
+def write_segment_rated_records(path, num_videos=3, frames=15, seed=2):
+    rng = np.random.default_rng(seed)
+    examples = []
+    for i in range(num_videos):
+        segments = {"segment_start_times": [0, 5, 10], "segment_end_times": [5, 10, 15],
+                    "segment_labels": [3, 5, 3], "segment_scores": [1.0, 0.0, 0.0]}
+        examples.append(encode_frame_example(
+            f"rated{i}", [3], rng.integers(0, 256, (frames, 1024), dtype=np.uint8),
+            rng.integers(0, 256, (frames, 128), dtype=np.uint8), segments))
+    write_shard(path, examples)
+
+
+def reference_segment_ids(path):
+    """`<id>:<start>` of every 5-frame segment of the records, read with a plain parser."""
+    ids = set()
+    for raw in tf.data.TFRecordDataset(path):
+        context, sequences = tf.io.parse_single_sequence_example(
+            raw, context_features={"id": tf.io.FixedLenFeature([], tf.string)},
+            sequence_features={"rgb": tf.io.FixedLenSequenceFeature([], tf.string)})
+        count = int(sequences["rgb"].shape[0])
+        ids.update(f"{context['id'].numpy().decode()}:{start}" for start in range(0, count, 5))
+    return ids
+
+
+def test_starter_eval_py_and_inference_py_run_our_checkpoint(starter_dir, starter_run):
+    folder, embeddings, train_dir, trained = starter_run
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    write_segment_rated_records(str(folder / "validate0000.tfrecord"))
+    # eval.py rebuilds CmaSnetModel (named in train_dir/model_flags.json), restores
+    # model.ckpt-10, scores the rated segments and saves the graph inference.py loads.
+    evaluated = run_starter(
+        starter_dir, "eval", f"--cma_label_embeddings={embeddings}", *CMA_FLAGS,
+        f"--eval_data_pattern={folder / 'validate*.tfrecord'}", "--segment_labels", f"--train_dir={train_dir}",
+        "--batch_size=4", "--num_readers=1", "--run_once",
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "epoch/eval number 10 | Avg_Hit@1:" in evaluated.stderr and "| GAP:" in evaluated.stderr
+    assert os.path.isfile(train_dir / "inference_model" / "segment_inference_model.meta")
+
+    test_records = str(folder / "test0000.tfrecord")
+    write_tiny_frame_records(test_records, num_videos=3, frames=12, seed=7)
+    rated_classes = [3, 17, 3861]
+    (folder / "segment_label_ids.csv").write_text("Index\n" + "\n".join(map(str, rated_classes)) + "\n")
+    output = folder / "submission.csv"
+    inferred = run_starter(
+        starter_dir, "inference", f"--input_data_pattern={test_records}", "--segment_labels",
+        f"--segment_label_ids_file={folder / 'segment_label_ids.csv'}", f"--train_dir={train_dir}",
+        "--batch_size=4", f"--output_file={output}",
+    )
+    assert inferred.returncode == 0, inferred.stderr[-3000:]
+    lines = output.read_text().splitlines()
+    assert lines[0] == "Class,Segments"
+    rows = dict(line.split(",") for line in lines[1:])
+    # Each segment's top 20 of 3,862 scores (σ > 0 at the rated classes, 0 elsewhere) holds
+    # every rated class, so every rated class ranks every segment of the test videos.
+    assert sorted(map(int, rows)) == rated_classes
+    expected = reference_segment_ids(test_records)
+    assert len(expected) == 3 * 3
+    for segments in rows.values():
+        assert sorted(segments.split(" ")) == sorted(expected)
+
+
+def test_starter_eval_py_without_the_embeddings_flag_is_one_line(starter_dir, starter_run):
+    folder, _, train_dir, trained = starter_run
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    proc = run_starter(starter_dir, "eval", *CMA_FLAGS, f"--eval_data_pattern={folder / 'train*.tfrecord'}",
+                       f"--train_dir={train_dir}", "--batch_size=4", "--num_readers=1", "--run_once")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "--cma_label_embeddings" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_runner_refuses_an_unknown_script():
+    with pytest.raises(SystemExit, match=r"--script=export: not one of train, eval, inference"):
+        starter_train.split_runner_args(["--starter_dir=/nowhere", "--script=export"])
