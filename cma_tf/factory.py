@@ -254,9 +254,12 @@ def check_record_kind(config, files):
         f"{'frame' if frame else 'video'}/ folder), or read these with --config.data.format=yt8m_{other} "
         f"--config.data.feature_names={other_features}"
     )
+    try:
+        names = feature_names(config)
+    except ConfigError:
+        names = ()  # `validate_config` reports them; the label graph CLI reads only the labels
     yt8m_validate.check_kind(
-        files, RECORD_KINDS[data.format], feature_names(config), f"config.data.format={data.format!r}", fix,
-        "config.data.feature_names",
+        files, RECORD_KINDS[data.format], names, f"config.data.format={data.format!r}", fix, "config.data.feature_names",
     )
 
 

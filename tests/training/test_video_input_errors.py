@@ -140,6 +140,14 @@ def test_records_of_the_other_kind_are_refused_saying_which_folder(yt8m, tmp_pat
     assert_nothing_trained(str(tmp_path / "run"))
 
 
+def test_label_graph_cli_config_lists_video_level_files(yt8m):
+    """`python -m cma_tf.label_graph --format=yt8m_video` uses the base config (feature_names rgb):
+    only the kind of the records is checked there, as it reads only their labels."""
+    config = get_base_config()
+    config.data.data_dir, config.data.format = os.path.join(yt8m, "video"), "yt8m_video"
+    assert [os.path.basename(f) for f in factory.list_data_files(config, "train")] == ["train0000.tfrecord"]
+
+
 def test_a_feature_the_records_lack_is_named(tmp_path):
     example = tf.train.SequenceExample()
     example.context.feature["id"].bytes_list.value.append(b"rgbonly")

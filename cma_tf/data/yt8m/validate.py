@@ -114,14 +114,14 @@ def other_splits(data_dir: str, *excluded: str) -> list:
 
 def check_kind(files: Sequence[str], kind: str, feature_names: Sequence[str], setting: str, fix: str,
                features_setting: str = "the feature names") -> None:
-    """Reads the first record of `files`; a `DataError` if it is not of `kind` or lacks one of
-    `feature_names`. `setting` names what asked for that kind, `fix` says what to do instead,
-    `features_setting` where the feature names come from."""
+    """Reads the first record of `files` (a folder holds one kind); a `DataError` if it is not of
+    `kind` or lacks one of `feature_names`. `setting` names what asked for that kind, `fix` says
+    what to do instead, `features_setting` where the feature names come from."""
     for path, index, raw in first_records(files, 1):
         found = summarize(raw)
         if found.kind != kind:
             raise DataError(
-                f"{path} holds {DESCRIPTIONS[found.kind]} (record {index}), but {setting} reads "
+                f"{path} holds {DESCRIPTIONS[found.kind]}, but {setting} reads "
                 f"{DESCRIPTIONS[kind]}: {fix}"
             )
         missing = [name for name in feature_names if name not in found.features]
