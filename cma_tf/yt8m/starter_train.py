@@ -23,7 +23,10 @@ to their `--model` flag (`train.py`) and to the `model_flags.json` that `eval.py
 `eval.py` rebuilds the model class named in the `model_flags.json` that `train.py` wrote, so it
 needs the same `--cma_*` flags as training (the label embeddings file and the widths); it
 restores the latest checkpoint, reports GAP, Hit@1, PERR and mAP, and writes the
-`inference_model/` graph that `inference.py` then loads (no `--cma_*` flags there).
+`inference_model/` graph that `inference.py` then loads (no `--cma_*` flags there). Seen
+running: `eval.py --segment_labels` and `inference.py --segment_labels` (the 2019 segment task).
+`inference.py` without `--segment_labels` stops with `TypeError: can't concat str to bytes`
+under Python 3 whatever the model: its `format_lines` adds a str to the bytes video id.
 
 `--starter_dir` (default: the environment variable `YT8M_STARTER_DIR`) is a copy of
 github.com/google/youtube-8m; every other flag is the starter `train.py`'s own or one of
