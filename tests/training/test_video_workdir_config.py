@@ -35,13 +35,18 @@ def video_run(tmp_path_factory):
     return data, workdir
 
 
-def test_evaluate_and_segment_inference_use_the_runs_frames(video_run, tmp_path):
+def test_evaluate_uses_the_runs_frames(video_run):
     data, workdir = video_run
     config = f"--config={ROOT}/configs/yt8m.py:cma_fc"
     result = run_cli("cma_tf.evaluate", config, f"--config.data.data_dir={data}/frame", f"--workdirs={workdir}")
     assert result.returncode == 0, result.stderr[-2000:]
     with open(os.path.join(workdir, "eval_metrics_final.json")) as f, open(os.path.join(workdir, "metrics.json")) as g:
         assert json.load(f)["GAP"] == pytest.approx(json.load(g)["GAP"], abs=1e-6)
+
+
+def test_segment_inference_uses_the_runs_frames(video_run, tmp_path):
+    data, workdir = video_run
+    config = f"--config={ROOT}/configs/yt8m.py:cma_fc"
     output = str(tmp_path / "submission.csv")
     result = run_cli(
         "cma_tf.segment_inference", config, f"--config.data.data_dir={data}/frame", f"--workdir={workdir}",

@@ -153,11 +153,11 @@ def test_a_dry_run_leaves_the_real_run_to_train(tiny_data, tmp_path):
     config = tiny_config("plain", tiny_data)
     config.train.steps_per_epoch = 2
     train_and_evaluate(config, workdir, dry_run=True)
-    assert read(os.path.join(workdir, files.DRY_RUN), files.CONFIG)["train"]["steps_per_epoch"] == 2
     train_and_evaluate(config, workdir)
     history = open(files.path(workdir, files.HISTORY)).read().splitlines()
     assert len(history) == 1 + config.train.epochs  # trained, not the dry run's model re-evaluated
     assert read(workdir, files.CONFIG)["train"]["epochs"] == config.train.epochs
+    assert read(os.path.join(workdir, "dry_run"), files.CONFIG)["train"]["steps_per_epoch"] == 2
     metrics = read(workdir, files.METRICS)
     train_and_evaluate(config, workdir, dry_run=True)  # a dry run into a finished run changes none of it
     assert read(workdir, files.METRICS) == metrics
