@@ -7,7 +7,10 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from cma_tf.errors import ConfigError
 from cma_tf.graph.asge import ASGEEncoder, LabelGraphLoss, off_diagonal_fit
+
+OPTIMIZERS = ("adam", "sgd")
 
 
 class ASGEModel(keras.Model):
@@ -63,6 +66,47 @@ def load_encoder_weights(encoder, path):
         encoder.set_weights([data[f"arr_{i}"] for i in range(len(data.files))])
 
 
+class DegenerateFitError(ConfigError):
+    """ASGE ended in embeddings a classifier cannot use (zero, NaN, or all alike)."""
+
+
+def build_optimizer(name, learning_rate, momentum):
+    """`adam` (our default) or `sgd` with momentum (the paper's)."""
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=momentum)
+    raise ConfigError(f"config.asge.optimizer: unknown optimizer {name!r} ({', '.join(OPTIMIZERS)})")
+
+
+def check_fit(report, settings=""):
+    """Raises `DegenerateFitError` naming the cause when the fit in `report` (of `fit_asge`) is
+    unusable: a label with a NaN/inf or an all-zero embedding (its CMA scores would all be 0,
+    Eq. 7), or every pair at the same cosine while `A'` varies."""
+    num_labels = report["num_labels"]
+    hint = (
+        "try --config.asge.optimizer=adam, a lower --config.asge.learning_rate, "
+        "or --config.asge.balance_pairs=True"
+    )
+    where = f" ({settings})" if settings else ""
+    if report["nonfinite_rows"]:
+        raise DegenerateFitError(
+            f"ASGE diverged{where}: {report['nonfinite_rows']} of {num_labels} label embeddings hold NaN or inf "
+            f"(final loss {report['final_loss']}); {hint}"
+        )
+    if report["zero_rows"]:
+        raise DegenerateFitError(
+            f"ASGE collapsed{where}: {report['zero_rows']} of {num_labels} label embeddings are all zero "
+            "(the last ReLU of Φ is dead for them), so CMA would score those labels 0 in every image; "
+            f"{hint}"
+        )
+    if num_labels > 2 and report["nonzero_fraction"] > 0 and np.isnan(report["pearson_balanced"]):
+        raise DegenerateFitError(
+            f"ASGE degenerated{where}: every pair of label embeddings has the same cosine, so they carry "
+            f"no graph structure; {hint}"
+        )
+
+
 def fit_asge(
     adjacency,
     units=256,
@@ -71,28 +115,46 @@ def fit_asge(
     learning_rate=0.01,
     momentum=0.9,
     alpha=0.0,
+    optimizer="adam",
+    balance_pairs=True,
     seed=0,
     verbose=0,
+    check=True,
 ):
-    """Fits ASGE (Eq. 2-5) to `A` with SGD (the paper: momentum 0.9, lr 0.01).
+    """Fits ASGE (Eq. 2-5) to `A`.
+
+    The paper fits with SGD (momentum 0.9, lr 0.01) and the plain sum of Eq. 4. That works at
+    COCO's 80 labels (off-diagonal RMSE 0.026, Pearson 0.947 in 3,000 steps) but collapses
+    to all-zero embeddings on graphs as sparse as YouTube-8M's (1,000 or 3,862 labels, 1-10 %
+    non-zero pairs): the sum's gradient grows with `N²` at a fixed learning rate and drives
+    the last BatchNorm/ReLU dead. Our default is Adam (lr 0.01), whose steps do not scale
+    with the loss, on the balanced loss of `graph_embedding_loss`; on the COCO graph it fits
+    better than SGD (RMSE 0.020, Pearson 0.973). `optimizer="sgd", balance_pairs=False` is
+    the paper's literal recipe.
+
+    Args:
+        check: raise `DegenerateFitError` when the fit is unusable (see `check_fit`).
 
     Returns:
         `(encoder, report)`: the fitted `ASGEEncoder` and a dict with the final training loss
-        and the off-diagonal RMSE / Pearson r of `cos(e_i, e_j)` against `A'` in inference mode.
+        and the fit of `cos(e_i, e_j)` to `A'` in inference mode (`off_diagonal_fit`).
     """
     adjacency = np.asarray(adjacency, np.float32)
     num_labels = adjacency.shape[0]
     keras.utils.set_random_seed(seed)
     encoder = ASGEEncoder(num_labels, units=units, depth=depth, name="asge_encoder")
-    graph_loss = LabelGraphLoss(num_labels, alpha=alpha, name="graph_loss")
+    graph_loss = LabelGraphLoss(num_labels, alpha=alpha, balance=balance_pairs, name="graph_loss")
     graph_loss.set_adjacency(adjacency)
     model = ASGEModel(encoder, graph_loss)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=momentum))
+    model.compile(optimizer=build_optimizer(optimizer, learning_rate, momentum))
     history = model.fit(
         tf.data.Dataset.from_tensors(0.0).repeat(), steps_per_epoch=steps, epochs=1, verbose=verbose,
         shuffle=False,
     )
+    encoder.set_statistics_to_the_full_batch()
     embeddings = ops.convert_to_numpy(encoder.all_embeddings(training=False))
-    report = {"final_loss": float(history.history["graph_loss"][-1]), "steps": steps}
-    report.update(off_diagonal_fit(embeddings, (adjacency + adjacency.T) / 2))
+    report = {"final_loss": float(history.history["graph_loss"][-1]), "steps": steps, "num_labels": num_labels}
+    report.update(off_diagonal_fit(embeddings, (adjacency + adjacency.T) / 2, seed=seed))
+    if check:
+        check_fit(report, f"optimizer={optimizer}, learning_rate={learning_rate}, {steps} steps, {num_labels} labels")
     return encoder, report

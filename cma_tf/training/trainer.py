@@ -69,9 +69,13 @@ def fit_or_load_asge(config, graph, workdir):
     encoder, report = fit_asge(
         graph.adjacency, units=asge.units, depth=asge.depth, steps=asge.steps,
         learning_rate=asge.learning_rate, momentum=asge.momentum, alpha=asge.alpha,
-        seed=config.seed, verbose=1,
+        optimizer=asge.optimizer, balance_pairs=asge.balance_pairs, seed=config.seed, verbose=1,
     )
-    print(f"ASGE: off-diagonal RMSE {report['rmse']:.4f}, Pearson r {report['pearson']:.3f} vs A'")
+    print(
+        f"ASGE: off-diagonal RMSE {report['rmse']:.4f}, Pearson r {report['pearson']:.3f} vs A' "
+        f"({report['pearson_nonzero']:.3f} on the {100 * report['nonzero_fraction']:.1f} % non-zero pairs, "
+        f"{report['pearson_balanced']:.3f} with as many zero pairs)"
+    )
     tf.io.gfile.makedirs(os.path.dirname(weights_path))
     save_encoder_weights(encoder, weights_path)
     files.write_json(report_path, dict(report, settings=settings))

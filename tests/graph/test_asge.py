@@ -5,35 +5,53 @@ import pickle
 import numpy as np
 import pytest
 
-from cma_tf.graph.asge import ASGEEncoder, LabelGraphLoss, graph_embedding_loss
-from cma_tf.graph.asge_model import fit_asge
+from cma_tf.graph.asge import ASGEEncoder, LabelGraphLoss, graph_embedding_loss, off_diagonal_fit
+from cma_tf.graph.asge_model import DegenerateFitError, check_fit, fit_asge
+from tests.graph.sparse_graph import conditional_adjacency, sparse_topic_counts
 from tests.helpers import run_layer_serialization_test, shared_data
 
 RNG = np.random.default_rng(0)
 
 
-def numpy_graph_loss(e, a_sym, alpha):
+def numpy_graph_loss(e, a_sym, alpha, balance=True):
     n = len(e)
+    nonzero = int((a_sym > 0).sum())
+    zero_weight = min(1.0, nonzero / max(n * n - nonzero, 1)) if balance else 1.0
     total = 0.0
     for i in range(n):
         for j in range(n):
             cos = e[i] @ e[j] / np.linalg.norm(e[i]) / np.linalg.norm(e[j])
             sigma = 0.0 if (a_sym[i, j] < alpha and cos < alpha) else 1.0
-            total += sigma * (cos - a_sym[i, j]) ** 2
+            weight = 1.0 if a_sym[i, j] > 0 else zero_weight
+            total += weight * sigma * (cos - a_sym[i, j]) ** 2
     return total
 
 
+@pytest.mark.parametrize("balance", [True, False])
+@pytest.mark.parametrize("density", [0.2, 0.5])
 @pytest.mark.parametrize("alpha", [0.0, 0.1, 0.3])
-def test_loss_matches_numpy(alpha):
+def test_loss_matches_numpy(alpha, density, balance):
     e = RNG.normal(size=(7, 5)).astype("float32")
-    a = RNG.uniform(0, 1, (7, 7)).astype("float32") * (RNG.random((7, 7)) < 0.5)
+    a = RNG.uniform(0, 1, (7, 7)).astype("float32") * (RNG.random((7, 7)) < density)
     np.fill_diagonal(a, 1)
     a_sym = (a + a.T) / 2
-    got = float(graph_embedding_loss(e, a_sym, alpha))
-    np.testing.assert_allclose(got, numpy_graph_loss(e, a_sym, alpha), rtol=1e-4)
-    layer = LabelGraphLoss(7, alpha=alpha)
+    got = float(graph_embedding_loss(e, a_sym, alpha, balance=balance))
+    np.testing.assert_allclose(got, numpy_graph_loss(e, a_sym, alpha, balance), rtol=1e-4)
+    layer = LabelGraphLoss(7, alpha=alpha, balance=balance)
     layer.set_adjacency(a)
     np.testing.assert_allclose(float(layer(e)), got, rtol=1e-5)
+
+
+def test_balance_leaves_a_dense_graph_as_printed():
+    """A graph with more non-zero than zero pairs (COCO: 82 %) keeps Eq. 4 unweighted."""
+    e = RNG.normal(size=(6, 4)).astype("float32")
+    a = RNG.uniform(0.1, 1, (6, 6)).astype("float32") * (RNG.random((6, 6)) < 0.8)
+    np.fill_diagonal(a, 1)
+    a_sym = (a + a.T) / 2
+    assert (a_sym > 0).mean() > 0.5
+    np.testing.assert_allclose(
+        float(graph_embedding_loss(e, a_sym, balance=True)), float(graph_embedding_loss(e, a_sym, balance=False))
+    )
 
 
 def test_encoder_shapes_and_serialization():
@@ -74,3 +92,72 @@ def test_fits_the_real_coco_graph():
     _, report = fit_asge(a, steps=3000, seed=0)
     assert report["rmse"] < 0.035, report
     assert report["pearson"] > 0.93, report
+
+
+SPARSE_LABELS = 1000
+
+
+@pytest.fixture(scope="module")
+def sparse_graph():
+    """1,000 labels in topics of 100 from 60,000 synthetic videos: 5.4 % non-zero pairs."""
+    return conditional_adjacency(sparse_topic_counts(SPARSE_LABELS))
+
+
+def test_the_papers_literal_recipe_collapses_on_a_sparse_graph_and_says_so(sparse_graph):
+    """SGD lr 0.01 on the unweighted sum: every embedding is exactly zero within 50 steps, which
+    the report's RMSE (≈ 0.02) would not show; the fit now fails naming the cause."""
+    with pytest.raises(DegenerateFitError, match=r"collapsed .*1000 of 1000 label embeddings are all zero"):
+        fit_asge(sparse_graph, steps=50, optimizer="sgd", balance_pairs=False, seed=0)
+    _, report = fit_asge(sparse_graph, steps=50, optimizer="sgd", balance_pairs=False, seed=0, check=False)
+    assert report["zero_rows"] == SPARSE_LABELS and report["rmse"] < 0.03 and np.isnan(report["pearson"])
+
+
+@pytest.mark.parametrize("alpha, min_nonzero", [(0.0, 0.75), (0.1, 0.55)])
+def test_default_fit_recovers_a_sparse_graph_of_1000_labels(sparse_graph, alpha, min_nonzero):
+    """No zero row, and the cosines rank related labels (Pearson on the non-zero pairs) and set
+    them apart from unrelated ones (Pearson on those plus as many zero pairs)."""
+    encoder, report = fit_asge(sparse_graph, steps=200, alpha=alpha, seed=0)
+    e = np.asarray(encoder.all_embeddings(training=False))
+    assert np.isfinite(e).all() and (np.abs(e).sum(axis=1) > 0).all()
+    assert report["zero_rows"] == 0, report
+    assert 0.04 < report["nonzero_fraction"] < 0.07, report
+    assert report["pearson_nonzero"] > min_nonzero, report
+    assert report["pearson_balanced"] > 0.4, report
+    # The report's figures re-derived from the embeddings.
+    unit = e / np.linalg.norm(e, axis=1, keepdims=True)
+    cos, target = unit @ unit.T, (sparse_graph + sparse_graph.T) / 2
+    related = (target > 0) & ~np.eye(SPARSE_LABELS, dtype=bool)
+    assert report["pearson_nonzero"] == pytest.approx(np.corrcoef(cos[related], target[related])[0, 1], abs=1e-6)
+    if alpha == 0:  # related labels end up closer than unrelated ones (α lets both rest below α)
+        assert cos[related].mean() > 2 * cos[target == 0].mean()
+
+
+def test_inference_embeddings_are_the_fitted_ones():
+    """After a short fit the BatchNorm moving statistics are the full batch's, so inference
+    mode returns what the loss was minimised for."""
+    a = block_graph([3, 4, 3])
+    encoder, _ = fit_asge(a, units=16, steps=20, seed=0)
+    np.testing.assert_allclose(
+        np.asarray(encoder.all_embeddings(training=False)), np.asarray(encoder.all_embeddings(training=True)),
+        atol=1e-4,
+    )
+
+
+def _report(embeddings, adjacency):
+    return dict(off_diagonal_fit(embeddings, adjacency), num_labels=len(adjacency), final_loss=1.0)
+
+
+def test_check_fit_names_each_degenerate_case():
+    a = block_graph([2, 3])
+    good = np.eye(5, 4, dtype=np.float32) + 0.1
+    check_fit(_report(good, a))
+    zero_row = good.copy()
+    zero_row[2] = 0
+    with pytest.raises(DegenerateFitError, match="1 of 5 label embeddings are all zero"):
+        check_fit(_report(zero_row, a))
+    nan_row = good.copy()
+    nan_row[1, 0] = np.nan
+    with pytest.raises(DegenerateFitError, match="1 of 5 label embeddings hold NaN"):
+        check_fit(_report(nan_row, a))
+    with pytest.raises(DegenerateFitError, match="same cosine"):
+        check_fit(_report(np.ones((5, 4), np.float32), a))
