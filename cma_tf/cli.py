@@ -2,15 +2,56 @@
 
 import os
 import sys
+import tempfile
+import traceback
 
 from cma_tf.errors import ConfigError, DataError
 
 USER_ERRORS = (ConfigError, DataError, FileNotFoundError, FileExistsError)
+# What TensorFlow prints on import on a machine without a GPU: nothing a user can act on.
+STARTUP_CHATTER = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers",
+    "failed call to cuInit",
+    "Unable to register cu",
+    "computation placer already registered",
+)
+INTERRUPTED_EXIT_STATUS = 130
 
 
 def quiet_tensorflow_logs():
-    """Hides TensorFlow's C++ start-up chatter unless the user asked for it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Hides TensorFlow's C++ start-up chatter unless the user asked for it (`TF_CPP_MIN_LOG_LEVEL`
+    set already wins). Without an NVIDIA driver level 3 also hides the "failed call to cuInit:
+    CUDA error (303)" line, which is only TensorFlow looking for a GPU; with one, level 2 keeps
+    real GPU errors visible."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.path.exists("/proc/driver/nvidia") else "3")
+
+
+def import_tensorflow_quietly():
+    """Imports TensorFlow with its import-time log lines (written before its log level is read)
+    dropped; any other line it prints is passed on, and everything if the import fails."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("", "0"):
+        import tensorflow  # noqa: F401
+
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        failed = False
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+            kept = lines if failed else [line for line in lines if not any(c in line for c in STARTUP_CHATTER)]
+            sys.stderr.write("".join(kept))
 
 
 def run_reporting_user_errors(function, *args, **kwargs):
@@ -34,14 +75,48 @@ def config_value(config_flag):
         sys.exit(2)
 
 
-def run(main):
-    """`absl.app.run(main)` with quiet TensorFlow logs; a config file that does not even parse
-    (a SyntaxError raised while absl parses `--config`) is reported as one line."""
+def _config_override(error):
+    """The `--config.…` argument a flag-parsing error is about, or None if it did not come from
+    parsing a config override."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not any("config_flags" in frame.filename for frame in frames):
+        return None
+    overrides = [arg for arg in sys.argv[1:] if arg.startswith("--config.")]
+    message = str(error)
+    for arg in overrides:
+        field = arg.split("=", 1)[0].rsplit(".", 1)[-1]
+        if repr(field) in message or field in message:
+            return arg
+    return overrides[-1] if overrides else "--config"
+
+
+def run(main, interrupted_hint="run the same command again to resume where it stopped"):
+    """`absl.app.run(main)` with quiet TensorFlow logs, and these as one line each:
+    a config file that does not parse, a `--config.<field>` override naming no field or with a
+    value of the wrong type (exit 2), and Ctrl-C (exit 130, with `interrupted_hint`)."""
     quiet_tensorflow_logs()
+    import_tensorflow_quietly()
     from absl import app
 
     try:
         app.run(main)
     except SyntaxError as error:
         print(f"error: cannot load --config: {error.filename}:{error.lineno}: {error.msg}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {interrupted_hint}", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT_STATUS)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        override = _config_override(error)
+        if override is None:
+            raise
+        message = " ".join(str(error).replace("\\n", " ").replace("\n", " ").split())
+        if "Did you mean" in message:
+            field = override.split("=", 1)[0][len("--config."):]
+            message = f"no such field {field}. " + message[message.index("Did you mean"):].rstrip("'\"")
+        print(
+            f"error: {override}: {message} (the fields and their defaults are listed in cma_tf/config_base.py "
+            "and the --config file)",
+            file=sys.stderr,
+        )
         sys.exit(2)

@@ -75,4 +75,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, interrupted_hint="run the same command again: it resumes from the last finished epoch in --workdir")
