@@ -50,7 +50,7 @@ def get_base_config():
     config.asge.depth = 3
     config.asge.steps = 3000
     config.asge.optimizer = "adam"  # or "sgd" (the paper's; collapses on sparse graphs of 1,000+ labels)
-    config.asge.learning_rate = 0.01
+    config.asge.learning_rate = ml_collections.config_dict.placeholder(float)  # None: 0.001 (adam), 0.01 (sgd, the paper's)
     config.asge.momentum = 0.9  # sgd only
     config.asge.balance_pairs = True  # weight zero pairs of a sparse graph down (False: Eq. 4 as printed)
     config.asge.alpha = 0.0  # Eq. 5 relaxation; 0.1 for YouTube-8M
@@ -84,8 +84,8 @@ PAPER_VARIANTS = {
 def get_paper_image_config(variant, data_dir, beta):
     """A paper recipe: the base config already holds the paper's image settings (ResNet-101 with
     ImageNet weights at 448; SGD momentum 0.9, weight decay 1e-5, lr 0.01 ÷10 every 30 epochs,
-    batch 64; ASGE lr 0.01, α = 0 (with Adam: see
-    `graph/asge_model.fit_asge`); 100 epochs, our choice as the paper gives none);
+    batch 64; ASGE α = 0 (fitted with Adam, not the paper's
+    SGD: see `graph/asge_model.fit_asge`); 100 epochs, our choice as the paper gives none);
     a recipe names its data, its β of Eq. 12 and the variant's head and label embeddings."""
     config = get_base_config()
     config.data.data_dir = data_dir

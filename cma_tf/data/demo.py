@@ -524,6 +524,39 @@ def generate_demo_dataset(
     return summary
 
 
+def write_demo_files(
+    out_dir: str,
+    num_train: int = DEFAULT_NUM_TRAIN,
+    num_val: int = DEFAULT_NUM_VAL,
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """The demo images as a user's own data looks before conversion: `images/<split>/*.png` and
+    `<split>.csv` with rows `path,label1|label2` (paths relative to the CSV), for trying
+    `cma_tf.data.convert.csv_list`. The same images as `generate_demo_dataset` with the same
+    seed. Returns `{split: csv path}`; each CSV is written last, under a temporary name."""
+    _validate(num_train, num_val, image_size, seed, 1)
+    written = {}
+    for split, count in ((TRAIN_SPLIT, num_train), (VAL_SPLIT, num_val)):
+        image_dir = os.path.join(out_dir, "images", split)
+        os.makedirs(image_dir, exist_ok=True)
+        rows = []
+        for index in tqdm(range(count), desc=f"demo {split}", unit="img", disable=not progress):
+            rng = example_rng(seed, split, index)
+            layout = sample_demo_layout(rng, image_size)
+            name = f"{split}_{index:06d}.png"
+            Image.fromarray(paint_layout(rng, layout, image_size), "RGB").save(os.path.join(image_dir, name))
+            labels = "|".join(DEMO_LABELS[i] for i in layout_label_ids(layout))
+            rows.append(f"images/{split}/{name},{labels}\n")
+        csv_path = os.path.join(out_dir, f"{split}.csv")
+        with open(csv_path + ".tmp", "w") as f:
+            f.write("path,labels\n" + "".join(rows))
+        os.replace(csv_path + ".tmp", csv_path)
+        written[split] = csv_path
+    return written
+
+
 # ---------------------------------------------------------------------------------------------
 # Command line
 
@@ -553,12 +586,22 @@ def define_flags(flag_values=None):
     flags.DEFINE_bool("overwrite", False, "Regenerate even if out_dir already holds a dataset "
                       "made with the same parameters (otherwise generation is skipped).",
                       flag_values=flag_values)
+    flags.DEFINE_bool("as_files", False, "Write PNG files under out_dir/images/ and out_dir/train.csv, "
+                      "out_dir/val.csv (rows path,label1|label2) instead of TFRecords: a folder shaped like "
+                      "your own data, to try cma_tf.data.convert.csv_list on.", flag_values=flag_values)
     flags.mark_flag_as_required("out_dir", flag_values=flag_values)
     return flag_values
 
 
 def run_from_flags(flag_values) -> dict:
     """Generates the dataset the parsed flags describe and prints its summary."""
+    if flag_values.as_files:
+        written = write_demo_files(
+            flag_values.out_dir, num_train=flag_values.num_train, num_val=flag_values.num_val,
+            image_size=flag_values.image_size, seed=flag_values.seed,
+        )
+        print("wrote " + ", ".join(f"{path} ({split})" for split, path in written.items()))
+        return written
     summary = generate_demo_dataset(
         flag_values.out_dir,
         num_train=flag_values.num_train,

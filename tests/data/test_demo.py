@@ -272,3 +272,49 @@ def test_docstring_appearance_table_matches_code():
             for label in entry.split(":")[1].split(","):
                 described[label.strip()] = shape.replace(" ", "_")
     assert described == {label: a.shape for label, a in demo.DEMO_APPEARANCE.items()}
+
+
+def test_demo_as_files_is_a_csv_dataset_csv_list_converts(tmp_path):
+    """`--as_files` writes PNGs and train/val CSVs; converting both splits gives the records of the
+    TFRecord demo (same pixels and labels for the same seed), with one shared labels.txt."""
+    import csv
+    import subprocess
+    import sys
+
+    import numpy as np
+    import tensorflow as tf
+
+    from cma_tf.data.demo import DEMO_LABELS, generate_demo_dataset, write_demo_files
+
+    written = write_demo_files(str(tmp_path / "mine"), num_train=6, num_val=4, image_size=32, seed=3, progress=False)
+    reference = tmp_path / "reference"
+    generate_demo_dataset(str(reference), num_train=6, num_val=4, image_size=32, seed=3, num_shards=1, progress=False)
+    out_dir = tmp_path / "data"
+    for split, csv_path in written.items():
+        proc = subprocess.run(
+            [sys.executable, "-m", "cma_tf.data.convert.csv_list", f"--csv={csv_path}", f"--out_dir={out_dir}",
+             f"--split={split}", "--num_shards=1", "--num_workers=1"],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        with open(csv_path) as f:
+            rows = list(csv.reader(f))[1:]
+        spec = {"image/encoded": tf.io.FixedLenFeature([], tf.string), "image/class/label": tf.io.VarLenFeature(tf.int64)}
+        names = (out_dir / "labels.txt").read_text().split("\n")[:-1]
+        converted = {}
+        for serialized in tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(f"{out_dir}/{split}-*.tfrecord"))):
+            example = tf.io.parse_single_example(serialized, spec)
+            labels = sorted(names[i] for i in tf.sparse.to_dense(example["image/class/label"]).numpy())
+            converted[tf.io.decode_png(example["image/encoded"]).numpy().tobytes()] = labels
+        expected = {}
+        for serialized in tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(f"{reference}/{split}-*.tfrecord"))):
+            example = tf.io.parse_single_example(serialized, spec)
+            # The val split uses the vocabulary of the train split (labels.txt): other labels are dropped.
+            labels = sorted(
+                DEMO_LABELS[i] for i in tf.sparse.to_dense(example["image/class/label"]).numpy() if DEMO_LABELS[i] in names
+            )
+            if labels:
+                expected[tf.io.decode_png(example["image/encoded"]).numpy().tobytes()] = labels
+        assert converted == expected
+        assert len(rows) >= len(expected)
+    assert np.all([name in DEMO_LABELS for name in names])

@@ -112,17 +112,17 @@ def test_the_papers_literal_recipe_collapses_on_a_sparse_graph_and_says_so(spars
     assert report["zero_rows"] == SPARSE_LABELS and report["rmse"] < 0.03 and np.isnan(report["pearson"])
 
 
-@pytest.mark.parametrize("alpha, min_nonzero", [(0.0, 0.75), (0.1, 0.55)])
-def test_default_fit_recovers_a_sparse_graph_of_1000_labels(sparse_graph, alpha, min_nonzero):
+@pytest.mark.parametrize("alpha, min_nonzero, min_balanced", [(0.0, 0.75, 0.35), (0.1, 0.6, 0.3)])
+def test_default_fit_recovers_a_sparse_graph_of_1000_labels(sparse_graph, alpha, min_nonzero, min_balanced):
     """No zero row, and the cosines rank related labels (Pearson on the non-zero pairs) and set
     them apart from unrelated ones (Pearson on those plus as many zero pairs)."""
-    encoder, report = fit_asge(sparse_graph, steps=200, alpha=alpha, seed=0)
+    encoder, report = fit_asge(sparse_graph, steps=600, alpha=alpha, seed=0)
     e = np.asarray(encoder.all_embeddings(training=False))
     assert np.isfinite(e).all() and (np.abs(e).sum(axis=1) > 0).all()
     assert report["zero_rows"] == 0, report
     assert 0.04 < report["nonzero_fraction"] < 0.07, report
     assert report["pearson_nonzero"] > min_nonzero, report
-    assert report["pearson_balanced"] > 0.4, report
+    assert report["pearson_balanced"] > min_balanced, report
     # The report's figures re-derived from the embeddings.
     unit = e / np.linalg.norm(e, axis=1, keepdims=True)
     cos, target = unit @ unit.T, (sparse_graph + sparse_graph.T) / 2
