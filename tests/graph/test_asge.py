@@ -84,14 +84,15 @@ def test_recovers_block_structure_and_loss_decreases():
 
 
 def test_fits_the_real_coco_graph():
-    """DESIGN.md §6: paper settings, 3,000 steps reached RMSE 0.024 / Pearson 0.96 in inference mode."""
+    """Default fit (Adam): RMSE 0.0197 / Pearson 0.973 measured; the paper's SGD reached 0.026 / 0.947."""
     with open(shared_data("coco_adj.pkl"), "rb") as f:
         data = pickle.load(f)
     a = data["adj"] / np.maximum(data["nums"][None, :], 1)
     np.fill_diagonal(a, 1)
     _, report = fit_asge(a, steps=3000, seed=0)
-    assert report["rmse"] < 0.035, report
-    assert report["pearson"] > 0.93, report
+    assert report["rmse"] < 0.025, report
+    assert report["pearson"] > 0.96, report
+    assert report["zero_rows"] == 0
 
 
 SPARSE_LABELS = 1000
