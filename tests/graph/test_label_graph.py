@@ -256,3 +256,20 @@ def test_label_graph_command_line_writes_a_graph_training_reuses(tmp_path, monke
     help_text = subprocess.run([sys.executable, "-m", "cma_tf.label_graph", "--help"],
                                env=env, capture_output=True, text=True, timeout=120).stdout
     assert "fingerprint" in help_text and "always counts again" in help_text.lower()
+
+
+def test_cooccurrence_at_youtube8m_size_with_repeats_and_padding():
+    """3,862 labels, repeated ids and -1 padding, against a per-example numpy count."""
+    rng = np.random.default_rng(1)
+    num_classes = 3862
+    lists = [list(rng.integers(0, num_classes, rng.integers(0, 8))) + [-1] * int(rng.integers(0, 3)) for _ in range(300)]
+    lists[0] = [5, 5, 7, -1]
+    accumulator = label_graph.LabelCooccurrence(num_classes)
+    accumulator.update(lists[:150])
+    accumulator.update(lists[150:])
+    expected = np.zeros((num_classes, num_classes), np.int64)
+    for labels in lists:
+        ids = np.unique([label for label in labels if label >= 0]).astype(np.int64)
+        expected[np.ix_(ids, ids)] += 1
+    np.testing.assert_array_equal(accumulator.counts, expected)
+    assert accumulator.counts[5, 5] >= 1 and accumulator.num_examples == 300
