@@ -39,10 +39,18 @@ def load_dataset_info(config):
         raise ConfigError("config.data.data_dir is empty: point it at a converted dataset")
     vocabulary = factory.read_vocabulary(config)
     split = config.data.train_split
-    graph = load_or_build_label_graph(
-        data_dir, len(vocabulary), vocabulary, split, path=config.data.label_graph,
-        files=factory.list_data_files(config, split), parse_labels=factory.label_parser(config),
-    )
+    shards = factory.list_data_files(config, split)
+    try:
+        graph = load_or_build_label_graph(
+            data_dir, len(vocabulary), vocabulary, split, path=config.data.label_graph,
+            files=shards, parse_labels=factory.label_parser(config),
+        )
+    except DataError as error:
+        # The label pass names the files only; find the record (shard, index, video id, label).
+        problem = factory.first_bad_record(config, shards, len(vocabulary)) if factory.is_video(config) else None
+        if problem is None:
+            raise
+        raise DataError(problem) from error
     return vocabulary, graph
 
 

@@ -261,3 +261,24 @@ def test_first_bad_record_of_a_video_config_names_the_record(yt8m, tmp_path):
     assert factory.first_bad_record(config, [path], NUM_CLASSES) == (
         f"{path}: record 5 (id '{video_id}'): field 'labels' has label id 9, outside the 8-class vocabulary (ids 0..7)"
     )
+
+
+def test_train_cli_names_the_record_whose_label_is_outside_the_vocabulary(yt8m, tmp_path):
+    """A vocabulary of 4 names for records with label ids up to 7: one line naming the shard,
+    the record, the video id and the label, where a TensorFlow error dump named none."""
+    small = tmp_path / "labels.txt"
+    small.write_text("".join(f"class_{i}\n" for i in range(4)))
+    reference = None
+    for serialized in tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(os.path.join(yt8m, "frame", "train*.tfrecord")))):
+        example = tf.train.SequenceExample.FromString(serialized.numpy())
+        labels = list(example.context.feature["labels"].int64_list.value)
+        if max(labels) >= 4:
+            reference = (example.context.feature["id"].bytes_list.value[0].decode(), max(labels))
+            break
+    assert reference is not None
+    proc = run_cli("cma_tf.train", *CLI_OVERRIDES, f"--config.data.data_dir={os.path.join(yt8m, 'frame')}",
+                   f"--config.data.vocabulary={small}", f"--workdir={tmp_path / 'run'}")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    line = error_line(proc)
+    assert "train" in line and "record " in line and f"'{reference[0]}'" in line, line
+    assert "4-class vocabulary" in line, line
