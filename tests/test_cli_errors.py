@@ -51,10 +51,18 @@ def test_ctrl_c_is_one_line_saying_the_same_command_resumes(tmp_path):
         "def main(argv):\n    print('working', flush=True)\n    time.sleep(60)\n"
         "cli.run(main, interrupted_hint='run the same command again to resume')\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A test run started in the background (nohup, `cmd &`) ignores SIGINT, and a child inherits
+    # that; a terminal's Ctrl-C reaches a process whose SIGINT is at its default.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stdout.readline().strip() == "working"
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     assert proc.returncode == 130
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines() == ["interrupted: run the same command again to resume"]
