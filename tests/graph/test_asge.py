@@ -113,6 +113,7 @@ def test_the_papers_literal_recipe_collapses_on_a_sparse_graph_and_says_so(spars
     assert report["zero_rows"] == SPARSE_LABELS and report["rmse"] < 0.03 and np.isnan(report["pearson"])
 
 
+@pytest.mark.slow  # 600 steps at 1,000 labels: ~25 s each; the collapse itself is caught by the fast test above
 @pytest.mark.parametrize("alpha, min_nonzero, min_balanced", [(0.0, 0.75, 0.35), (0.1, 0.6, 0.3)])
 def test_default_fit_recovers_a_sparse_graph_of_1000_labels(sparse_graph, alpha, min_nonzero, min_balanced):
     """No zero row, and the cosines rank related labels (Pearson on the non-zero pairs) and set

@@ -61,6 +61,7 @@ def test_a_collapsed_fit_is_one_line_naming_the_cause(sparse_dataset, tmp_path):
     assert not output.exists()
 
 
+@pytest.mark.slow
 def test_the_default_fit_writes_embeddings_with_no_zero_row(sparse_dataset, tmp_path):
     data_dir, graph = sparse_dataset
     output = tmp_path / "E.npy"
