@@ -75,6 +75,28 @@ def config_value(config_flag):
         sys.exit(2)
 
 
+def command_line_overrides(config_flag, flag_fields=()):
+    """`{dotted field: value}` given on a command line for `training.workdir.evaluation_config`:
+    the `--config.<field>=…` overrides (when `--config` was given; its file's own values are not
+    used) and the shortcut flags of `flag_fields` (`(flag name, field)` pairs) that were set; a
+    `UsageError` if both give one field different values."""
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    overrides = {}
+    if flags.FLAGS[config_flag.name].present:
+        config_value(config_flag)  # a missing or broken file is one line (exit 2)
+        overrides.update(config_flags.get_override_values(flags.FLAGS[config_flag.name]))
+    for flag_name, field in flag_fields:
+        value = flags.FLAGS[flag_name].value
+        if value is None:
+            continue
+        if field in overrides and overrides[field] != value:
+            raise app.UsageError(f"--{flag_name}={value} and --config.{field}={overrides[field]} disagree")
+        overrides[field] = value
+    return overrides
+
+
 def _config_override(error):
     """The `--config.…` argument a flag-parsing error is about, or None if it did not come from
     parsing a config override."""

@@ -115,13 +115,12 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from cma_tf.metrics.report import FULL_KEYS, SUMMARY_KEYS, format_metrics_table, format_per_class_table
-    from cma_tf.training import workdir as files
 
     workdirs = _WORKDIRS.value
     names = _NAMES.value or [os.path.basename(os.path.normpath(w)) for w in workdirs]
     if len(names) != len(workdirs):
         raise app.UsageError(f"--names has {len(names)} entries but --workdirs has {len(workdirs)}")
-    overrides = files.command_line_overrides(_CONFIG, _FLAG_FIELDS)
+    overrides = cli.command_line_overrides(_CONFIG, _FLAG_FIELDS)
     rows, keys, runs = cli.run_reporting_user_errors(
         evaluate_workdirs, workdirs, names, _CHECKPOINT.value, overrides, _PER_CLASS.value
     )

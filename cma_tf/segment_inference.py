@@ -111,9 +111,7 @@ def write_submission(workdir, input_pattern, output, segment_label_ids=None, che
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from cma_tf.training import workdir as files
-
-    overrides = files.command_line_overrides(_CONFIG, (("data_dir", "data.data_dir"),))
+    overrides = cli.command_line_overrides(_CONFIG, (("data_dir", "data.data_dir"),))
     summary = cli.run_reporting_user_errors(
         write_submission, _WORKDIR.value, _INPUT.value, _OUTPUT.value, _SEGMENT_LABEL_IDS.value,
         _CHECKPOINT.value, _TOP_K.value, _MAX_PER_CLASS.value, _BATCH_SIZE.value, overrides=overrides,

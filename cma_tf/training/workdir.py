@@ -189,30 +189,6 @@ def evaluation_config(workdir: str, overrides=None):
     return config
 
 
-def command_line_overrides(config_flag, flag_fields=()):
-    """`{dotted field: value}` given on a command line for `evaluation_config`: the
-    `--config.<field>=…` overrides (when `--config` was given; its file's own values are not
-    used) and the shortcut flags of `flag_fields` (`(flag name, field)` pairs) that were set; a
-    `UsageError` if both give one field different values."""
-    from absl import app, flags
-    from ml_collections import config_flags
-
-    from cma_tf import cli
-
-    overrides = {}
-    if flags.FLAGS[config_flag.name].present:
-        cli.config_value(config_flag)  # a missing or broken file is one line (exit 2)
-        overrides.update(config_flags.get_override_values(flags.FLAGS[config_flag.name]))
-    for flag_name, field in flag_fields:
-        value = flags.FLAGS[flag_name].value
-        if value is None:
-            continue
-        if field in overrides and overrides[field] != value:
-            raise app.UsageError(f"--{flag_name}={value} and --config.{field}={overrides[field]} disagree")
-        overrides[field] = value
-    return overrides
-
-
 def check_labels(workdir: str, vocabulary) -> None:
     """A `DataError` if the workdir's `labels.txt` (the run's label names) is not `vocabulary`
     (the dataset's): its model's class ids would mean other labels. Nothing to check for a run
