@@ -8,7 +8,7 @@ The default run takes about 1.5 minutes on 2 cores; the ResNet-101 line about 1 
 One classifier is built from `configs/demo.py` (default: the MS-CMA head on the small backbone
 at 96 px, N = 16 labels "label_0".."label_15"; random weights, a random label encoder: the
 speed does not depend on the weight values; ResNet-101 has `weights=None`, nothing is
-downloaded), exported with `cma_tf.serving.export.export_saved_model` to a temporary folder and
+downloaded), exported with `cma_tf.serving.saved_model.export_saved_model` to a temporary folder and
 loaded back with `tf.saved_model.load`. On the same synthetic images, per batch size, it times:
   - keras: `tf.function(lambda x: tf.sigmoid(model(x, training=False)))` with the input
     signature float32 [None, S, S, 3], i.e. how a user serves the model in-process; each call
@@ -54,8 +54,8 @@ from PIL import Image  # noqa: E402
 from report import print_table, write_report  # noqa: E402
 from cma_tf import factory  # noqa: E402
 from cma_tf.config_base import HEADS  # noqa: E402
-from cma_tf.serving.export import export_saved_model  # noqa: E402
-from cma_tf.serving.requests import image_request  # noqa: E402
+from cma_tf.serving.saved_model import export_saved_model  # noqa: E402
+from cma_tf.data.requests import image_request  # noqa: E402
 from configs import demo  # noqa: E402
 
 VARIANTS = ("keras", "savedmodel", "bytes")

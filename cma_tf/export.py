@@ -53,7 +53,7 @@ def main(argv):
             f"warning: {_EXPORT_DIR.value} does not end in a version number; TF Serving loads "
             "<base>/<number>/ (e.g. --export_dir=models/cma/1)"
         )
-    from cma_tf.serving.export import export_workdir
+    from cma_tf.serving.saved_model import export_workdir
 
     info = cli.run_reporting_user_errors(
         export_workdir, _WORKDIR.value, _EXPORT_DIR.value, _CHECKPOINT.value, _TOP_K.value,

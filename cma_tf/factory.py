@@ -25,7 +25,7 @@ from cma_tf.metrics.image import multilabel_metrics
 from cma_tf.metrics.video import REPORT_KEYS as VIDEO_KEYS
 from cma_tf.metrics.video import video_report_metrics
 from cma_tf.models.classifier import MultiLabelClassifier
-from cma_tf.serving import requests as serving_requests
+from cma_tf.data import requests as serving_requests
 
 EMBEDDING_HEADS = ("cma", "ms_cma")
 

@@ -3,7 +3,7 @@
 
 Builds (or loads) the label graph and fits ASGE (Eq. 2-5) exactly as `cma_tf.train` does,
 cached in the same workdir, and saves `E = Φ(one-hot)` in inference mode. The YouTube-8M
-starter-code model classes (`cma_tf/yt8m/starter_models.py`) read this file.
+starter-code model classes (`cma_tf/yt8m_starter/models.py`) read this file.
 
 Example:
     python -m cma_tf.label_embeddings --config=configs/yt8m.py:cma_snet \\

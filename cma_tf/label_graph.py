@@ -40,7 +40,7 @@ def build(data_dir, split, output, top, data_format="image"):
 
     from cma_tf import factory
     from cma_tf.config_base import get_base_config
-    from cma_tf.graph.label_graph import build_label_graph, default_graph_path
+    from cma_tf.graph.cooccurrence import build_label_graph, default_graph_path
 
     config = get_base_config()
     config.data.data_dir, config.data.format = data_dir, data_format

@@ -13,10 +13,10 @@ keep it finite for any logit.
 import keras
 from keras import ops
 
-from cma_tf.layers.cross_modality import PACKAGE
+from cma_tf.saving import register
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class WeightedBinaryCrossentropy(keras.losses.Loss):
     """Eq. 12, summed over classes, averaged over the batch (`sum_over_batch_size` reduction).
 

@@ -77,7 +77,7 @@ def write_submission(workdir, input_pattern, output, segment_label_ids=None, che
     from cma_tf.errors import ConfigError, DataError
     from cma_tf.serving.workdir_model import workdir_vocabulary
     from cma_tf.training import workdir as files
-    from cma_tf.yt8m.submission import SegmentRanking, iterate_segment_scores
+    from cma_tf.data.yt8m.submission import SegmentRanking, iterate_segment_scores
 
     config = files.evaluation_config(workdir, overrides)
     if config.data.format != "yt8m_frame":

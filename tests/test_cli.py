@@ -151,7 +151,7 @@ def test_label_graph_cli_matches_the_records(tiny_data, tmp_path):
     import tensorflow as tf
 
     from cma_tf.data import records
-    from cma_tf.graph.label_graph import LabelGraph
+    from cma_tf.graph.cooccurrence import LabelGraph
 
     output = str(tmp_path / "graph.npz")
     result = run_cli("cma_tf.label_graph", f"--data_dir={tiny_data}", f"--output={output}")

@@ -3,13 +3,13 @@
 import keras
 from keras import ops
 
-from cma_tf.layers.cross_modality import PACKAGE
+from cma_tf.saving import register
 
 # keras.applications.resnet.preprocess_input ("caffe" mode): RGB → BGR, minus ImageNet means.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class CaffeImageNormalization(keras.layers.Layer):
     """RGB [0, 255] → BGR minus the ImageNet channel means, as the ImageNet ResNet weights expect."""
 

@@ -29,12 +29,13 @@ import keras
 import numpy as np
 from keras import ops
 
-from cma_tf.layers.cross_modality import PACKAGE, sync_sublayer_trainability, l2_normalize
+from cma_tf.layers.ops import l2_normalize
+from cma_tf.saving import register, sync_sublayer_trainability
 
 COSINE_EPSILON = 1e-8
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class ASGEEncoder(keras.layers.Layer):
     """Φ of Eq. 2: label id → embedding `e_i` (`depth` × Dense-BN-ReLU, width `units`).
 
@@ -142,7 +143,7 @@ def graph_embedding_loss(embeddings, symmetric_adjacency, alpha=0.0, balance=Tru
     return ops.sum(squared)
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class LabelGraphLoss(keras.layers.Layer):
     """Holds a label graph `A` (non-trainable) and computes `L_ge` of Eq. 4-5 for embeddings.
 

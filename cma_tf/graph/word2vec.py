@@ -60,7 +60,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from cma_tf.layers.cross_modality import PACKAGE
+from cma_tf.saving import register
 
 try:  # optional: not a declared dependency of cma_tf (it comes with scikit-learn)
     from threadpoolctl import threadpool_limits
@@ -219,7 +219,7 @@ def fit_word2vec(
     return (vectors, losses) if return_losses else vectors
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class FixedLabelEmbedding(keras.layers.Layer):
     """A fixed label embedding table `E` `[num_labels, units]`, a drop-in for `ASGEEncoder`.
 

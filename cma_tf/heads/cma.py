@@ -3,16 +3,11 @@
 import keras
 
 from cma_tf.heads.projection import deepest, deepest_shape, feature_projection
-from cma_tf.layers.cross_modality import (
-    PACKAGE,
-    sync_sublayer_trainability,
-    CrossModalityAttention,
-    CrossModalityTransformer,
-    PerClassClassifier,
-)
+from cma_tf.layers.cross_modality import CrossModalityAttention, CrossModalityTransformer, PerClassClassifier
+from cma_tf.saving import register, sync_sublayer_trainability
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class CMABranch(keras.layers.Layer):
     """`f_cma(I, E)` for one feature map: logits `[B, N]` from `I` `[B, ..., C_in]` and `E` `[N, C_e]`.
 
@@ -90,7 +85,7 @@ class LabelEmbeddingHead(keras.layers.Layer):
         return cls(**config)
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class CMAHead(LabelEmbeddingHead):
     """CMA on the deepest backbone map (`I_2`, 14×14×2048 for ResNet-101 at 448).
 

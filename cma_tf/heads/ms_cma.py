@@ -3,12 +3,12 @@
 import keras
 
 from cma_tf.heads.cma import CMABranch, LabelEmbeddingHead
-from cma_tf.layers.cross_modality import PACKAGE, sync_sublayer_trainability
+from cma_tf.saving import register, sync_sublayer_trainability
 from cma_tf.layers.fusion import MultiScaleScoreFusion
 from cma_tf.layers.residual import BottleneckBlock
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class MultiScaleCMAHead(LabelEmbeddingHead):
     """MS-CMA: `y*_k = (1/L) Σ_l f_cma(I_l, E)` over `I_1` (backbone mid tap), `I_2` (deepest
     tap) and `I_3` (a stride-2 bottleneck block on `I_2`, `4·extra_block_filters` channels).

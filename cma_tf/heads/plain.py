@@ -5,10 +5,11 @@ Pools over every position, so it serves image maps `[B, H, W, C]` and video sequ
 import keras
 
 from cma_tf.heads.projection import deepest, deepest_shape
-from cma_tf.layers.cross_modality import PACKAGE, flatten_positions, sync_sublayer_trainability
+from cma_tf.layers.ops import flatten_positions
+from cma_tf.saving import register, sync_sublayer_trainability
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class PlainHead(keras.layers.Layer):
     """Deepest backbone map → mean over positions → Dense(N) logits.
 

@@ -3,11 +3,12 @@
 import keras
 
 from cma_tf.heads.projection import deepest, deepest_shape, feature_projection
-from cma_tf.layers.cross_modality import PACKAGE, sync_sublayer_trainability, PerClassClassifier
+from cma_tf.layers.cross_modality import PerClassClassifier
+from cma_tf.saving import register, sync_sublayer_trainability
 from cma_tf.layers.self_attention import SelfAttentionPooling
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class SelfAttentionHead(keras.layers.Layer):
     """Deepest map → optional 1×1 projection to `C` → class-wise self-attention (Eq. 8-9 with
     learned maps) → per-class classifier (Eq. 10).

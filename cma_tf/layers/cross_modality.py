@@ -9,37 +9,10 @@ positions `M = H·W` (or `T`).
 import keras
 from keras import ops
 
-PACKAGE = "cma_tf"
+from cma_tf.layers.ops import flatten_positions, l2_normalize
+from cma_tf.saving import register, sync_sublayer_trainability
 
-
-def sync_sublayer_trainability(layer):
-    """Re-applies `layer.trainable` to the sublayers `__init__` created.
-
-    Keras sets `trainable` (e.g. `False` from a saved config) before a subclassed layer's
-    `__init__` creates its sublayers, which then stay trainable; call this at the end of
-    `__init__` so a frozen layer comes back frozen from `.keras` files. Only freezing is
-    propagated: a trainable head must not unfreeze a frozen label encoder it was given.
-    """
-    if not layer.trainable:
-        # Assigning the value a layer already has did not reach its sublayers (seen with
-        # Keras 3.15), hence the toggle.
-        layer.trainable = True
-        layer.trainable = False
-
-
-def flatten_positions(features):
-    """`[B, ..., C]` → `[B, M, C]`: every spatial or temporal position becomes one row."""
-    channels = ops.shape(features)[-1]
-    return ops.reshape(features, (ops.shape(features)[0], -1, channels))
-
-
-def l2_normalize(x, epsilon):
-    """x / max(‖x‖, ε) on the last axis (ε keeps an all-zero vector at zero instead of NaN)."""
-    norm = ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True))
-    return x / ops.maximum(norm, epsilon)
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class CrossModalityTransformer(keras.layers.Layer):
     """Cross-Modality Transformer, Eq. 6: `I_s = f_cmt(I)`.
 
@@ -92,7 +65,7 @@ class CrossModalityTransformer(keras.layers.Layer):
         return config
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class CrossModalityAttention(keras.layers.Layer):
     """Cross-Modality Attention, Eq. 7-9.
 
@@ -138,7 +111,7 @@ class CrossModalityAttention(keras.layers.Layer):
         return config
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class PerClassClassifier(keras.layers.Layer):
     """Per-class linear classifier, Eq. 10: `logit_k = w_k · h_k + b_k`.
 

@@ -3,10 +3,10 @@
 import keras
 from keras import ops
 
-from cma_tf.layers.cross_modality import PACKAGE
+from cma_tf.saving import register
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class MultiScaleScoreFusion(keras.layers.Layer):
     """Averages per-scale probabilities (Eq. 11) and returns the logit of that average.
 

@@ -3,10 +3,10 @@
 import keras
 from keras import ops
 
-from cma_tf.layers.cross_modality import PACKAGE, sync_sublayer_trainability
+from cma_tf.saving import register, sync_sublayer_trainability
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class BottleneckBlock(keras.layers.Layer):
     """A ResNet bottleneck block (1×1 → 3×3/stride → 1×1, each with BN; projection shortcut).
 

@@ -10,10 +10,11 @@ classifier (Eq. 10).
 import keras
 from keras import ops
 
-from cma_tf.layers.cross_modality import PACKAGE, sync_sublayer_trainability, flatten_positions
+from cma_tf.layers.ops import flatten_positions
+from cma_tf.saving import register, sync_sublayer_trainability
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class SelfAttentionPooling(keras.layers.Layer):
     """Class-wise self-attention pooling: `z_k^i = σ(w_k·I^i + b_k)`, Eq. 8-9 on top.
 

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from cma_tf.graph.asge import LabelGraphLoss
-from cma_tf.layers.cross_modality import PACKAGE
+from cma_tf.saving import register
 
 
 def scale_for_replicas(value):
@@ -17,7 +17,7 @@ def scale_for_replicas(value):
     return value / tf.cast(replicas, value.dtype) if replicas > 1 else value
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class MultiLabelClassifier(keras.Model):
     """images `[B, S, S, 3]` (RGB, 0..255) → per-class logits `[B, N]`; `σ(logits)` = `y*`.
 

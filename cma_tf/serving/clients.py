@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 
 from cma_tf.serving.module import DEFAULT_SIGNATURE
 from cma_tf.serving.predictions import rows_of
-from cma_tf.serving.requests import IMAGES
+from cma_tf.data.requests import IMAGES
 
 DEFAULT_INPUT = IMAGES
 

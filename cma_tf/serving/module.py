@@ -1,7 +1,7 @@
 """The served model: a trained classifier behind the signatures TF Serving calls.
 
 Signatures (`SIGNATURES` of a `ServingModule`; names of inputs by request format, see
-`requests.py`):
+`cma_tf/data/requests.py`):
 
     serving_default     <bytes input> tf.string [B]       one encoded image / serialized record each
     predict_pixels      pixels  float32 [B, S, S, 3]      image models: RGB 0..255, already S × S
@@ -25,7 +25,7 @@ than the model's fail with INVALID_ARGUMENT "pixels must be [batch, S, S, 3]" (o
 
 import tensorflow as tf
 
-from cma_tf.serving.requests import RequestFormat, decode_each
+from cma_tf.data.requests import RequestFormat, decode_each
 
 DEFAULT_SIGNATURE = "serving_default"
 OUTPUT_KEYS = ("scores", "top_k_classes", "top_k_labels", "top_k_scores")

@@ -41,7 +41,7 @@ def load_predictor(path: str, checkpoint: str = "final", top_k: int = 5, vocabul
     vocabulary as `export` finds it, or `vocabulary_file`)."""
     if is_saved_model(path):
         return Predictor(tf.saved_model.load(path).signatures[DEFAULT_SIGNATURE], path)
-    from cma_tf.serving.export import build_serving_module
+    from cma_tf.serving.saved_model import build_serving_module
     from cma_tf.serving.workdir_model import load_workdir_model
 
     run = load_workdir_model(path, checkpoint, vocabulary_file)

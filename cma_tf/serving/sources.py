@@ -23,7 +23,7 @@ from cma_tf.data import records as image_records
 from cma_tf.data.yt8m import records as yt8m_records
 from cma_tf.data.yt8m import validate as yt8m_validate
 from cma_tf.errors import DataError
-from cma_tf.serving.requests import EXAMPLES, IMAGES, SEQUENCE_EXAMPLES
+from cma_tf.data.requests import EXAMPLES, IMAGES, SEQUENCE_EXAMPLES
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 RECORD_EXTENSIONS = (".tfrecord", ".tfrecords", ".tfrec")

@@ -7,7 +7,7 @@ import os
 import tensorflow as tf
 
 from cma_tf.errors import DataError
-from cma_tf.serving.requests import RequestFormat
+from cma_tf.data.requests import RequestFormat
 from cma_tf.training import workdir as files
 
 

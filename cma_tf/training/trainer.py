@@ -24,7 +24,7 @@ from cma_tf import factory
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.asge_model import fit_asge, load_encoder_weights, save_encoder_weights
-from cma_tf.graph.label_graph import load_or_build_label_graph
+from cma_tf.graph.cooccurrence import load_or_build_label_graph
 from cma_tf.graph.word2vec import fit_word2vec
 from cma_tf.training import workdir as files
 from cma_tf.training.callbacks import EpochCheckpoint, LearningRateLogger, ValidationMetrics, predict_scores

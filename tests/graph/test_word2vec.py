@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cma_tf.graph.label_graph import label_graph_from_label_lists
+from cma_tf.graph.cooccurrence import label_graph_from_label_lists
 from cma_tf.graph.word2vec import (
     FixedLabelEmbedding,
     _loss_and_gradients,

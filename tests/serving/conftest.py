@@ -36,7 +36,7 @@ def image_workdir(image_data, tmp_path_factory):
 @pytest.fixture(scope="session")
 def image_export(image_workdir, tmp_path_factory):
     """`<base>/1`: the run exported with K = TOP_K."""
-    from cma_tf.serving.export import export_workdir
+    from cma_tf.serving.saved_model import export_workdir
 
     export_dir = str(tmp_path_factory.mktemp("models") / "tiny" / "1")
     export_workdir(image_workdir, export_dir, top_k=TOP_K)

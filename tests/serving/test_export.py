@@ -199,7 +199,7 @@ def test_the_export_is_readable_by_other_users(image_export):
 
 
 def test_overwrite_replaces_a_version_only_once_the_new_one_is_written(image_workdir, tmp_path, monkeypatch):
-    from cma_tf.serving.export import export_workdir
+    from cma_tf.serving.saved_model import export_workdir
 
     export_dir = str(tmp_path / "m" / "1")
     export_workdir(image_workdir, export_dir, top_k=2)
@@ -219,7 +219,7 @@ def test_overwrite_replaces_a_version_only_once_the_new_one_is_written(image_wor
 
 def test_vocabulary_files_are_validated(image_workdir, tmp_path):
     from cma_tf.errors import DataError
-    from cma_tf.serving.export import export_workdir
+    from cma_tf.serving.saved_model import export_workdir
 
     names = open(os.path.join(image_workdir, "labels.txt")).read().splitlines()
     good = tmp_path / "names.txt"
@@ -248,7 +248,7 @@ def test_a_mixed_precision_model_exports_float32_scores(image_data, tmp_path, po
     import keras
 
     from cma_tf import factory
-    from cma_tf.serving.export import export_saved_model
+    from cma_tf.serving.saved_model import export_saved_model
     from tests.test_cli import tiny_config
 
     config = tiny_config("cma", image_data)

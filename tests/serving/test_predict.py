@@ -91,7 +91,7 @@ def test_video_records_are_scored_with_their_ids(tmp_path):
     from cma_tf import factory
     from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
     from cma_tf.serving.batch_predict import predict
-    from cma_tf.serving.export import export_saved_model
+    from cma_tf.serving.saved_model import export_saved_model
     from tests.serving.test_video_export import video_config
 
     data = str(tmp_path / "yt8m")

@@ -21,7 +21,7 @@ from cma_tf.data import vocab
 from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.serving import batch_predict, sources
-from cma_tf.serving.requests import IMAGES, SEQUENCE_EXAMPLES
+from cma_tf.data.requests import IMAGES, SEQUENCE_EXAMPLES
 from cma_tf.training import workdir as files
 from cma_tf.training.trainer import train_and_evaluate
 

@@ -7,7 +7,7 @@ needed: position `i` takes frame `⌊(i + o_i) · n / T⌋` of the `n` real fram
 bin, like the starter code's `SampleRandomFrames` but keeping the order). Short videos repeat
 frames, long ones skip frames.
 
-Pure TensorFlow ops, so the starter-code model class (`cma_tf/yt8m/starter_models.py`) uses the
+Pure TensorFlow ops, so the starter-code model class (`cma_tf/yt8m_starter/models.py`) uses the
 same function inside a TF1-style graph.
 """
 

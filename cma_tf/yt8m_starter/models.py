@@ -17,7 +17,7 @@ They compute the equations of the Keras layers in `cma_tf/layers/cross_modality.
 TF 2.21 share (`tf.compat.v1.get_variable`, `tf.nn`, `tf.einsum`): the starter code builds one
 `tf.Graph` fed by queue runners and run by a `Supervisor`, where Keras 3 layers do not fit, and
 `tf.compat.v1.layers` and `tf.contrib` are gone or broken next to Keras 3. This module imports
-neither Keras nor the starter code; `python -m cma_tf.yt8m.starter_train` puts the classes into
+neither Keras nor the starter code; `python -m cma_tf.yt8m_starter.run` puts the classes into
 the starter's `frame_level_models` (see there for the command).
 
 Pipeline, for a padded batch `[B, max_frames, D]` (the starter L2-normalises each frame):

@@ -1,7 +1,7 @@
-"""The starter-code model classes (cma_tf/yt8m/starter_models.py): their forward pass in a TF1
+"""The starter-code model classes (cma_tf/yt8m_starter/models.py): their forward pass in a TF1
 graph against a numpy re-derivation of Eq. 6-10 from the same variable values; and, when
 YT8M_STARTER_DIR names a copy of the YouTube-8M starter code, its unchanged train.py training
-CmaSnetModel through `python -m cma_tf.yt8m.starter_train`.
+CmaSnetModel through `python -m cma_tf.yt8m_starter.run`.
 
 The graphs are built in `tf.Graph().as_default()` blocks and run in `tf.compat.v1.Session`s;
 eager execution stays on for the rest of the pytest process.
@@ -18,7 +18,8 @@ import tensorflow as tf
 from cma_tf.data.records import write_shard
 from cma_tf.data.yt8m.records import encode_frame_example
 from cma_tf.errors import ConfigError, DataError
-from cma_tf.yt8m import starter_models, starter_train
+from cma_tf.yt8m_starter import models as starter_models
+from cma_tf.yt8m_starter import run as starter_train
 
 v1 = tf.compat.v1
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -263,7 +264,7 @@ def starter_dir():
 
 
 def run_starter(starter_dir, script, *args):
-    command = [sys.executable, "-m", "cma_tf.yt8m.starter_train", f"--starter_dir={starter_dir}",
+    command = [sys.executable, "-m", "cma_tf.yt8m_starter.run", f"--starter_dir={starter_dir}",
                f"--script={script}", *args]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)

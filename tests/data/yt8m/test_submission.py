@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from cma_tf.yt8m.submission import SegmentRanking, split_into_segments
+from cma_tf.data.yt8m.submission import SegmentRanking, split_into_segments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -1,20 +1,20 @@
 """Runs the YouTube-8M starter code's own, unchanged `train.py`, `eval.py` and `inference.py`
-under TF 2.21, with the CMA and self-attention model classes of `starter_models.py` available
+under TF 2.21, with the CMA and self-attention model classes of `models.py` available
 to their `--model` flag (`train.py`) and to the `model_flags.json` that `eval.py` reads.
 
     python -m cma_tf.label_embeddings --config=configs/yt8m.py:cma_snet \\
         --workdir=runs/yt8m_cma_snet --output=runs/yt8m_cma_snet/label_embeddings.npy
-    python -m cma_tf.yt8m.starter_train --starter_dir=/path/to/youtube-8m \\
+    python -m cma_tf.yt8m_starter.run --starter_dir=/path/to/youtube-8m \\
         --model=CmaSnetModel --cma_label_embeddings=runs/yt8m_cma_snet/label_embeddings.npy \\
         --frame_features --feature_names=rgb --feature_sizes=1024 \\
         --train_data_pattern='/path/to/frame/train*.tfrecord' --train_dir=/tmp/cma_snet \\
         --batch_size=256 --base_learning_rate=0.0002 --learning_rate_decay=0.8 \\
         --learning_rate_decay_examples=2000000
-    python -m cma_tf.yt8m.starter_train --script=eval --starter_dir=/path/to/youtube-8m \\
+    python -m cma_tf.yt8m_starter.run --script=eval --starter_dir=/path/to/youtube-8m \\
         --cma_label_embeddings=runs/yt8m_cma_snet/label_embeddings.npy \\
         --eval_data_pattern='/path/to/frame/validate*.tfrecord' --segment_labels \\
         --train_dir=/tmp/cma_snet --run_once
-    python -m cma_tf.yt8m.starter_train --script=inference --starter_dir=/path/to/youtube-8m \\
+    python -m cma_tf.yt8m_starter.run --script=inference --starter_dir=/path/to/youtube-8m \\
         --input_data_pattern='/path/to/frame/test*.tfrecord' --segment_labels \\
         --segment_label_ids_file=/path/to/segment_label_ids.csv \\
         --train_dir=/tmp/cma_snet --output_file=/tmp/cma_snet/submission.csv
@@ -30,7 +30,7 @@ under Python 3 whatever the model: its `format_lines` adds a str to the bytes vi
 
 `--starter_dir` (default: the environment variable `YT8M_STARTER_DIR`) is a copy of
 github.com/google/youtube-8m; every other flag is the starter `train.py`'s own or one of
-`starter_models.py`: `--cma_label_embeddings` (CmaSnetModel, CmaFcModel), `--cma_frames`,
+`models.py`: `--cma_label_embeddings` (CmaSnetModel, CmaFcModel), `--cma_frames`,
 `--cma_snet_filters`, `--cma_fc_units`. `--model` takes CmaSnetModel, CmaFcModel,
 SelfAttentionSnetModel and SelfAttentionFcModel (Table 4). The label embeddings file (ASGE's,
 written by the first command) must have one row per class of the starter's reader: 3,862.
@@ -111,7 +111,7 @@ def install_tf1_shims():
 
 def register_models(starter_dir):
     """Shim 4: our classes become attributes of the starter's `frame_level_models` module."""
-    from cma_tf.yt8m import starter_models  # defines the --cma_* flags
+    from cma_tf.yt8m_starter import models as starter_models  # defines the --cma_* flags
 
     if starter_dir not in sys.path:
         sys.path.insert(0, starter_dir)
@@ -135,7 +135,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     starter_dir, script, script_args = split_runner_args(argv)
     cli.quiet_tensorflow_logs()
-    from cma_tf.yt8m import starter_models  # noqa: F401  (imported with the real TF 2 module)
+    from cma_tf.yt8m_starter import models as starter_models  # noqa: F401  (imported with the real TF 2 module)
 
     install_tf1_shims()
     register_models(starter_dir)

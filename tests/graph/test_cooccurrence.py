@@ -12,8 +12,8 @@ import pytest
 
 from cma_tf.data import records
 from cma_tf.errors import DataError
-from cma_tf.graph import label_graph
-from cma_tf.graph.label_graph import (
+from cma_tf.graph import cooccurrence
+from cma_tf.graph.cooccurrence import (
     LabelGraph,
     conditional_adjacency,
     default_graph_path,
@@ -161,7 +161,7 @@ def test_an_unchanged_split_and_vocabulary_reuse_the_cache(tmp_path, monkeypatch
     def must_not_count(*args, **kwargs):
         raise AssertionError("the graph was counted again")
 
-    monkeypatch.setattr(label_graph, "label_graph_from_records", must_not_count)
+    monkeypatch.setattr(cooccurrence, "label_graph_from_records", must_not_count)
     graph, lines = load(data_dir)
     assert lines == [] and graph.num_examples == 30
     np.testing.assert_array_equal(graph.counts, first.counts)
@@ -222,7 +222,7 @@ def test_an_explicit_path_written_by_training_is_checked_like_the_default(tmp_pa
 
 
 def test_fingerprint_sees_size_time_name_and_vocabulary(tmp_path):
-    from cma_tf.graph.label_graph import records_fingerprint
+    from cma_tf.graph.cooccurrence import records_fingerprint
 
     data_dir = str(tmp_path)
     write_train_split(data_dir, 20, seed=0, num_shards=2)
@@ -249,7 +249,7 @@ def test_label_graph_command_line_writes_a_graph_training_reuses(tmp_path, monke
     assert "25 examples, 6 labels" in result.stdout
     np.testing.assert_array_equal(LabelGraph.load(default_graph_path(data_dir)).counts, reference_counts(label_lists))
 
-    monkeypatch.setattr(label_graph, "label_graph_from_records", None)  # reused: not called
+    monkeypatch.setattr(cooccurrence, "label_graph_from_records", None)  # reused: not called
     graph, lines = load(data_dir)
     assert lines == [] and graph.num_examples == 25
 
@@ -264,7 +264,7 @@ def test_cooccurrence_at_youtube8m_size_with_repeats_and_padding():
     num_classes = 3862
     lists = [list(rng.integers(0, num_classes, rng.integers(0, 8))) + [-1] * int(rng.integers(0, 3)) for _ in range(300)]
     lists[0] = [5, 5, 7, -1]
-    accumulator = label_graph.LabelCooccurrence(num_classes)
+    accumulator = cooccurrence.LabelCooccurrence(num_classes)
     accumulator.update(lists[:150])
     accumulator.update(lists[150:])
     expected = np.zeros((num_classes, num_classes), np.int64)

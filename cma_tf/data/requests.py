@@ -2,7 +2,7 @@
 → the model's input row, made exactly as evaluation makes it, and the per-item decoding that
 lets one bad item fail alone.
 
-Three request formats, one per kind of model (`cma_tf.factory.serving_request` picks it):
+Three request formats, one per kind of data (`cma_tf.factory.serving_request` picks it):
 
     images             JPEG/PNG/GIF/BMP bytes → float32 [S, S, 3]: decoded to RGB, bilinear
                        resize to S × S, 0..255 (`data/images.py`, the evaluation path)
