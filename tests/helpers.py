@@ -1,14 +1,17 @@
 """Shared checks every layer and model goes through (STYLE.md rule 7)."""
 
+import collections
+import json
 import os
 
 import keras
 import numpy as np
 
-SHARED_DATA_DIR = os.environ.get(
-    "CMA_SHARED_DATA",
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data"),
-)
+FIXTURES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+LABEL_STATS_FILES = {
+    "coco": "coco2014_train_label_stats.json",  # MS-COCO train2014, 80 classes
+    "voc": "voc2007_trainval_label_stats.json",  # PASCAL VOC 2007 trainval, 20 classes
+}
 TINY_WIDTHS = (8, 16, 32, 64)
 TINY_IMAGE_SIZE = 32
 
@@ -28,15 +31,29 @@ def reference_image_spec():
     }
 
 
-def shared_data(name):
-    """A file of the real COCO/VOC label statistics (`../shared/data`, beside the repository;
-    `CMA_SHARED_DATA` overrides). Skips, saying where it looked, when it is not there."""
-    import pytest
+class LabelStats(collections.namedtuple("LabelStats", "cooccurrence class_counts labels")):
+    """Real label statistics: `cooccurrence` int64 [N, N] (images with both labels, diagonal 0),
+    `class_counts` int64 [N] (images with each label), `labels` the N names in index order."""
 
-    path = os.path.join(SHARED_DATA_DIR, name)
-    if not os.path.exists(path):
-        pytest.skip(f"real label statistics not found: {path} (set CMA_SHARED_DATA)")
-    return path
+    __slots__ = ()
+
+    @property
+    def counts(self):
+        """The full count matrix of Eq. 1: co-occurrences off the diagonal, class counts on it."""
+        return self.cooccurrence + np.diag(self.class_counts)
+
+
+def label_stats(dataset):
+    """The real label statistics of "coco" (train2014) or "voc" (2007 trainval) from
+    tests/fixtures/ (published with ML-GCN; provenance and label order: tests/fixtures/README.md)."""
+    with open(os.path.join(FIXTURES_DIR, LABEL_STATS_FILES[dataset])) as f:
+        data = json.load(f)
+    stats = LabelStats(
+        np.array(data["cooccurrence"], np.int64), np.array(data["class_counts"], np.int64), list(data["labels"])
+    )
+    n = len(stats.labels)
+    assert stats.cooccurrence.shape == (n, n) and stats.class_counts.shape == (n,), dataset
+    return stats
 
 
 def randomize_batch_norm(layer, rng):

@@ -1,9 +1,8 @@
-"""The label graph (Eq. 1) against a hand-computed example, a dense numpy reference, real COCO
-statistics, and a streaming pass over TFRecords; the cache is rebuilt when its shards or
-vocabulary change."""
+"""The label graph (Eq. 1) against a hand-computed example, a dense numpy reference, the real
+COCO and VOC statistics (tests/fixtures/), and a streaming pass over TFRecords; the cache is
+rebuilt when its shards or vocabulary change."""
 
 import os
-import pickle
 import subprocess
 import sys
 
@@ -22,7 +21,7 @@ from cma_tf.graph.cooccurrence import (
     load_or_build_label_graph,
     symmetrize,
 )
-from tests.helpers import shared_data
+from tests.helpers import label_stats
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -61,13 +60,10 @@ def test_matches_dense_numpy_reference_on_random_lists():
 
 
 def test_real_coco_conditional_probabilities():
-    """coco_adj.pkl (ML-GCN, COCO train2014): off-diagonal counts + per-label counts."""
-    with open(shared_data("coco_adj.pkl"), "rb") as f:
-        data = pickle.load(f)
-    names = open(shared_data("coco_labels_sorted.txt")).read().split("\n")
-    index = {name: i for i, name in enumerate(names)}
-    counts = data["adj"].astype(np.int64) + np.diag(data["nums"].astype(np.int64))
-    a = conditional_adjacency(counts)
+    """COCO train2014 (ML-GCN's coco_adj.pkl): the paper's Fig. 3-4 conditional probabilities."""
+    stats = label_stats("coco")
+    index = {name: i for i, name in enumerate(stats.labels)}
+    a = conditional_adjacency(stats.counts)
     assert a[index["dog"], index["frisbee"]] == pytest.approx(0.23, abs=0.005)
     assert a[index["sports ball"], index["tennis racket"]] == pytest.approx(0.53, abs=0.005)
     assert a[index["dining table"], index["fork"]] == pytest.approx(0.77, abs=0.005)
@@ -75,6 +71,46 @@ def test_real_coco_conditional_probabilities():
     np.testing.assert_allclose(sym, sym.T)
     np.testing.assert_allclose(np.diag(sym), 1.0)
     assert np.all((sym >= 0) & (sym <= 1))
+
+
+@pytest.mark.parametrize("dataset", ["coco", "voc"])
+def test_real_label_graph_matches_numpy(dataset):
+    """A and A' of the real COCO (80 labels, 82 % non-zero pairs) and VOC (20 labels, 56 %)
+    graphs, re-derived element by element from the published counts: A_ij = adj_ij / nums_j, A_ii = 1."""
+    stats = label_stats(dataset)
+    graph = LabelGraph(counts=stats.counts, num_examples=0, vocabulary=stats.labels)
+    n = len(stats.labels)
+    expected = np.ones((n, n))
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                expected[i, j] = stats.cooccurrence[i, j] / stats.class_counts[j]
+    np.testing.assert_allclose(graph.adjacency, expected, rtol=1e-6)
+    np.testing.assert_allclose(graph.symmetric_adjacency, (expected + expected.T) / 2, rtol=1e-6)
+    assert graph.num_classes == n
+
+
+# VOC 2007 development kit, Table 1, "trainval img": images with a non-difficult object of the class.
+VOC2007_TRAINVAL_IMAGES = {
+    "aeroplane": 238, "bicycle": 243, "bird": 330, "boat": 181, "bottle": 244, "bus": 186, "car": 713,
+    "cat": 337, "chair": 445, "cow": 141, "diningtable": 200, "dog": 421, "horse": 287, "motorbike": 245,
+    "person": 2008, "pottedplant": 245, "sheep": 96, "sofa": 229, "train": 261, "tvmonitor": 256,
+}
+
+
+def test_real_statistics_are_in_the_repositorys_label_order():
+    """The fixtures' label order is the vocabulary the converters write (data/*_labels.txt), and
+    the VOC class counts are the devkit's, class by class (README of tests/fixtures/)."""
+    for dataset, vocabulary in (("coco", "coco_labels.txt"), ("voc", "voc2007_labels.txt")):
+        with open(os.path.join(REPO_ROOT, "data", vocabulary)) as f:
+            assert label_stats(dataset).labels == [line.strip() for line in f if line.strip()], dataset
+    voc = label_stats("voc")
+    assert dict(zip(voc.labels, voc.class_counts.tolist())) == VOC2007_TRAINVAL_IMAGES
+    for dataset in ("coco", "voc"):
+        stats = label_stats(dataset)
+        np.testing.assert_array_equal(stats.cooccurrence, stats.cooccurrence.T)
+        assert not np.diag(stats.cooccurrence).any()
+        assert (stats.cooccurrence <= np.minimum.outer(stats.class_counts, stats.class_counts)).all()
 
 
 def test_streaming_pass_over_records_and_npz_round_trip(tmp_path):

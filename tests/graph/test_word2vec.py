@@ -3,8 +3,6 @@ re-derivation from the sentences and against sampled word2vec updates, the close
 gradients against autodiff, block structure, determinism, the real COCO counts, and
 `FixedLabelEmbedding` as a label encoder."""
 
-import pickle
-
 import keras
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ from cma_tf.graph.word2vec import (
     sgns_weights,
 )
 from cma_tf.heads.cma import CMAHead
-from tests.helpers import run_layer_serialization_test, run_model_saving_test, shared_data
+from tests.helpers import label_stats, run_layer_serialization_test, run_model_saving_test
 
 
 def log_sigmoid(x):
@@ -191,12 +189,8 @@ COCO_SUPERCATEGORIES = {
 
 @pytest.fixture(scope="module")
 def coco():
-    with open(shared_data("coco_adj.pkl"), "rb") as f:
-        data = pickle.load(f)
-    with open(shared_data("coco_labels_sorted.txt")) as f:
-        names = [line.strip() for line in f if line.strip()]
-    counts = np.asarray(data["adj"], np.int64) + np.diag(np.asarray(data["nums"], np.int64))
-    return names, counts, fit_word2vec(counts, dim=256, seed=0)
+    stats = label_stats("coco")
+    return stats.labels, stats.counts, fit_word2vec(stats.counts, dim=256, seed=0)
 
 
 def test_coco_nearest_neighbours(coco):
