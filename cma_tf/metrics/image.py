@@ -16,11 +16,21 @@ Conventions used throughout:
 
 import numpy as np
 
+from cma_tf.metrics.validate import as_numeric_array, check_axes, positive_integer
+
 # Number of score entries sorted at once when computing per-class AP or top-k;
 # bounds the temporary memory (a few arrays of this many int64 / float64).
 _SORT_BLOCK_ELEMENTS = 1 << 22
 
 _PR_KEYS = ("CP", "CR", "CF1", "OP", "OR", "OF1")
+# The keys of multilabel_metrics' result (with its default k=3) that reports show:
+# REPORT_KEYS are what validation logs (mAP and the threshold metrics), FULL_KEYS add the
+# top-3 ones, SUMMARY_KEYS are the three of the short tables.
+REPORT_KEYS = ("mAP",) + _PR_KEYS
+FULL_KEYS = REPORT_KEYS + tuple(f"{key}_top3" for key in _PR_KEYS)
+SUMMARY_KEYS = ("mAP", "CF1", "OF1")
+
+_AXES = ("num_examples", "num_classes")
 
 
 # --------------------------------------------------------------------------
@@ -30,13 +40,7 @@ _PR_KEYS = ("CP", "CR", "CF1", "OP", "OR", "OF1")
 
 def _as_float_array(values, name):
     """Returns ``values`` as a float array, or raises ValueError naming ``name``."""
-    array = np.asarray(values)
-    if not (
-        np.issubdtype(array.dtype, np.integer)
-        or np.issubdtype(array.dtype, np.floating)
-        or array.dtype == bool
-    ):
-        raise ValueError(f"`{name}` must be numeric, got dtype {array.dtype}")
+    array = as_numeric_array(values, name)
     if not np.issubdtype(array.dtype, np.floating):
         array = array.astype(np.float64)
     return array
@@ -65,11 +69,8 @@ def _as_binary_array(values, name):
 
 def _check_same_2d_shape(first, first_name, second, second_name):
     """Raises ValueError unless both arrays are 2-D, non-empty and of equal shape."""
-    for array, name in ((first, first_name), (second, second_name)):
-        if array.ndim != 2:
-            raise ValueError(
-                f"`{name}` must be 2-D [num_examples, num_classes], got shape {array.shape}"
-            )
+    check_axes(first, first_name, _AXES)
+    check_axes(second, second_name, _AXES)
     if first.shape != second.shape:
         raise ValueError(
             f"`{first_name}` and `{second_name}` must have the same shape, "
@@ -88,12 +89,6 @@ def _validate_scores_targets(scores, targets):
     _check_same_2d_shape(scores, "scores", targets, "targets")
     _check_finite(scores, "scores")
     return scores, targets
-
-
-def _check_k(k):
-    """Raises ValueError unless ``k`` is a positive integer."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"`k` must be a positive integer, got {k!r}")
 
 
 def _check_threshold(threshold, allow_none=False):
@@ -175,9 +170,8 @@ def average_precision(scores, targets) -> float:
     """
     scores = _as_float_array(scores, "scores")
     targets = _as_binary_array(targets, "targets")
-    for array, name in ((scores, "scores"), (targets, "targets")):
-        if array.ndim != 1:
-            raise ValueError(f"`{name}` must be 1-D [num_examples], got shape {array.shape}")
+    check_axes(scores, "scores", ("num_examples",))
+    check_axes(targets, "targets", ("num_examples",))
     if scores.shape != targets.shape:
         raise ValueError(
             f"`scores` and `targets` must have the same shape, got {scores.shape} and {targets.shape}"
@@ -291,13 +285,6 @@ def precision_recall_f1(predicted, targets) -> dict:
 # --------------------------------------------------------------------------
 
 
-def threshold_predictions(scores, threshold=0.5) -> np.ndarray:
-    """Bool predictions ``scores >= threshold`` (same shape as ``scores``)."""
-    _check_threshold(threshold)
-    scores = _as_float_array(scores, "scores")
-    return scores >= threshold
-
-
 def _top_k_unchecked(scores, k, threshold):
     """Top-k predictions for validated 2-D ``scores``; ``k`` already clipped to N."""
     num_examples, num_classes = scores.shape
@@ -333,13 +320,10 @@ def top_k_predictions(scores, k=3, threshold=0.5) -> np.ndarray:
     Returns:
       bool array [n, N].
     """
-    _check_k(k)
+    positive_integer(k, "k")
     _check_threshold(threshold, allow_none=True)
     scores = _as_float_array(scores, "scores")
-    if scores.ndim != 2:
-        raise ValueError(
-            f"`scores` must be 2-D [num_examples, num_classes], got shape {scores.shape}"
-        )
+    check_axes(scores, "scores", _AXES)
     _check_finite(scores, "scores")
     if scores.shape[1] == 0:
         return np.zeros(scores.shape, dtype=bool)
@@ -364,13 +348,15 @@ def multilabel_metrics(scores, targets, threshold=0.5, k=3) -> dict:
       :func:`top_k_predictions` ``(scores, k, threshold)``.
     * ``"num_examples"`` (n) and ``"num_classes_with_positives"`` (ints).
 
+    With the default ``k=3`` the float metrics are :data:`FULL_KEYS`, in that order.
+
     Raises:
       ValueError: if the arrays are not 2-D with the same non-empty shape,
         ``scores`` has NaN/inf, ``targets`` has values other than 0/1, or
         ``threshold``/``k`` are invalid.
     """
     _check_threshold(threshold)
-    _check_k(k)
+    positive_integer(k, "k")
     scores, targets = _validate_scores_targets(scores, targets)
     per_class_ap = _per_class_ap_unchecked(scores, targets)
     metrics = {"mAP": _nan_safe_mean(per_class_ap)}
@@ -381,62 +367,3 @@ def multilabel_metrics(scores, targets, threshold=0.5, k=3) -> dict:
     metrics["num_examples"] = int(scores.shape[0])
     metrics["num_classes_with_positives"] = int(np.count_nonzero(~np.isnan(per_class_ap)))
     return metrics
-
-
-class MultiLabelMetricAccumulator:
-    """Collects (scores, targets) batches and computes :func:`multilabel_metrics`.
-
-    Scores are stored as float32 and targets as bool, so memory is
-    O(examples x classes). Scores equal after rounding to float32 count as tied.
-    Each batch is validated on :meth:`update`, so a bad batch fails immediately.
-    """
-
-    def __init__(self, num_classes):
-        is_integer = isinstance(num_classes, (int, np.integer)) and not isinstance(num_classes, bool)
-        if not is_integer or num_classes < 1:
-            raise ValueError(f"`num_classes` must be a positive integer, got {num_classes!r}")
-        self.num_classes = int(num_classes)
-        self.reset()
-
-    def reset(self):
-        """Forgets every batch seen so far."""
-        self._scores = []
-        self._targets = []
-        self._num_examples = 0
-
-    @property
-    def num_examples(self):
-        """Number of examples accumulated so far."""
-        return self._num_examples
-
-    def update(self, scores, targets):
-        """Adds a batch: ``scores`` and ``targets`` of shape [batch, num_classes]."""
-        scores = _as_float_array(scores, "scores")
-        targets = _as_binary_array(targets, "targets")
-        for array, name in ((scores, "scores"), (targets, "targets")):
-            if array.ndim != 2 or array.shape[1] != self.num_classes:
-                raise ValueError(
-                    f"`{name}` must have shape [batch, {self.num_classes}], got {array.shape}"
-                )
-        if scores.shape != targets.shape:
-            raise ValueError(
-                f"`scores` and `targets` must have the same shape, "
-                f"got {scores.shape} and {targets.shape}"
-            )
-        _check_finite(scores, "scores")
-        float32_scores = scores.astype(np.float32)
-        # Huge finite float64 values overflow to inf in float32.
-        _check_finite(float32_scores, "scores (as float32)")
-        self._scores.append(float32_scores)
-        self._targets.append(targets.copy())
-        self._num_examples += scores.shape[0]
-
-    def result(self, threshold=0.5, k=3) -> dict:
-        """:func:`multilabel_metrics` over every example added so far."""
-        if self._num_examples == 0:
-            raise ValueError("MultiLabelMetricAccumulator.result() called before any update()")
-        scores = np.concatenate(self._scores, axis=0)
-        targets = np.concatenate(self._targets, axis=0)
-        # Keep one concatenated copy so repeated result() calls are cheap.
-        self._scores, self._targets = [scores], [targets]
-        return multilabel_metrics(scores, targets, threshold=threshold, k=k)

@@ -1,7 +1,7 @@
 """Metric tables for people: Markdown rows of percentages, one row per model."""
 
-SUMMARY_KEYS = ("mAP", "CF1", "OF1")
-FULL_KEYS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CP_top3", "CR_top3", "CF1_top3", "OP_top3", "OR_top3", "OF1_top3")
+# FULL_KEYS is re-exported for the modules that still import it from here.
+from cma_tf.metrics.image import FULL_KEYS, SUMMARY_KEYS  # noqa: F401
 
 
 def format_metrics_table(rows, keys=SUMMARY_KEYS):

@@ -10,8 +10,10 @@ Conventions:
 * ``predictions`` is a finite float array ``[videos, classes]``; larger means
   "more likely present".
 * ``labels`` is a ``{0, 1}`` array of the same shape (1 = label present).
-* Every metric is a fraction in ``[0, 1]`` (``map`` may be ``nan``, see
+* Every metric is a fraction in ``[0, 1]`` (``mAP`` may be ``nan``, see
   :func:`mean_average_precision`).
+* :func:`video_metrics` and :class:`VideoMetricAccumulator` name the metrics as
+  the paper's Table 4 does: :data:`REPORT_KEYS`.
 
 Ties. The starter code leaves some tie orders unspecified; here they are fixed:
 
@@ -30,14 +32,21 @@ Ties. The starter code leaves some tie orders unspecified; here they are fixed:
 
 import numpy as np
 
+from cma_tf.metrics.validate import as_numeric_array, check_axes, positive_integer
+
 __all__ = [
+    "REPORT_KEYS",
     "global_average_precision",
     "hit_at_one",
     "precision_at_equal_recall_rate",
     "mean_average_precision",
     "video_metrics",
+    "video_report_metrics",
     "VideoMetricAccumulator",
 ]
+
+# The keys of video_metrics' result, in the paper's order (Table 4).
+REPORT_KEYS = ("GAP", "Hit@1", "PERR", "mAP")
 
 
 # --------------------------------------------------------------------------
@@ -45,27 +54,12 @@ __all__ = [
 # --------------------------------------------------------------------------
 
 
-def _check_top_k(top_k):
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k <= 0:
-        raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}")
-    return int(top_k)
-
-
 def _validate(predictions, labels, num_classes=None):
     """Returns (predictions float64, labels bool) or raises ValueError."""
-    predictions = np.asarray(predictions)
-    labels = np.asarray(labels)
-    for name, array in (("predictions", predictions), ("labels", labels)):
-        if not (
-            np.issubdtype(array.dtype, np.integer)
-            or np.issubdtype(array.dtype, np.floating)
-            or array.dtype == bool
-        ):
-            raise ValueError(f"`{name}` must be numeric, got dtype {array.dtype}")
-        if array.ndim != 2:
-            raise ValueError(
-                f"`{name}` must be 2-D [videos, classes], got shape {array.shape}"
-            )
+    predictions = as_numeric_array(predictions, "predictions")
+    check_axes(predictions, "predictions", ("videos", "classes"))
+    labels = as_numeric_array(labels, "labels")
+    check_axes(labels, "labels", ("videos", "classes"))
     if predictions.shape != labels.shape:
         raise ValueError(
             f"`predictions` shape {predictions.shape} != `labels` shape {labels.shape}"
@@ -201,7 +195,7 @@ def global_average_precision(predictions, labels, top_k=20) -> float:
     ``P == 0`` gives 0, as in ``AveragePrecisionCalculator.ap_at_n``. Tied
     pooled scores: expected AP over random orders (see module docstring).
     """
-    top_k = _check_top_k(top_k)
+    top_k = positive_integer(top_k, "top_k")
     predictions, labels = _validate(predictions, labels)
     _require_videos(predictions)
     scores, hits, _ = _top_k(predictions, labels, top_k)
@@ -250,7 +244,7 @@ def mean_average_precision(predictions, labels, top_k=20) -> float:
     result is ``numpy.mean`` of the remaining APs (as the starter's
     ``utils.py``), and ``nan`` if no class has a positive.
     """
-    top_k = _check_top_k(top_k)
+    top_k = positive_integer(top_k, "top_k")
     predictions, labels = _validate(predictions, labels)
     _require_videos(predictions)
     scores, hits, classes = _top_k(predictions, labels, top_k)
@@ -258,8 +252,10 @@ def mean_average_precision(predictions, labels, top_k=20) -> float:
 
 
 def video_metrics(predictions, labels, top_k=20) -> dict:
-    """All four metrics: ``{"gap", "hit_at_one", "perr", "map"}`` (floats)."""
-    top_k = _check_top_k(top_k)
+    """All four metrics (floats) under :data:`REPORT_KEYS`: ``"GAP"``
+    (:func:`global_average_precision`), ``"Hit@1"`` (:func:`hit_at_one`), ``"PERR"``
+    (:func:`precision_at_equal_recall_rate`) and ``"mAP"`` (:func:`mean_average_precision`)."""
+    top_k = positive_integer(top_k, "top_k")
     predictions, labels = _validate(predictions, labels)
     _require_videos(predictions)
     accumulator = VideoMetricAccumulator(predictions.shape[1], top_k)
@@ -283,14 +279,8 @@ class VideoMetricAccumulator:
     """
 
     def __init__(self, num_classes, top_k=20):
-        if (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, (int, np.integer))
-            or num_classes <= 0
-        ):
-            raise ValueError(f"`num_classes` must be a positive integer, got {num_classes!r}")
-        self.num_classes = int(num_classes)
-        self.top_k = _check_top_k(top_k)
+        self.num_classes = positive_integer(num_classes, "num_classes")
+        self.top_k = positive_integer(top_k, "top_k")
         self.reset()
 
     def reset(self):
@@ -321,24 +311,19 @@ class VideoMetricAccumulator:
         self._num_videos += predictions.shape[0]
 
     def result(self) -> dict:
-        """``{"gap", "hit_at_one", "perr", "map"}``; ValueError if no videos."""
+        """:func:`video_metrics` of the videos so far (:data:`REPORT_KEYS`); ValueError if none."""
         if self._num_videos == 0:
             raise ValueError("no videos accumulated")
         scores = np.concatenate(self._scores)
         hits = np.concatenate(self._hits)
         classes = np.concatenate(self._classes)
         return {
-            "gap": _gap_from_top_k(scores, hits, int(self._class_positives.sum())),
-            "hit_at_one": self._sum_hit_at_one / self._num_videos,
-            "perr": self._sum_perr / self._num_videos,
-            "map": _map_from_top_k(scores, hits, classes, self._class_positives),
+            "GAP": _gap_from_top_k(scores, hits, int(self._class_positives.sum())),
+            "Hit@1": self._sum_hit_at_one / self._num_videos,
+            "PERR": self._sum_perr / self._num_videos,
+            "mAP": _map_from_top_k(scores, hits, classes, self._class_positives),
         }
 
 
-REPORT_KEYS = ("GAP", "Hit@1", "PERR", "mAP")
-
-
-def video_report_metrics(predictions, labels, top_k=20) -> dict:
-    """`video_metrics` under the names of the paper's Table 4: GAP, Hit@1, PERR, mAP."""
-    metrics = video_metrics(predictions, labels, top_k)
-    return {"GAP": metrics["gap"], "Hit@1": metrics["hit_at_one"], "PERR": metrics["perr"], "mAP": metrics["map"]}
+# Its name from when video_metrics had other keys; still imported (kinds/yt8m.py, tests/training).
+video_report_metrics = video_metrics

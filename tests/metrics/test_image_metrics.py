@@ -222,9 +222,12 @@ def test_f1_is_zero_when_precision_and_recall_are_zero():
 # --------------------------------------------------------------------------
 
 
-def test_threshold_predictions_is_inclusive():
+def test_threshold_is_inclusive():
     scores = np.array([[0.5, 0.49, 0.51]])
-    np.testing.assert_array_equal(image.threshold_predictions(scores), [[True, False, True]])
+    # Predicted at 0.5: classes 0 and 2 (0.5 >= 0.5); with an exclusive threshold OR would be 1/3.
+    metrics = image.multilabel_metrics(scores, np.ones((1, 3)))
+    assert metrics["OP"] == 1.0
+    assert metrics["OR"] == pytest.approx(2 / 3, abs=TOLERANCE)
 
 
 def test_top3_hand_example_with_ties_and_threshold():
@@ -300,41 +303,27 @@ def test_top_k_suffix_follows_k():
 
 
 # --------------------------------------------------------------------------
-# Accumulator
+# Key constants
 # --------------------------------------------------------------------------
 
 
-def test_accumulator_matches_single_call_and_sklearn():
+def test_key_constants_name_what_multilabel_metrics_returns():
+    scores, targets = random_problem(seed=9, tie_mode="round")
+    metrics = image.multilabel_metrics(scores, targets)
+    for keys in (image.REPORT_KEYS, image.FULL_KEYS, image.SUMMARY_KEYS):
+        assert set(keys) <= set(metrics), keys
+    assert set(image.SUMMARY_KEYS) <= set(image.REPORT_KEYS) <= set(image.FULL_KEYS)
+    assert tuple(metrics)[: len(image.FULL_KEYS)] == image.FULL_KEYS
+    assert set(metrics) - set(image.FULL_KEYS) == {"num_examples", "num_classes_with_positives"}
+    assert image.REPORT_KEYS == ("mAP",) + PR_KEYS
+
+
+def test_float32_scores_match_sklearn():
     scores, targets = random_problem(seed=9, tie_mode="round")
     scores = scores.astype(np.float32)
-    batch_size = 32
-    accumulator = image.MultiLabelMetricAccumulator(scores.shape[1])
-    for start in range(0, scores.shape[0], batch_size):
-        accumulator.update(scores[start:start + batch_size], targets[start:start + batch_size])
-    assert accumulator.num_examples == scores.shape[0]
-
-    result = accumulator.result()
-    assert result == image.multilabel_metrics(scores, targets)
-    assert result["mAP"] == pytest.approx(
+    assert image.multilabel_metrics(scores, targets)["mAP"] == pytest.approx(
         sklearn_ap_per_class(scores, targets).mean(), abs=TOLERANCE
     )
-    assert accumulator.result() == result  # repeatable
-
-    accumulator.reset()
-    with pytest.raises(ValueError, match="before any update"):
-        accumulator.result()
-
-
-def test_accumulator_rejects_bad_batches():
-    accumulator = image.MultiLabelMetricAccumulator(3)
-    with pytest.raises(ValueError, match=r"`scores` must have shape \[batch, 3\]"):
-        accumulator.update(np.zeros((2, 4)), np.zeros((2, 4)))
-    with pytest.raises(ValueError, match="`targets` must contain only 0 and 1"):
-        accumulator.update(np.zeros((2, 3)), np.full((2, 3), 2))
-    with pytest.raises(ValueError, match="`scores` must be finite"):
-        accumulator.update(np.full((2, 3), np.nan), np.zeros((2, 3)))
-    with pytest.raises(ValueError, match="num_classes"):
-        image.MultiLabelMetricAccumulator(0)
 
 
 # --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 from cma_tf.metrics import video
 
 TOL = 1e-12
-KEYS = ("gap", "hit_at_one", "perr", "map")
+KEYS = video.REPORT_KEYS
 
 
 # --------------------------------------------------------------------------
@@ -80,10 +80,10 @@ def reference_metrics(preds, labels, top_k, ap=expected_ap):
         if pos_c > 0:
             aps.append(ap(per_class[c], pos_c))
     return {
-        "gap": ap(pooled, total_pos),
-        "hit_at_one": hit_sum / num_videos,
-        "perr": perr_sum / num_videos,
-        "map": sum(aps) / len(aps) if aps else float("nan"),
+        "GAP": ap(pooled, total_pos),
+        "Hit@1": hit_sum / num_videos,
+        "PERR": perr_sum / num_videos,
+        "mAP": sum(aps) / len(aps) if aps else float("nan"),
     }
 
 
@@ -148,8 +148,8 @@ def test_gap_and_map_by_hand_precision_below_one():
     # c0: [0.9+, 0.7+], P=3 -> 2/3 ; c1: [0.8-], P=1 -> 0
     assert video.mean_average_precision(preds, labels, top_k=1) == pytest.approx(1 / 3, abs=TOL)
     result = video.video_metrics(preds, labels, top_k=1)
-    assert result["hit_at_one"] == pytest.approx(2 / 3, abs=TOL)
-    assert result["perr"] == pytest.approx((1 + 0 + 1) / 3, abs=TOL)
+    assert result["Hit@1"] == pytest.approx(2 / 3, abs=TOL)
+    assert result["PERR"] == pytest.approx((1 + 0 + 1) / 3, abs=TOL)
 
 
 def test_ties_by_hand():
@@ -169,8 +169,8 @@ def test_no_positive_labels_anywhere():
     preds = np.array([[0.3, 0.7], [0.6, 0.4]])
     labels = np.zeros((2, 2))
     result = video.video_metrics(preds, labels)
-    assert result["gap"] == 0.0 and result["hit_at_one"] == 0.0 and result["perr"] == 0.0
-    assert np.isnan(result["map"])
+    assert result["GAP"] == 0.0 and result["Hit@1"] == 0.0 and result["PERR"] == 0.0
+    assert np.isnan(result["mAP"])
 
 
 # --------------------------------------------------------------------------
@@ -185,10 +185,10 @@ def test_random_matches_plain_loops(seed, signed, top_k):
     preds, labels = random_problem(seed, signed=signed)
     expected = reference_metrics(preds, labels, top_k, ap=sorted_ap)
     assert_metrics_close(video.video_metrics(preds, labels, top_k=top_k), expected, TOL)
-    assert video.global_average_precision(preds, labels, top_k) == pytest.approx(expected["gap"], abs=TOL)
-    assert video.hit_at_one(preds, labels) == pytest.approx(expected["hit_at_one"], abs=TOL)
-    assert video.precision_at_equal_recall_rate(preds, labels) == pytest.approx(expected["perr"], abs=TOL)
-    assert video.mean_average_precision(preds, labels, top_k) == pytest.approx(expected["map"], abs=TOL)
+    assert video.global_average_precision(preds, labels, top_k) == pytest.approx(expected["GAP"], abs=TOL)
+    assert video.hit_at_one(preds, labels) == pytest.approx(expected["Hit@1"], abs=TOL)
+    assert video.precision_at_equal_recall_rate(preds, labels) == pytest.approx(expected["PERR"], abs=TOL)
+    assert video.mean_average_precision(preds, labels, top_k) == pytest.approx(expected["mAP"], abs=TOL)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -216,6 +216,15 @@ def test_accumulator_equals_one_shot(ties):
     acc.reset()
     with pytest.raises(ValueError, match="no videos"):
         acc.result()
+
+
+def test_report_keys_are_what_the_metrics_return():
+    preds, labels = random_problem(4)
+    assert tuple(video.video_metrics(preds, labels)) == video.REPORT_KEYS
+    acc = video.VideoMetricAccumulator(preds.shape[1])
+    acc.update(preds, labels)
+    assert tuple(acc.result()) == video.REPORT_KEYS
+    assert video.video_report_metrics is video.video_metrics
 
 
 def test_accumulator_memory_is_top_k():
@@ -284,10 +293,10 @@ STARTER_SCRIPT = textwrap.dedent(
                                np.zeros(len(preds[start:stop])))
         epoch = metrics.get()
         out[name] = {
-            "gap": float(epoch["gap"]),
-            "hit_at_one": float(epoch["avg_hit_at_one"]),
-            "perr": float(epoch["avg_perr"]),
-            "map": float(np.mean(epoch["aps"])),
+            "GAP": float(epoch["gap"]),
+            "Hit@1": float(epoch["avg_hit_at_one"]),
+            "PERR": float(epoch["avg_perr"]),
+            "mAP": float(np.mean(epoch["aps"])),
             "calculate_gap": float(eval_util.calculate_gap(preds, labels, 20)),
             "calculate_hit_at_one": float(eval_util.calculate_hit_at_one(preds, labels)),
             "calculate_perr": float(
@@ -328,7 +337,7 @@ def test_agrees_with_youtube8m_starter_code(tmp_path):
         theirs = starter[name]
         for key in KEYS:
             assert ours[key] == pytest.approx(theirs[key], abs=1e-6), (name, key)
-        assert ours["gap"] == pytest.approx(theirs["calculate_gap"], abs=1e-6)
-        assert ours["hit_at_one"] == pytest.approx(theirs["calculate_hit_at_one"], abs=1e-6)
-        assert ours["perr"] == pytest.approx(theirs["calculate_perr"], abs=1e-6)
-        assert 0.0 < ours["gap"] < 1.0 and 0.0 < ours["map"] < 1.0
+        assert ours["GAP"] == pytest.approx(theirs["calculate_gap"], abs=1e-6)
+        assert ours["Hit@1"] == pytest.approx(theirs["calculate_hit_at_one"], abs=1e-6)
+        assert ours["PERR"] == pytest.approx(theirs["calculate_perr"], abs=1e-6)
+        assert 0.0 < ours["GAP"] < 1.0 and 0.0 < ours["mAP"] < 1.0

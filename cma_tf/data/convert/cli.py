@@ -1,4 +1,9 @@
-"""Flags and the `main` shared by the converter command lines."""
+"""Flags and the `main` shared by the converter command lines.
+
+Only a converter run as a command line imports this module (importing a converter defines no
+required flag); its `__main__` block adopts these flags (absl lists in `--help` the key flags of
+the main module, and `adopt_module_key_flags` adopts them for its caller) and calls `run_command`.
+"""
 
 import json
 import sys
@@ -60,3 +65,22 @@ def run_conversion(images, vocabulary, listing_problems=(), vocabulary_file=None
             f"({reasons}): see {summary['problem_report']}"
         )
     return summary
+
+
+def run_command(read_source, required_flags, vocabulary_flag=None):
+    """The converter command line: parses it (also requiring `required_flags`), then converts.
+
+    `read_source()` reads the converter's input named by the parsed flags and returns
+    `(images, vocabulary)` or `(images, vocabulary, listing_problems)`, the first arguments of
+    `run_conversion`; `vocabulary_flag` is the converter's `--vocabulary`, if it has one.
+    """
+    from cma_tf import cli
+
+    flags.mark_flags_as_required(required_flags)
+
+    def main(argv):
+        del argv
+        vocabulary_file = None if vocabulary_flag is None else vocabulary_flag.value
+        cli.run_reporting_user_errors(lambda: run_conversion(*read_source(), vocabulary_file=vocabulary_file))
+
+    cli.run(main)

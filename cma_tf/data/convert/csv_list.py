@@ -103,26 +103,10 @@ def csv_source_images(csv_path: str, image_dir: str = None, vocabulary=None):
     return images, list(vocabulary) if vocabulary else sorted(seen), problems
 
 
-def main(argv):
-    del argv
-    from cma_tf import cli
-    from cma_tf.data.convert.cli import run_conversion
-
-    def convert():
-        images, vocabulary, problems = csv_source_images(_CSV.value, _IMAGES.value)
-        return run_conversion(images, vocabulary, problems, vocabulary_file=_VOCABULARY.value)
-
-    cli.run_reporting_user_errors(convert)
-
-
 if __name__ == "__main__":
     # --out_dir, --split, --num_shards, --num_workers, --strict: defined by the shared cli module,
-    # which main() would import only after absl has parsed the command line.
+    # imported only by the command line; adopted here, in the main module, so --help lists them.
     import cma_tf.data.convert.cli as _shared_flags
 
-    flags.adopt_module_key_flags(_shared_flags)  # so --help lists the shared flags too
-
-    flags.mark_flags_as_required(["csv"])
-    from cma_tf import cli as _cli
-
-    _cli.run(main)
+    flags.adopt_module_key_flags(_shared_flags)
+    _shared_flags.run_command(lambda: csv_source_images(_CSV.value, _IMAGES.value), ["csv"], _VOCABULARY)

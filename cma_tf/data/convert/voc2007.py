@@ -81,26 +81,12 @@ def voc_source_images(root: str, image_set: str, include_difficult: bool = False
     return images, list(VOC_CLASSES), problems
 
 
-def main(argv):
-    del argv
-    from cma_tf import cli
-    from cma_tf.data.convert.cli import run_conversion
-
-    def convert():
-        images, vocabulary, problems = voc_source_images(_ROOT.value, _IMAGE_SET.value, _INCLUDE_DIFFICULT.value)
-        return run_conversion(images, vocabulary, problems)
-
-    cli.run_reporting_user_errors(convert)
-
-
 if __name__ == "__main__":
     # --out_dir, --split, --num_shards, --num_workers, --strict: defined by the shared cli module,
-    # which main() would import only after absl has parsed the command line.
+    # imported only by the command line; adopted here, in the main module, so --help lists them.
     import cma_tf.data.convert.cli as _shared_flags
 
-    flags.adopt_module_key_flags(_shared_flags)  # so --help lists the shared flags too
-
-    flags.mark_flags_as_required(["root"])
-    from cma_tf import cli as _cli
-
-    _cli.run(main)
+    flags.adopt_module_key_flags(_shared_flags)
+    _shared_flags.run_command(
+        lambda: voc_source_images(_ROOT.value, _IMAGE_SET.value, _INCLUDE_DIFFICULT.value), ["root"]
+    )
