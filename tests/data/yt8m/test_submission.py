@@ -10,7 +10,7 @@ import pytest
 
 from cma_tf.data.yt8m.submission import SegmentRanking, split_into_segments
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def test_segments_start_every_5_frames_and_the_last_one_is_shorter():
