@@ -25,22 +25,18 @@ flags.mark_flags_as_required(["config", "workdir", "output"])
 
 def write_label_embeddings(config, workdir, output):
     """Fits (or loads) ASGE for `config`'s data in `workdir`; writes `E` to `output`; returns its shape."""
-    import io
-
     import numpy as np
     import tensorflow as tf
 
+    from cma_tf.atomic import atomic_write
     from cma_tf.training.trainer import fit_or_load_asge, load_dataset_info
 
     _, graph = load_dataset_info(config)
     tf.io.gfile.makedirs(workdir)
     encoder = fit_or_load_asge(config, graph, workdir)
     embeddings = np.asarray(encoder.all_embeddings(training=False), np.float32)
-    buffer = io.BytesIO()
-    np.save(buffer, embeddings)
-    with tf.io.gfile.GFile(output + ".tmp", "wb") as f:
-        f.write(buffer.getvalue())
-    tf.io.gfile.rename(output + ".tmp", output, overwrite=True)
+    with atomic_write(output) as f:
+        np.save(f, embeddings)
     return embeddings.shape
 
 

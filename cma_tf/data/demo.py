@@ -80,6 +80,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from cma_tf.atomic import write_text
 from cma_tf.data import records
 from cma_tf.data import vocab
 
@@ -465,15 +466,6 @@ def _remove_old_outputs(out_dir: str) -> None:
             os.remove(path)
 
 
-def _write_summary(out_dir: str, summary: dict) -> None:
-    path = summary_path(out_dir)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def _validate(num_train, num_val, image_size, seed, num_shards) -> None:
     if num_train < 0 or num_val < 0:
         raise ValueError(f"num_train and num_val must be >= 0, got {num_train} and {num_val}")
@@ -520,7 +512,7 @@ def generate_demo_dataset(
         "labels": list(DEMO_LABELS),
         "splits": splits,
     }
-    _write_summary(out_dir, summary)
+    write_text(summary_path(out_dir), json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -550,9 +542,7 @@ def write_demo_files(
             labels = "|".join(DEMO_LABELS[i] for i in layout_label_ids(layout))
             rows.append(f"images/{split}/{name},{labels}\n")
         csv_path = os.path.join(out_dir, f"{split}.csv")
-        with open(csv_path + ".tmp", "w") as f:
-            f.write("path,labels\n" + "".join(rows))
-        os.replace(csv_path + ".tmp", csv_path)
+        write_text(csv_path, "path,labels\n" + "".join(rows))
         written[split] = csv_path
     return written
 

@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 
 import tensorflow as tf
 
+from cma_tf.atomic import atomic_path
 from cma_tf.errors import DataError
 
 ENCODED = "image/encoded"
@@ -96,19 +97,12 @@ def list_matching_files(pattern: str, what: str) -> list:
 
 
 def write_shard(path: str, serialized_examples: Iterable[bytes]) -> int:
-    """Writes one shard to `path` atomically (temp name, then rename); returns the record count."""
-    tmp = path + ".tmp"
+    """Writes one shard to `path` atomically; returns the record count."""
     count = 0
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for record in serialized_examples:
-                writer.write(record)
-                count += 1
-        tf.io.gfile.rename(tmp, path, overwrite=True)
-    except BaseException:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+        for record in serialized_examples:
+            writer.write(record)
+            count += 1
     return count
 
 

@@ -4,6 +4,7 @@ import os
 
 import tensorflow as tf
 
+from cma_tf.atomic import write_text
 from cma_tf.errors import DataError
 
 VOCAB_FILENAME = "labels.txt"
@@ -24,10 +25,7 @@ def write_vocabulary(path: str, names, unique: bool = True) -> None:
             raise DataError(f"{path}: label {line} is empty or contains a newline: {name!r}")
     if unique and len(set(names)) != len(names):
         raise DataError(f"{path}: label names repeat")
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write("".join(name + "\n" for name in names))
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    write_text(path, "".join(name + "\n" for name in names))
 
 
 def read_vocabulary(path: str, unique: bool = True) -> list:

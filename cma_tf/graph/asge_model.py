@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from cma_tf.atomic import write_bytes
 from cma_tf.errors import ConfigError
 from cma_tf.graph.asge import ASGEEncoder, LabelGraphLoss, off_diagonal_fit
 
@@ -51,13 +52,10 @@ class ASGEModel(keras.Model):
 
 
 def save_encoder_weights(encoder, path):
-    """Writes Φ's weights to an `.npz`, atomically (temp name, then rename)."""
+    """Writes Φ's weights to an `.npz`, atomically."""
     buffer = io.BytesIO()
     np.savez(buffer, *encoder.get_weights())
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "wb") as f:
-        f.write(buffer.getvalue())
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    write_bytes(path, buffer.getvalue())
 
 
 def load_encoder_weights(encoder, path):

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from cma_tf.atomic import write_bytes
 from cma_tf.data import records
 from cma_tf.data.vocab import first_difference
 from cma_tf.data.validate import first_bad_record
@@ -126,10 +127,7 @@ class LabelGraph:
         if self.fingerprint is not None:
             fields["fingerprint"] = np.asarray(json.dumps(self.fingerprint, sort_keys=True))
         np.savez(buffer, **fields)
-        tmp = f"{path}.tmp{os.getpid()}"  # workers of one multi-worker run may save the same graph at once
-        with tf.io.gfile.GFile(tmp, "wb") as f:
-            f.write(buffer.getvalue())
-        tf.io.gfile.rename(tmp, path, overwrite=True)
+        write_bytes(path, buffer.getvalue())  # (workers of one multi-worker run may save the same graph at once)
 
     @classmethod
     def load(cls, path: str) -> "LabelGraph":

@@ -1,15 +1,15 @@
-"""Predictions as rows, and writing them: one row per item, CSV or JSON Lines, written to a
-temporary name and renamed when complete (a crash never leaves a file that looks finished).
+"""Predictions as rows, and writing them: one row per item, CSV or JSON Lines, written
+atomically (`cma_tf.atomic`: a crash never leaves a file that looks finished).
 
     CSV     id,valid,label_1,score_1,…,label_K,score_K     (labels empty for an invalid item)
     JSONL   {"id": …, "valid": true, "labels": […], "scores": […], "classes": […]}
 """
 
+import contextlib
 import csv
 import json
 
-import tensorflow as tf
-
+from cma_tf.atomic import atomic_write
 from cma_tf.errors import ConfigError
 from cma_tf.serving.module import VALID_KEY
 
@@ -49,16 +49,17 @@ class PredictionWriter:
         self.path = path
         self.format = format_of(path)
         self.top_k = top_k
-        self._tmp = path + ".tmp"
 
     def __enter__(self):
-        self._file = tf.io.gfile.GFile(self._tmp, "w")
-        if self.format == "csv":
-            self._csv = csv.writer(self._file, lineterminator="\n")
-            header = ["id", "valid"]
-            for rank in range(1, self.top_k + 1):
-                header += [f"label_{rank}", f"score_{rank}"]
-            self._csv.writerow(header)
+        with contextlib.ExitStack() as stack:
+            self._file = stack.enter_context(atomic_write(self.path, "w"))
+            if self.format == "csv":
+                self._csv = csv.writer(self._file, lineterminator="\n")
+                header = ["id", "valid"]
+                for rank in range(1, self.top_k + 1):
+                    header += [f"label_{rank}", f"score_{rank}"]
+                self._csv.writerow(header)
+            self._open = stack.pop_all()
         return self
 
     def write(self, ids, outputs):
@@ -73,9 +74,4 @@ class PredictionWriter:
             self._csv.writerow(cells)
 
     def __exit__(self, error_type, error, traceback):
-        self._file.close()
-        if error_type is None:
-            tf.io.gfile.rename(self._tmp, self.path, overwrite=True)
-        else:
-            tf.io.gfile.remove(self._tmp)
-        return False
+        return self._open.__exit__(error_type, error, traceback)

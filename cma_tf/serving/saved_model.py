@@ -1,11 +1,11 @@
 """Writing a `ServingModule` as a SavedModel that TF Serving loads (one numbered version folder)."""
 
 import os
-import shutil
 import tempfile
 
 import tensorflow as tf
 
+from cma_tf.atomic import atomic_directory, is_local
 from cma_tf.serving.module import ServingModule
 from cma_tf.serving.workdir_model import describe_workdir, load_workdir_model
 from cma_tf.training import workdir as files
@@ -36,39 +36,12 @@ def describe_signatures(module):
     return described
 
 
-def is_local(path):
-    return "://" not in path
-
-
-def _make_readable(folder):
-    """`mkdtemp` makes a 0700 folder: give the export the umask's modes, so a model server
-    running as another user can read it."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for directory, _, names in os.walk(folder):
-        os.chmod(directory, 0o777 & ~umask)
-        for name in names:
-            os.chmod(os.path.join(directory, name), 0o666 & ~umask)
-
-
-def _swap_in(new_folder, export_dir):
-    """Renames `new_folder` to `export_dir`; an existing version is moved aside first and
-    deleted only once the new one is in place."""
-    if not os.path.exists(export_dir):
-        os.rename(new_folder, export_dir)
-        return
-    old = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.old-", dir=os.path.dirname(os.path.abspath(export_dir)))
-    os.rmdir(old)
-    os.rename(export_dir, old)
-    os.rename(new_folder, export_dir)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def export_saved_model(model, vocabulary, request, export_dir, top_k=5, metadata=None, overwrite=False):
     """Saves `model` with the signatures of `module.py` to `export_dir`; returns the metadata
     written to `<export_dir>/assets.extra/cma_tf.json` (signatures, top-k, request format).
 
-    A local export is written to a temporary sibling folder and renamed, so TF Serving,
+    A local export is written to a temporary sibling folder and renamed (`atomic_directory`:
+    the umask's modes, so a model server running as another user can read it), so TF Serving,
     which watches the base folder for new version numbers, never sees half a version; with
     `overwrite`, the old version is replaced only once the new one is complete.
     """
@@ -84,22 +57,19 @@ def export_saved_model(model, vocabulary, request, export_dir, top_k=5, metadata
             request=request.description,
             vocabulary_asset=f"assets/{VOCABULARY_ASSET}",
         )
-        if not is_local(export_dir):
+
+        def write(folder):
+            tf.saved_model.save(module, folder, signatures=module.signatures())
+            files.write_json(os.path.join(folder, METADATA), info)
+
+        if not is_local(export_dir):  # (a folder "rename" on gs:// is a copy of every object)
             if tf.io.gfile.exists(export_dir):
                 tf.io.gfile.rmtree(export_dir)
-            tf.saved_model.save(module, export_dir, signatures=module.signatures())
-            files.write_json(os.path.join(export_dir, METADATA), info)
+            write(export_dir)
             return info
-        parent = os.path.dirname(os.path.abspath(export_dir))
-        os.makedirs(parent, exist_ok=True)
-        target = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
-        try:
-            tf.saved_model.save(module, target, signatures=module.signatures())
-            files.write_json(os.path.join(target, METADATA), info)
-            _make_readable(target)
-            _swap_in(target, export_dir)
-        finally:
-            shutil.rmtree(target, ignore_errors=True)
+        os.makedirs(os.path.dirname(os.path.abspath(export_dir)), exist_ok=True)
+        with atomic_directory(export_dir) as folder:
+            write(folder)
     return info
 
 

@@ -5,6 +5,7 @@ import os
 
 import tensorflow as tf
 
+from cma_tf.atomic import atomic_path, write_text
 from cma_tf.data.vocab import read_vocabulary, write_vocabulary
 from cma_tf.errors import ConfigError, DataError
 
@@ -57,13 +58,9 @@ def path(workdir: str, name: str) -> str:
 
 
 def write_json(file_path: str, data) -> None:
-    """Writes JSON to a temp name and renames it, so a crash never leaves half a file."""
+    """Writes JSON atomically (a crash never leaves half a file), making its folder if needed."""
     tf.io.gfile.makedirs(os.path.dirname(file_path) or ".")
-    tmp = file_path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=float)
-        f.write("\n")
-    tf.io.gfile.rename(tmp, file_path, overwrite=True)
+    write_text(file_path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
 
 
 def write_labels(workdir: str, names) -> None:
@@ -226,11 +223,10 @@ def trained_model_path(workdir: str, checkpoint: str = "final") -> str:
 
 
 def save_model_atomically(model, file_path: str) -> None:
-    """`model.save` to a temporary name, then rename: a crash never leaves half a model."""
+    """`model.save`, atomically: a crash never leaves half a model."""
     tf.io.gfile.makedirs(os.path.dirname(file_path) or ".")
-    tmp = file_path + ".tmp.keras"
-    model.save(tmp)
-    tf.io.gfile.rename(tmp, file_path, overwrite=True)
+    with atomic_path(file_path, keep_suffix=True) as tmp:
+        model.save(tmp)
 
 
 def save_checkpoint(workdir: str, model, finished_epochs: int) -> None:

@@ -33,6 +33,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from cma_tf.atomic import atomic_write, write_text
 from cma_tf.data import records
 from cma_tf.data.vocab import first_difference, read_vocabulary, vocabulary_path, write_vocabulary
 from cma_tf.errors import DataError
@@ -144,13 +145,6 @@ class ShardTask:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _write_json(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
 def convert_shard(task: ShardTask) -> dict:
     """Writes one shard and its report; returns the report. A finished shard is not redone."""
     fingerprint = task.fingerprint()
@@ -175,7 +169,7 @@ def convert_shard(task: ShardTask) -> dict:
         "label_lists": label_lists,
         "problems": [dataclasses.asdict(problem) for problem in problems],
     }
-    _write_json(task.report_path, report)
+    write_text(task.report_path, json.dumps(report))
     return report
 
 
@@ -220,13 +214,11 @@ def summarize(split: str, vocabulary: Sequence[str], reports: Sequence[dict]) ->
 def write_problem_report(path: str, reports: Sequence[dict]) -> int:
     """`source_id, path, reason, detail` rows (TSV, with a header); returns the row count."""
     rows = [problem for report in reports for problem in report["problems"]]
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_write(path, "w") as f:
         f.write("source_id\tpath\treason\tdetail\n")
         for row in rows:
             cells = [str(row[key]).replace("\t", " ").replace("\n", " ") for key in ("source_id", "path", "reason", "detail")]
             f.write("\t".join(cells) + "\n")
-    os.replace(tmp, path)
     return len(rows)
 
 
@@ -338,7 +330,7 @@ def convert_split(
     summary["shards"] = len(tasks)
     summary["problem_report"] = os.path.join(out_dir, f"{split}_problems.tsv")
     write_problem_report(summary["problem_report"], reports)
-    _write_json(os.path.join(out_dir, f"{split}_summary.json"), summary)
+    write_text(os.path.join(out_dir, f"{split}_summary.json"), json.dumps(summary))
     if strict and sum(summary["problems"].values()):
         raise ConversionError(
             f"{sum(summary['problems'].values())} problems in split '{split}' (strict mode): "

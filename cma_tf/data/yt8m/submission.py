@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from cma_tf.atomic import atomic_write
 from cma_tf.data.yt8m.frames import resample_frames
 
 SEGMENT_SIZE = 5
@@ -94,10 +95,8 @@ class SegmentRanking:
             yield cls, [segment_id for _, segment_id in ranked]
 
     def write_csv(self, path):
-        """Writes `Class,Segments` atomically (temp file, then rename)."""
-        tmp = path + ".tmp"
-        with tf.io.gfile.GFile(tmp, "w") as f:
+        """Writes `Class,Segments` atomically."""
+        with atomic_write(path, "w") as f:
             f.write("Class,Segments\n")
             for cls, segment_ids in self.rows():
                 f.write(f"{cls},{' '.join(segment_ids)}\n")
-        tf.io.gfile.rename(tmp, path, overwrite=True)

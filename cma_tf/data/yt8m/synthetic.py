@@ -82,6 +82,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from cma_tf.atomic import atomic_write, temp_pattern
 from cma_tf.data import records as shard_io
 from cma_tf.data.yt8m import records
 from cma_tf.errors import ConfigError
@@ -407,12 +408,10 @@ def video_record(video: SyntheticVideo) -> bytes:
 
 
 def _write_csv(path: str, header: Sequence[str], rows) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(path, "w") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _description(world: SyntheticWorld, label: int) -> str:
@@ -443,7 +442,7 @@ def _remove_old_shards(out_dir: str) -> None:
     for directory in (FRAME_DIR, VIDEO_DIR):
         for split in SPLITS:
             pattern = records.split_pattern(os.path.join(out_dir, directory), split)
-            for path in sorted(glob.glob(pattern) + glob.glob(pattern + ".tmp")):
+            for path in sorted(glob.glob(pattern) + glob.glob(temp_pattern(pattern))):
                 os.remove(path)
 
 
