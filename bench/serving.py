@@ -53,7 +53,7 @@ from PIL import Image  # noqa: E402
 
 from report import print_table, write_report  # noqa: E402
 from cma_tf import factory  # noqa: E402
-from cma_tf.config_base import HEADS  # noqa: E402
+from cma_tf.heads.registry import head_names  # noqa: E402
 from cma_tf.serving.saved_model import export_saved_model  # noqa: E402
 from cma_tf.data.requests import image_request  # noqa: E402
 from configs import demo  # noqa: E402
@@ -139,7 +139,7 @@ def bench_batch(calls, batch, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--head", choices=HEADS, default="ms_cma", help="Head of configs/demo.py (default ms_cma).")
+    parser.add_argument("--head", choices=head_names(), default="ms_cma", help="Head of configs/demo.py (default ms_cma).")
     parser.add_argument(
         "--backbone", choices=("small", "resnet101"), default="small",
         help="small (the demo's small CNN; default) or resnet101 (keras.applications, weights=None: nothing is "

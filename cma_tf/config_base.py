@@ -7,15 +7,13 @@ steps, seed).
 
 import ml_collections
 
-HEADS = ("plain", "self_attention", "cma", "ms_cma")
-
 
 def get_base_config():
     config = ml_collections.ConfigDict()
     config.seed = 0
 
     config.data = ml_collections.ConfigDict()
-    config.data.format = "image"  # "image", or YouTube-8M "yt8m_frame" / "yt8m_video" records
+    config.data.format = "image"  # a registered data kind (cma_tf/kinds/): "image", YouTube-8M "yt8m_frame" / "yt8m_video"
     config.data.data_dir = ""  # image: labels.txt + {split}-*-of-*.tfrecord; YouTube-8M: {split}*.tfrecord
     config.data.vocabulary = ml_collections.config_dict.placeholder(str)  # None: <data_dir>/labels.txt or vocabulary.csv
     config.data.label_graph = ml_collections.config_dict.placeholder(str)  # None: <data_dir>/label_graph_<split>.npz
@@ -31,7 +29,7 @@ def get_base_config():
     config.data.eval_segments = False  # evaluate on the rated 5-frame segments of eval_split
 
     config.model = ml_collections.ConfigDict()
-    config.model.head = "ms_cma"  # one of HEADS
+    config.model.head = "ms_cma"  # a registered head (cma_tf/heads/): plain, self_attention, cma, ms_cma, …
     config.model.backbone = "resnet101"  # images: "resnet101" or "small"; video: "snet" or "fc"
     config.model.backbone_weights = "imagenet"  # resnet101 only: "imagenet", None, or a file
     config.model.backbone_widths = (32, 64, 128, 256)  # small only

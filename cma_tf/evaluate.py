@@ -57,20 +57,21 @@ flags.mark_flags_as_required(["workdirs"])
 _FLAG_FIELDS = (("data_dir", "data.data_dir"), ("eval_split", "data.eval_split"), ("batch_size", "train.eval_batch_size"))
 
 
-def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_labels=False):
+def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_labels=False, full=True):
     """Evaluates each workdir with its own config (plus `overrides`, see
     `workdir.evaluation_config`); returns `(rows, keys, runs)`: the metrics per name, the metric
-    keys of the data's kind and `{name: (config, vocabulary)}`.
+    keys of the data's kind (all of them with `full`, else its summary) and
+    `{name: (config, vocabulary)}`.
 
     Every workdir's config and labels are checked before any model runs; `same_labels` also
     requires all workdirs to have the same labels (a per-label table)."""
     import keras
-    import tensorflow as tf
 
     from cma_tf import factory
+    from cma_tf.atomic import write_text
     from cma_tf.errors import ConfigError
     from cma_tf.metrics.image import per_class_average_precision
-    from cma_tf.metrics.report import FULL_KEYS, format_metrics_table
+    from cma_tf.metrics.report import format_metrics_table
     from cma_tf.training import workdir as files
     from cma_tf.training.callbacks import predict_scores
 
@@ -80,25 +81,28 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
         vocabulary = factory.read_vocabulary(config)
         files.check_labels(workdir, vocabulary)
         runs[name] = (config, vocabulary)
-    kinds = {factory.is_video(config) for config, _ in runs.values()}
-    if len(kinds) > 1:
-        raise ConfigError("--workdirs mixes image and video runs, whose metrics differ: evaluate them separately")
+    kinds = {factory.data_kind(config) for config, _ in runs.values()}
+    if len({kind.full_keys for kind in kinds}) > 1:
+        formats = ", ".join(sorted(kind.name for kind in kinds))
+        raise ConfigError(
+            f"--workdirs mixes runs of data kinds whose metrics differ ({formats}): evaluate them separately"
+        )
     if same_labels and len({tuple(vocabulary) for _, vocabulary in runs.values()}) > 1:
         raise ConfigError("--per_class needs workdirs trained on the same labels; theirs differ")
-    metrics_fn, video_keys, _ = factory.evaluation_metrics(next(iter(runs.values()))[0])
-    keys = video_keys if kinds == {True} else FULL_KEYS
+    kind = next(iter(kinds))
+    keys = kind.full_keys if full else kind.summary_keys
     rows = {}
     for name, workdir in zip(names, workdirs):
         config, vocabulary = runs[name]
         dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
         model = keras.saving.load_model(files.trained_model_path(workdir, checkpoint))
         scores, targets = predict_scores(model, dataset)
-        metrics = metrics_fn(scores, targets)
+        metrics = kind.metrics(scores, targets)
         per_class = per_class_average_precision(scores, targets)
         metrics["AP_per_class"] = {label: float(ap) for label, ap in zip(vocabulary, per_class)}
         files.write_json(files.path(workdir, f"eval_metrics_{checkpoint}.json"), metrics)
-        with tf.io.gfile.GFile(files.path(workdir, f"eval_metrics_{checkpoint}.md"), "w") as f:
-            f.write(format_metrics_table({name: metrics}, keys) + "\n")
+        table = format_metrics_table({name: metrics}, kind.full_keys)
+        write_text(files.path(workdir, f"eval_metrics_{checkpoint}.md"), table + "\n")
         rows[name] = metrics
     return rows, keys, runs
 
@@ -114,7 +118,7 @@ def describe_splits(runs):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from cma_tf.metrics.report import FULL_KEYS, SUMMARY_KEYS, format_metrics_table, format_per_class_table
+    from cma_tf.metrics.report import format_metrics_table, format_per_class_table
 
     workdirs = _WORKDIRS.value
     names = _NAMES.value or [os.path.basename(os.path.normpath(w)) for w in workdirs]
@@ -122,10 +126,8 @@ def main(argv):
         raise app.UsageError(f"--names has {len(names)} entries but --workdirs has {len(workdirs)}")
     overrides = cli.command_line_overrides(_CONFIG, _FLAG_FIELDS)
     rows, keys, runs = cli.run_reporting_user_errors(
-        evaluate_workdirs, workdirs, names, _CHECKPOINT.value, overrides, _PER_CLASS.value
+        evaluate_workdirs, workdirs, names, _CHECKPOINT.value, overrides, _PER_CLASS.value, _FULL.value
     )
-    if keys == FULL_KEYS and not _FULL.value:
-        keys = SUMMARY_KEYS
     table = format_metrics_table(rows, keys)
     if _PER_CLASS.value:
         vocabulary = next(iter(runs.values()))[1]
@@ -134,8 +136,9 @@ def main(argv):
     print(f"\nMetrics (%) on {describe_splits(runs)}:\n")
     print(table)
     if _OUTPUT.value:
-        with open(_OUTPUT.value, "w") as f:
-            f.write(table + "\n")
+        from cma_tf.atomic import write_text
+
+        write_text(_OUTPUT.value, table + "\n")
 
 
 if __name__ == "__main__":

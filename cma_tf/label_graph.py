@@ -21,9 +21,10 @@ _DATA_DIR = flags.DEFINE_string(
     "Converted dataset: labels.txt and <split>-*.tfrecord shards; or YouTube-8M <split>*.tfrecord files "
     "with vocabulary.csv beside them or in the parent folder.",
 )
-_FORMAT = flags.DEFINE_enum(
-    "format", "image", ["image", "yt8m_frame", "yt8m_video"],
-    "Record format: image Examples, or YouTube-8M frame-level SequenceExamples / video-level Examples.",
+_FORMAT = flags.DEFINE_string(
+    "format", "image",
+    "Record format, a data kind of cma_tf/kinds/ (as config.data.format): image (image Examples), "
+    "yt8m_frame / yt8m_video (YouTube-8M frame-level SequenceExamples / video-level Examples).",
 )
 _SPLIT = flags.DEFINE_string("split", "train", "Split whose labels make the graph (the training split).")
 _OUTPUT = flags.DEFINE_string(

@@ -59,7 +59,7 @@ def main(argv):
     # First: MultiWorkerMirroredStrategy must configure collectives before any TF op runs.
     strategy = make_strategy(_STRATEGY.value)
     from cma_tf import factory
-    from cma_tf.metrics.report import SUMMARY_KEYS, format_metrics_table
+    from cma_tf.metrics.report import format_metrics_table
     from cma_tf.training.trainer import train_and_evaluate
 
     config = cli.config_value(_CONFIG)
@@ -70,8 +70,7 @@ def main(argv):
         train_and_evaluate, config, _WORKDIR.value, strategy=strategy, dry_run=_DRY_RUN.value
     )
     if metrics:
-        keys = factory.evaluation_metrics(config)[1] if factory.is_video(config) else SUMMARY_KEYS
-        print(format_metrics_table({config.model.head: metrics}, keys))
+        print(format_metrics_table({config.model.head: metrics}, factory.data_kind(config).summary_keys))
 
 
 if __name__ == "__main__":

@@ -53,8 +53,10 @@ def test_ctrl_c_is_one_line_saying_the_same_command_resumes(tmp_path):
     )
     # A test run started in the background (nohup, `cmd &`) ignores SIGINT, and a child inherits
     # that; a terminal's Ctrl-C reaches a process whose SIGINT is at its default.
+    # The script stands for a command: like `python -m cma_tf.<command>`, it asks for quiet logs.
     proc = subprocess.Popen(
         [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout.readline().strip() == "working"

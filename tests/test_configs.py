@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from cma_tf import factory
-from cma_tf.config_base import HEADS, PAPER_VARIANTS, VIDEO_VARIANTS
+from cma_tf.config_base import PAPER_VARIANTS, VIDEO_VARIANTS
+from cma_tf.heads.registry import head_names
 from cma_tf.graph.asge import ASGEEncoder
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
@@ -28,7 +29,7 @@ CASES = [
     (path, variant)
     for path in CONFIG_FILES
     for variant in (
-        HEADS if os.path.basename(path) == "demo.py"
+        head_names() if os.path.basename(path) == "demo.py"
         else tuple(VIDEO_VARIANTS) if os.path.basename(path).startswith("yt8m")
         else tuple(PAPER_VARIANTS)
     )

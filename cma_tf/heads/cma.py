@@ -2,6 +2,7 @@
 
 import keras
 
+from cma_tf.heads.registry import HeadSpec, register_head
 from cma_tf.heads.projection import deepest, deepest_shape, feature_projection
 from cma_tf.layers.cross_modality import CrossModalityAttention, CrossModalityTransformer, PerClassClassifier
 from cma_tf.saving import register, sync_sublayer_trainability
@@ -129,3 +130,6 @@ class CMAHead(LabelEmbeddingHead):
         config = super().get_config()
         config.update({"feature_channels": self.feature_channels, "cmt_layers": self.cmt_layers})
         return config
+
+
+register_head(HeadSpec("cma", CMAHead, label_embeddings=True, options=("feature_channels", "cmt_layers")))

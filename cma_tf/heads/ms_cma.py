@@ -2,6 +2,7 @@
 
 import keras
 
+from cma_tf.heads.registry import HeadSpec, register_head
 from cma_tf.heads.cma import CMABranch, LabelEmbeddingHead
 from cma_tf.saving import register, sync_sublayer_trainability
 from cma_tf.layers.fusion import MultiScaleScoreFusion
@@ -90,3 +91,11 @@ class MultiScaleCMAHead(LabelEmbeddingHead):
             }
         )
         return config
+
+
+register_head(
+    HeadSpec(
+        "ms_cma", MultiScaleCMAHead, label_embeddings=True, taps=2,
+        options=("feature_channels", "cmt_layers", "extra_block_filters"),
+    )
+)

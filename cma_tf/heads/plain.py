@@ -4,6 +4,7 @@ Pools over every position, so it serves image maps `[B, H, W, C]` and video sequ
 
 import keras
 
+from cma_tf.heads.registry import HeadSpec, register_head
 from cma_tf.heads.projection import deepest, deepest_shape
 from cma_tf.layers.ops import flatten_positions
 from cma_tf.saving import register, sync_sublayer_trainability
@@ -39,3 +40,6 @@ class PlainHead(keras.layers.Layer):
         config = super().get_config()
         config.update({"num_classes": self.num_classes})
         return config
+
+
+register_head(HeadSpec("plain", PlainHead))

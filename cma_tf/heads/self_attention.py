@@ -2,6 +2,7 @@
 
 import keras
 
+from cma_tf.heads.registry import HeadSpec, register_head
 from cma_tf.heads.projection import deepest, deepest_shape, feature_projection
 from cma_tf.layers.cross_modality import PerClassClassifier
 from cma_tf.saving import register, sync_sublayer_trainability
@@ -47,3 +48,6 @@ class SelfAttentionHead(keras.layers.Layer):
         config = super().get_config()
         config.update({"num_classes": self.num_classes, "feature_channels": self.feature_channels})
         return config
+
+
+register_head(HeadSpec("self_attention", SelfAttentionHead, options=("feature_channels",)))

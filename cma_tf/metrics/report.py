@@ -1,11 +1,9 @@
 """Metric tables for people: Markdown rows of percentages, one row per model."""
 
-# FULL_KEYS is re-exported for the modules that still import it from here.
-from cma_tf.metrics.image import FULL_KEYS, SUMMARY_KEYS  # noqa: F401
 
-
-def format_metrics_table(rows, keys=SUMMARY_KEYS):
-    """A Markdown table: `rows` maps a model name to its metrics dict (fractions → percent)."""
+def format_metrics_table(rows, keys):
+    """A Markdown table: `rows` maps a model name to its metrics dict (fractions → percent), one
+    column per key (a data kind's `summary_keys` or `full_keys`)."""
     header = "| model | " + " | ".join(keys) + " |"
     rule = "|---|" + "---:|" * len(keys)
     lines = [header, rule]

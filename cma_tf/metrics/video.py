@@ -41,7 +41,6 @@ __all__ = [
     "precision_at_equal_recall_rate",
     "mean_average_precision",
     "video_metrics",
-    "video_report_metrics",
     "VideoMetricAccumulator",
 ]
 
@@ -324,6 +323,3 @@ class VideoMetricAccumulator:
             "mAP": _map_from_top_k(scores, hits, classes, self._class_positives),
         }
 
-
-# Its name from when video_metrics had other keys; still imported (kinds/yt8m.py, tests/training).
-video_report_metrics = video_metrics

@@ -24,14 +24,15 @@ def workdir_vocabulary(workdir, config, vocabulary_file=None):
     """The label names of a run: `vocabulary_file` (`--vocabulary`), else `<workdir>/labels.txt`
     (written by training), else the vocabulary of the training config's dataset."""
     from cma_tf import factory
+    from cma_tf.kinds.registry import read_vocabulary_file
 
     if vocabulary_file:
         if not tf.io.gfile.exists(vocabulary_file):
             raise FileNotFoundError(f"--vocabulary: {vocabulary_file} does not exist")
-        return factory.read_vocabulary_file(vocabulary_file)
+        return read_vocabulary_file(vocabulary_file)
     own = files.path(workdir, files.VOCABULARY)
     if tf.io.gfile.exists(own):
-        return factory.read_vocabulary_file(own, unique=False)
+        return read_vocabulary_file(own, unique=False)
     try:
         return factory.read_vocabulary(config)
     except FileNotFoundError as error:

@@ -3,8 +3,6 @@
 import keras
 import numpy as np
 
-from cma_tf.metrics.image import multilabel_metrics
-
 
 def predict_scores(model, dataset):
     """Runs `model` over a `(inputs, multi_hot)` dataset; returns `(σ(logits), targets)` as numpy.
@@ -26,12 +24,12 @@ def predict_scores(model, dataset):
 class ValidationMetrics(keras.callbacks.Callback):
     """Adds exact metrics on a validation set to the epoch logs (`val_mAP`, `val_CF1`, … for
     images; `val_GAP`, … for video), so that later callbacks (checkpoints, TensorBoard, CSV)
-    see them.
+    see them. `keys` and `metrics_fn` are the data kind's (`DataKind.metric_keys`, `.metrics`).
 
     Put it before those callbacks in the list: Keras passes one logs dict along the list.
     """
 
-    def __init__(self, dataset, keys=("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1"), metrics_fn=multilabel_metrics):
+    def __init__(self, dataset, keys, metrics_fn):
         super().__init__()
         self.dataset = dataset
         self.keys = keys

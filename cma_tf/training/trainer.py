@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from cma_tf import factory
+from cma_tf.atomic import atomic_write
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.asge_model import fit_asge, load_encoder_weights, save_encoder_weights
@@ -47,7 +48,7 @@ def load_dataset_info(config):
         )
     except DataError as error:
         # The label pass names the files only; find the record (shard, index, video id, label).
-        problem = factory.first_bad_record(config, shards, len(vocabulary)) if factory.is_video(config) else None
+        problem = factory.data_kind(config).bad_label_record(config, shards, len(vocabulary))
         if problem is None:
             raise
         raise DataError(problem) from error
@@ -99,9 +100,8 @@ def fit_or_load_word2vec(config, graph, workdir):
             return vectors
     vectors = fit_word2vec(graph.counts, dim=config.asge.units, seed=config.seed)
     tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
+    with atomic_write(path) as f:
         np.save(f, vectors)
-    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
     return vectors
 
 
@@ -231,8 +231,9 @@ def _raise_data_error(config, num_classes, error):
     ]
     problem = factory.first_bad_record(config, shards, num_classes)
     if problem is None:
-        if factory.is_video(config):
-            raise DataError(f"reading the YouTube-8M records {shards}: {' '.join(error.message.split())}") from error
+        message = factory.data_kind(config).describe_read_error(shards, error)
+        if message:
+            raise DataError(message) from error
         raise error
     raise DataError(problem) from error
 
@@ -260,7 +261,7 @@ def _build_or_resume(config, workdir, graph, num_classes, steps_per_epoch, strat
         model.compile(
             optimizer=factory.build_optimizer(config, steps_per_epoch),
             loss=factory.build_loss(config, graph.frequencies),
-            # XLA under MirroredStrategy fails with Keras 3 (DESIGN.md §2); "auto" elsewhere.
+            # XLA under MirroredStrategy fails with Keras 3 (docs/design.md §2); "auto" elsewhere.
             jit_compile=False if strategy.num_replicas_in_sync > 1 else "auto",
         )
     return model, 0

@@ -79,7 +79,7 @@ def test_backbone_must_match_the_data():
     with pytest.raises(ConfigError, match="config.model.backbone='small' does not read config.data.format='yt8m_frame'"):
         factory.validate_config(config)
     config.model.backbone, config.model.head = "snet", "ms_cma"
-    with pytest.raises(ConfigError, match="video models are single-scale"):
+    with pytest.raises(ConfigError, match=r"config.model.head=.ms_cma. reads 2 backbone maps but config.model.backbone=.snet. gives 1"):
         factory.validate_config(config)
     config = tiny_video_config("cma_snet", data_format="yt8m_video")
     config.data.eval_segments = True

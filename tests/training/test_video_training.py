@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from cma_tf.config_base import get_paper_video_config
 from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
-from cma_tf.metrics.video import video_report_metrics
+from cma_tf.metrics.video import video_metrics
 from cma_tf.training import workdir as files
 from cma_tf.training.trainer import train_and_evaluate
 
@@ -91,6 +91,6 @@ def test_video_run_reports_starter_segment_metrics(variant, video_data, tmp_path
     validate = sorted(tf.io.gfile.glob(os.path.join(video_data, "frame", "validate*.tfrecord")))
     inputs, labels, weights = reference_segments(validate, FRAMES)
     scores = 1 / (1 + np.exp(-np.asarray(model.predict(inputs, verbose=0), np.float64)))
-    expected = video_report_metrics(scores * weights, labels)
+    expected = video_metrics(scores * weights, labels)
     for key in ("GAP", "Hit@1", "PERR", "mAP"):
         assert metrics[key] == pytest.approx(expected[key], abs=1e-5), key

@@ -1,0 +1,52 @@
+"""The heads a config can name (`config.model.head`), one registration per head file.
+
+A head is a Keras layer called on the backbone's maps (a list, shallow to deep) that returns
+logits `[B, N]`. Its file registers a `HeadSpec`: the layer class, whether it reads label
+embeddings (its second constructor argument is then the label encoder Φ, Eq. 2), how many
+backbone maps it reads, and which `config.model` fields it takes as keyword arguments of the
+same name. `cma_tf.factory.build_head` builds every head from its spec, so a new head is one
+file under `cma_tf/heads/`:
+
+    register_head(HeadSpec("my_head", MyHead, label_embeddings=False, options=("feature_channels",)))
+"""
+
+import dataclasses
+from typing import Tuple
+
+from cma_tf.registry import Registry
+
+HEADS = Registry("cma_tf.heads", "config.model.head", "head")
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadSpec:
+    """How to build one head.
+
+    Attributes:
+        name: the value of `config.model.head`.
+        layer: the Keras layer class: `layer(num_classes, [label_encoder,] name=…, **options)`.
+        label_embeddings: True if the head reads `E` from a label encoder (ASGE or Word2Vec).
+        taps: how many backbone maps it reads (the deepest last): 1, or 2 for MS-CMA's `I_1`, `I_2`.
+        options: `config.model` fields passed to `layer` as keyword arguments of the same name.
+    """
+
+    name: str
+    layer: type
+    label_embeddings: bool = False
+    taps: int = 1
+    options: Tuple[str, ...] = ()
+
+
+def register_head(spec):
+    """Registers `spec` under `spec.name`; returns it."""
+    return HEADS.register(spec.name, spec)
+
+
+def get_head(name) -> HeadSpec:
+    """The spec of `name`; a `ConfigError` naming the registered heads otherwise."""
+    return HEADS.get(name)
+
+
+def head_names():
+    """Every registered head, sorted."""
+    return HEADS.names()

@@ -1,0 +1,1 @@
+"""Data kinds by `config.data.format`: see `registry.py`; one module per kind."""
