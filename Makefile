@@ -20,7 +20,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 .PHONY: install demo demo-video test test-slow bench clean
 
 # tensorflow-serving-api (the gRPC PredictRequest of cma_tf.serving.clients) goes in --no-deps:
-# its own requirement would pull a second full TensorFlow next to tensorflow-cpu (DESIGN.md §2).
+# its own requirement would pull a second full TensorFlow next to tensorflow-cpu (docs/design.md §2.14).
 $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

@@ -1,7 +1,8 @@
 """The one place that turns a config (`configs/*.py`) into objects: backbone, head, classifier,
 loss, optimizer, datasets, vocabulary and the evaluation metrics of the data's kind. Nothing
-else reads `config.model`, `config.asge` or the optimiser fields of `config.train`; the
-trainer reads only the run's own fields (data directory and splits, epochs, batch size, seed).
+else reads `config.model` or the optimiser fields of `config.train`; the trainer reads the
+run's own fields (data directory and splits, epochs, batch size, seed) and, to fit and cache
+the label embeddings, `config.asge` and `config.model.label_embedding`.
 
 What depends on the data (`config.data.format`) is asked of its kind (`cma_tf/kinds/`); what
 depends on the head (`config.model.head`), of its registration (`cma_tf/heads/registry.py`)."""

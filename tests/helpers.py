@@ -1,4 +1,4 @@
-"""Shared checks every layer and model goes through (STYLE.md rule 7)."""
+"""Shared checks every layer and model goes through (docs/design.md §5 rules 7-8)."""
 
 import collections
 import json

@@ -1,4 +1,4 @@
-"""Every config under configs/ builds (STYLE.md rule 6): a model, a loss and an optimizer."""
+"""Every config under configs/ builds (docs/design.md §5 rule 9): a model, a loss and an optimizer."""
 
 import glob
 import importlib.util

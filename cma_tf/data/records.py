@@ -1,4 +1,4 @@
-"""The image TFRecord format (DESIGN.md §3) and sharded, atomic record writing.
+"""The image TFRecord format (docs/design.md §3.1) and sharded, atomic record writing.
 
 One `tf.train.Example` per image:
 

@@ -1,6 +1,6 @@
 """Adjacency-based Similarity Graph Embedding (ASGE), §3.1, Eq. 2-5.
 
-Decisions the paper leaves open (DESIGN.md §4):
+Decisions the paper leaves open (docs/design.md §2.2-2.4):
 - Φ is 3 × (Dense → BatchNorm → ReLU), width 256. Its input is the one-hot `o_i`, so the
   first Dense is a lookup of a row of its kernel: we implement it as an `Embedding` (the
   first Dense's bias is absorbed by the BatchNorm that follows).
@@ -10,7 +10,7 @@ Decisions the paper leaves open (DESIGN.md §4):
   moving statistics converge to the batch statistics, and the tests measure the fit in
   inference mode.
 - The relaxation of Eq. 5 as printed compares `A_ij` (the asymmetric conditional probability)
-  with α. We gate on `A'_ij`, the value actually fitted (DESIGN.md §1): the mask is then
+  with α. We gate on `A'_ij`, the value actually fitted (docs/design.md §2.2): the mask is then
   symmetric (σ_ij = σ_ji), like the loss it masks.
 - The loss is the sum of Eq. 3/4 (not a mean), as in the paper, with one addition for
   sparse graphs: when zero pairs (`A'_ij = 0`) outnumber the non-zero ones, each zero pair is

@@ -3,7 +3,7 @@
 The paper replaces the ASGE embeddings by Word2Vec ones: "we view the label set in each image
 as a single sentence, and the window size in Word2vec is set as the length of longest sentence
 to eliminate the influence of label order". This module fits those embeddings from the label
-co-occurrence counts of `label_graph.py` and wraps them in `FixedLabelEmbedding`, a drop-in for
+co-occurrence counts of `cooccurrence.py` and wraps them in `FixedLabelEmbedding`, a drop-in for
 `ASGEEncoder` as a head's label encoder.
 
 Why the counts suffice (the equivalence argument)

@@ -11,7 +11,7 @@ def scale_for_replicas(value):
     """Divides a per-replica loss term by the replica count, as Keras does for compiled losses.
 
     Gradients are summed across replicas; a term that every replica computes in full (the
-    graph loss) must be divided by the replica count or it is applied N times (DESIGN.md §2).
+    graph loss) must be divided by the replica count or it is applied N times (docs/design.md §2.11).
     """
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return value / tf.cast(replicas, value.dtype) if replicas > 1 else value

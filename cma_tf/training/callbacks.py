@@ -52,9 +52,9 @@ class LearningRateLogger(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch, saves the whole model with its optimizer state (`last.keras`) and the
-    number of finished epochs (`state.json`), each atomically, so a run killed at any point
-    resumes at the start of the epoch it was in. Only the chief writes under multi-worker."""
+    """After every epoch, saves the whole model with its optimizer state
+    (`checkpoint/epoch-NNNN.keras`) and the number of finished epochs (`state.json`), each
+    atomically, so a run killed at any point resumes at the start of the epoch it was in. Only the chief writes under multi-worker."""
 
     def __init__(self, save_fn, is_chief=True):
         super().__init__()

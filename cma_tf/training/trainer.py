@@ -261,7 +261,7 @@ def _build_or_resume(config, workdir, graph, num_classes, steps_per_epoch, strat
         model.compile(
             optimizer=factory.build_optimizer(config, steps_per_epoch),
             loss=factory.build_loss(config, graph.frequencies),
-            # XLA under MirroredStrategy fails with Keras 3 (docs/design.md §2); "auto" elsewhere.
+            # XLA under MirroredStrategy fails with Keras 3 (docs/design.md §2.11); "auto" elsewhere.
             jit_compile=False if strategy.num_replicas_in_sync > 1 else "auto",
         )
     return model, 0

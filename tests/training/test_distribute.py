@@ -29,7 +29,7 @@ def test_one_step_on_two_replicas_equals_one_device(tmp_path):
     moved = 0
     for index in range(count):
         one, two, initial = arrays[f"one_{index}"], arrays[f"two_{index}"], arrays[f"initial_{index}"]
-        # A plain reduce_mean per replica would double the update on 2 replicas (DESIGN.md §2).
+        # A plain reduce_mean per replica would double the update on 2 replicas (docs/design.md §2.11).
         np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-5, err_msg=f"weight {index}")
         moved += not np.allclose(one, initial)
     assert moved > 10  # the step really changed the model

@@ -1,4 +1,4 @@
-"""The YouTube-8M record formats as published (DESIGN.md §3), and their quantization.
+"""The YouTube-8M record formats as published (docs/design.md §3.2), and their quantization.
 
 Video-level `tf.train.Example` (one per video):
 
