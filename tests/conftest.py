@@ -6,6 +6,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import cma_tf  # noqa: E402,F401  (first: imports TensorFlow without its start-up log lines)
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
