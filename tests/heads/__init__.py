@@ -1,0 +1,1 @@
+"""Heads against numpy re-derivations."""
