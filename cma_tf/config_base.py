@@ -29,15 +29,16 @@ def get_base_config():
     config.data.eval_segments = False  # evaluate on the rated 5-frame segments of eval_split
 
     config.model = ml_collections.ConfigDict()
-    config.model.head = "ms_cma"  # a registered head (cma_tf/heads/): plain, self_attention, cma, ms_cma, …
-    config.model.backbone = "resnet101"  # images: "resnet101" or "small"; video: "snet" or "fc"
-    config.model.backbone_weights = "imagenet"  # resnet101 only: "imagenet", None, or a file
+    config.model.head = "ms_cma"  # a registered head (cma_tf/heads/): plain, self_attention, cma, ms_cma, hsvlt, mmdsr
+    config.model.backbone = "resnet101"  # images: "resnet101", "convnext_small" or "small"; video: "snet" or "fc"
+    config.model.backbone_weights = "imagenet"  # resnet101, convnext_small: "imagenet", None, or a file
     config.model.backbone_widths = (32, 64, 128, 256)  # small only
     config.model.snet_filters = (1024, 1024, 1024, 1024)  # snet only: Conv1D channels
     config.model.fc_units = (1024, 1024)  # fc only: the two frame-wise Dense layers
     config.model.feature_channels = ml_collections.config_dict.placeholder(int)  # C; None keeps the backbone's
     config.model.cmt_layers = 2
     config.model.extra_block_filters = 128  # MS-CMA I_3: 4 × 128 = 512 channels
+    config.model.blocks_per_scale = 2  # HSVLT: interaction blocks (IVLA) per backbone scale
     config.model.label_embedding = "asge"  # or "word2vec" (the W2V-MS-CMA ablation)
     config.model.finetune_label_embeddings = False  # False: E frozen after ASGE (the paper)
     config.model.graph_loss_weight = 0.0  # λ of L_ge when fine-tuning E jointly

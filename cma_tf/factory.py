@@ -9,6 +9,7 @@ depends on the head (`config.model.head`), of its registration (`cma_tf/heads/re
 
 import keras
 
+from cma_tf.backbones.convnext import convnext_small_backbone
 from cma_tf.backbones.resnet import resnet101_backbone
 from cma_tf.backbones.small import small_backbone
 from cma_tf.backbones.video import fc_backbone, snet_backbone
@@ -21,7 +22,7 @@ from cma_tf.losses import WeightedBinaryCrossentropy
 from cma_tf.models.classifier import MultiLabelClassifier
 
 # How many feature maps each backbone gives its head (shallow to deep).
-BACKBONE_TAPS = {"resnet101": 2, "small": 2, "snet": 1, "fc": 1}
+BACKBONE_TAPS = {"resnet101": 2, "small": 2, "convnext_small": 4, "snet": 1, "fc": 1}
 LABEL_EMBEDDINGS = ("asge", "word2vec")
 
 
@@ -93,6 +94,8 @@ def build_backbone(config):
         return fc_backbone(shape[0], shape[1], tuple(model.fc_units))
     if model.backbone == "resnet101":
         return resnet101_backbone(image_size=shape[0], weights=model.backbone_weights)
+    if model.backbone == "convnext_small":
+        return convnext_small_backbone(image_size=shape[0], weights=model.backbone_weights)
     if model.backbone == "small":
         return small_backbone(image_size=shape[0], widths=tuple(model.backbone_widths))
     raise ConfigError(f"config.model.backbone: unknown backbone {model.backbone!r} ({', '.join(BACKBONE_TAPS)})")

@@ -219,4 +219,6 @@ class HSVLTHead(LabelEmbeddingHead):
         return config
 
 
-register_head(HeadSpec("hsvlt", HSVLTHead, label_embeddings=True, taps=2, options=("feature_channels",)))
+register_head(
+    HeadSpec("hsvlt", HSVLTHead, label_embeddings=True, taps=2, options=("feature_channels", "blocks_per_scale"))
+)

@@ -11,7 +11,7 @@ class ImageKind(DataKind):
     """`(images [B, S, S, 3] in 0..255, multi_hot [B, N])` batches; mAP and C/O P/R/F1 (§4.1)."""
 
     name = "image"
-    backbones = ("resnet101", "small")
+    backbones = ("resnet101", "small", "convnext_small")
     metric_keys = image_metrics.REPORT_KEYS
     summary_keys = image_metrics.SUMMARY_KEYS
     full_keys = image_metrics.FULL_KEYS

@@ -210,7 +210,9 @@ def test_head_shapes_in_the_classifier_and_from_the_factory():
     assert [tuple(a.shape) for a in symbolic[1]] == [(None, NUM_CLASSES, side1**2), (None, NUM_CLASSES, side2**2)]
 
     spec = get_head("hsvlt")
-    assert (spec.layer, spec.label_embeddings, spec.taps, spec.options) == (HSVLTHead, True, 2, ("feature_channels",))
+    assert (spec.layer, spec.label_embeddings, spec.taps, spec.options) == (
+        HSVLTHead, True, 2, ("feature_channels", "blocks_per_scale")
+    )
     config = get_base_config()
     config.model.head, config.model.backbone = "hsvlt", "small"
     config.model.backbone_widths, config.data.image_size = TINY_WIDTHS, TINY_IMAGE_SIZE
