@@ -17,11 +17,13 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from cma_tf import cli
+from cma_tf.heads.registry import describe_heads
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None,
     "Path to a config file under configs/, optionally with ':<variant>' (e.g. configs/demo.py:cma). "
-    "Any field can be overridden: --config.train.epochs=5 --config.data.data_dir=/data/coco.",
+    "Any field can be overridden: --config.train.epochs=5 --config.data.data_dir=/data/coco. "
+    f"The heads (--config.model.head): {describe_heads()}.",
 )
 _WORKDIR = flags.DEFINE_string(
     "workdir", None,

@@ -132,4 +132,9 @@ class CMAHead(LabelEmbeddingHead):
         return config
 
 
-register_head(HeadSpec("cma", CMAHead, label_embeddings=True, options=("feature_channels", "cmt_layers")))
+register_head(
+    HeadSpec(
+        "cma", CMAHead, label_embeddings=True, options=("feature_channels", "cmt_layers"),
+        description="cross-modality attention with ASGE label embeddings on the deepest map (You et al., AAAI 2020)",
+    )
+)

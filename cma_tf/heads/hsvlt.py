@@ -220,5 +220,11 @@ class HSVLTHead(LabelEmbeddingHead):
 
 
 register_head(
-    HeadSpec("hsvlt", HSVLTHead, label_embeddings=True, taps=2, options=("feature_channels", "blocks_per_scale"))
+    HeadSpec(
+        "hsvlt", HSVLTHead, label_embeddings=True, taps=2, options=("feature_channels", "blocks_per_scale"),
+        description=(
+            "HSVLT's interaction blocks over every backbone tap + cross-scale aggregation (Ouyang et al., ACM MM "
+            "2023; as a head, with ASGE/Word2Vec label tokens instead of BERT)"
+        ),
+    )
 )

@@ -183,4 +183,12 @@ class MMDSRHead(LabelEmbeddingHead):
         return config
 
 
-register_head(HeadSpec("mmdsr", MMDSRHead, label_embeddings=True, taps=2, options=("feature_channels",)))
+register_head(
+    HeadSpec(
+        "mmdsr", MMDSRHead, label_embeddings=True, taps=2, options=("feature_channels",),
+        description=(
+            "MMDSR (Kuang & Li, 2024), RECONSTRUCTED from its abstract (no public text or code): cross-layer "
+            "attention, channel dual-branch attention, a per-image weighted-cosine label graph + GCN"
+        ),
+    )
+)

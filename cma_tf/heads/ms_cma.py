@@ -97,5 +97,6 @@ register_head(
     HeadSpec(
         "ms_cma", MultiScaleCMAHead, label_embeddings=True, taps=2,
         options=("feature_channels", "cmt_layers", "extra_block_filters"),
+        description="CMA on three scales, probabilities averaged (Eq. 11; You et al., AAAI 2020)",
     )
 )

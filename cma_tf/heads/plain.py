@@ -42,4 +42,4 @@ class PlainHead(keras.layers.Layer):
         return config
 
 
-register_head(HeadSpec("plain", PlainHead))
+register_head(HeadSpec("plain", PlainHead, description="global average pooling + Dense (the paper's ResNet-101 baseline)"))

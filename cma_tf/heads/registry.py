@@ -28,6 +28,7 @@ class HeadSpec:
         label_embeddings: True if the head reads `E` from a label encoder (ASGE or Word2Vec).
         taps: how many backbone maps it reads (the deepest last): 1, or 2 for MS-CMA's `I_1`, `I_2`.
         options: `config.model` fields passed to `layer` as keyword arguments of the same name.
+        description: one line for `--help` (the paper, and what is not the paper's).
     """
 
     name: str
@@ -35,6 +36,7 @@ class HeadSpec:
     label_embeddings: bool = False
     taps: int = 1
     options: Tuple[str, ...] = ()
+    description: str = ""
 
 
 def register_head(spec):
@@ -50,3 +52,9 @@ def get_head(name) -> HeadSpec:
 def head_names():
     """Every registered head, sorted."""
     return HEADS.names()
+
+
+def describe_heads():
+    """One line per registered head, for `--help` texts."""
+    return "; ".join(f"{name}: {get_head(name).description}" if get_head(name).description else name
+                     for name in head_names())

@@ -50,4 +50,9 @@ class SelfAttentionHead(keras.layers.Layer):
         return config
 
 
-register_head(HeadSpec("self_attention", SelfAttentionHead, options=("feature_channels",)))
+register_head(
+    HeadSpec(
+        "self_attention", SelfAttentionHead, options=("feature_channels",),
+        description="class-wise sigmoid(conv1x1) attention (the paper's ablation, Table 3)",
+    )
+)
