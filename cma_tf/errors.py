@@ -8,3 +8,7 @@ class ConfigError(ValueError):
 
 class DataError(ValueError):
     """Input data is missing or malformed; the message names the file, record and field."""
+
+
+class TrainingDivergedError(ConfigError):
+    """The training loss became NaN or infinite: the config's recipe does not train this model."""

@@ -1,7 +1,11 @@
 """Keras callbacks for training runs."""
 
+import math
+
 import keras
 import numpy as np
+
+from cma_tf.errors import TrainingDivergedError
 
 
 def predict_scores(model, dataset):
@@ -41,6 +45,36 @@ class ValidationMetrics(keras.callbacks.Callback):
         metrics = self.metrics_fn(*predict_scores(self.model, self.dataset))
         for key in self.keys:
             logs[f"val_{key}"] = metrics[key]
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops a run as soon as its loss is NaN or infinite, with one line saying where and what to
+    change (`TrainingDivergedError`), instead of training on and saving a model that scores NaN.
+    Checked after every batch (`model.fit`) and every epoch (the multi-worker loop). Put it first
+    in the list: the checkpoint of a diverged epoch is then never written.
+
+    Args:
+        hint: what to change, e.g. "lower config.train.learning_rate (0.01)".
+    """
+
+    def __init__(self, hint):
+        super().__init__()
+        self.hint = hint
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def _check(self, logs, where):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(np.asarray(loss))):
+            raise TrainingDivergedError(f"training diverged: the loss is {float(np.asarray(loss))} {where}; {self.hint}")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(logs, f"at epoch {self.epoch + 1}, step {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs, f"at the end of epoch {epoch + 1}")
 
 
 class LearningRateLogger(keras.callbacks.Callback):

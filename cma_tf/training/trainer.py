@@ -28,7 +28,13 @@ from cma_tf.graph.asge_model import fit_asge, load_encoder_weights, save_encoder
 from cma_tf.graph.cooccurrence import load_or_build_label_graph
 from cma_tf.graph.word2vec import fit_word2vec
 from cma_tf.training import workdir as files
-from cma_tf.training.callbacks import EpochCheckpoint, LearningRateLogger, ValidationMetrics, predict_scores
+from cma_tf.training.callbacks import (
+    EpochCheckpoint,
+    LearningRateLogger,
+    StopOnNonFiniteLoss,
+    ValidationMetrics,
+    predict_scores,
+)
 from cma_tf.training.loop import fit_with_custom_loop
 from cma_tf.training.strategy import is_chief, is_multi_worker
 
@@ -272,7 +278,13 @@ def _fit(config, workdir, graph, num_classes, eval_data, strategy, extra_callbac
     model, initial_epoch = _build_or_resume(config, workdir, graph, num_classes, steps_per_epoch, strategy)
     chief = is_chief(strategy)
     metrics_fn, keys, monitor = factory.evaluation_metrics(config)
-    callbacks = [ValidationMetrics(eval_data, keys, metrics_fn), LearningRateLogger()] if chief else []
+    hint = (
+        f"config.model.head={config.model.head!r} does not train with this recipe: lower "
+        f"config.train.learning_rate ({config.train.learning_rate}), or train in float32 if "
+        "config.train.mixed_precision is set. The checkpoints of the epochs before it are kept."
+    )
+    callbacks = [StopOnNonFiniteLoss(hint)]
+    callbacks += [ValidationMetrics(eval_data, keys, metrics_fn), LearningRateLogger()] if chief else []
     if chief:
         callbacks += [
             keras.callbacks.ModelCheckpoint(
