@@ -283,6 +283,7 @@ def main():
     costs = cost_figures(heads, num_classes[datasets[-1]], args.step_rounds)
 
     print(f"\n## Heads on the same backbone and recipe (configs/demo.py, {args.epochs} epochs, seeds {args.seeds})\n")
+    print(f"Parameters and FLOPs with {num_classes[datasets[-1]]} labels ({datasets[-1]}); step time on one fixed batch.\n")
     rows = [
         [h, f"{costs[h]['params']:,}", f"{costs[h]['head_params']:,}", f"{costs[h]['flops_per_image'] / 1e6:.1f}",
          f"{costs[h]['step_ratio']:.2f}"]

@@ -67,6 +67,7 @@ def get_base_config():
     config.train.beta = 0.0  # Eq. 12; 0.4 for NUS-WIDE
     config.train.steps_per_epoch = ml_collections.config_dict.placeholder(int)  # None: one pass
     config.train.mixed_precision = ml_collections.config_dict.placeholder(str)  # None, "bfloat16", "float16"
+    config.train.global_clipnorm = ml_collections.config_dict.placeholder(float)  # None: no clipping (the paper)
     return config
 
 

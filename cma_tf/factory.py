@@ -186,12 +186,14 @@ def build_learning_rate(config, steps_per_epoch):
 def build_optimizer(config, steps_per_epoch):
     """SGD with momentum and weight decay. Keras applies weight decay decoupled from the
     gradient (`w -= lr·wd·w`), where PyTorch's SGD adds `wd·w` to the gradient; at 1e-5 the
-    two differ negligibly."""
+    two differ negligibly. `config.train.global_clipnorm` (None: off, the paper) rescales the
+    whole gradient to at most that norm before the update."""
     train = config.train
     return keras.optimizers.SGD(
         learning_rate=build_learning_rate(config, steps_per_epoch),
         momentum=train.momentum,
         weight_decay=train.weight_decay or None,
+        global_clipnorm=train.global_clipnorm,
     )
 
 

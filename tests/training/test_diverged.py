@@ -43,3 +43,23 @@ def test_the_check_names_the_epoch_and_step(loss):
     with pytest.raises(TrainingDivergedError, match="at the end of epoch 3"):
         check.on_epoch_end(2, {"loss": loss})
     check.on_train_batch_end(0, {"loss": 0.7})  # a finite loss passes
+
+
+def test_global_clipnorm_bounds_the_first_update(data_dir):
+    """`config.train.global_clipnorm`: the first SGD step moves the weights by at most lr × norm
+    (momentum starts at zero; weight decay is off here)."""
+    import numpy as np
+
+    from cma_tf import factory
+
+    config = tiny_config("plain", data_dir)
+    config.train.learning_rate, config.train.weight_decay, config.train.global_clipnorm = 1.0, 0.0, 0.5
+    model = factory.build_classifier(config, 16)
+    model.compile(optimizer=factory.build_optimizer(config, steps_per_epoch=10), loss=factory.build_loss(config))
+    labels = np.eye(16, dtype="float32")[:4]
+    size = config.data.image_size
+    images = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype("float32")
+    before = [np.asarray(v).copy() for v in model.trainable_variables]
+    model.train_on_batch(images, labels)
+    step = np.sqrt(sum(np.sum((np.asarray(v) - b) ** 2) for v, b in zip(model.trainable_variables, before)))
+    assert 0 < step <= 1.0 * 0.5 * (1 + 1e-5)
