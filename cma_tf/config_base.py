@@ -59,7 +59,8 @@ def get_base_config():
     config.train.batch_size = 64
     config.train.eval_batch_size = 64
     config.train.learning_rate = 0.01
-    config.train.momentum = 0.9
+    config.train.optimizer = "sgd"  # the paper's; or "adamw" (HSVLT's released recipe)
+    config.train.momentum = 0.9  # sgd only
     config.train.weight_decay = 1e-5
     config.train.lr_decay_epochs = 30  # lr ÷ lr_decay_factor every this many epochs
     config.train.lr_decay_factor = 10.0

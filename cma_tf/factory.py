@@ -24,6 +24,7 @@ from cma_tf.models.classifier import MultiLabelClassifier
 # How many feature maps each backbone gives its head (shallow to deep).
 BACKBONE_TAPS = {"resnet101": 2, "small": 2, "convnext_small": 4, "snet": 1, "fc": 1}
 LABEL_EMBEDDINGS = ("asge", "word2vec")
+OPTIMIZERS = ("sgd", "adamw")
 
 
 def data_kind(config):
@@ -63,6 +64,10 @@ def validate_config(config) -> None:
             "(segment-rated records)"
         )
     kind.validate(config)
+    if config.train.optimizer not in OPTIMIZERS:
+        raise ConfigError(
+            f"config.train.optimizer: unknown optimizer {config.train.optimizer!r} ({', '.join(OPTIMIZERS)})"
+        )
     if model.label_embedding not in LABEL_EMBEDDINGS:
         raise ConfigError(
             f"config.model.label_embedding: unknown {model.label_embedding!r} ({', '.join(LABEL_EMBEDDINGS)})"
@@ -184,17 +189,23 @@ def build_learning_rate(config, steps_per_epoch):
 
 
 def build_optimizer(config, steps_per_epoch):
-    """SGD with momentum and weight decay. Keras applies weight decay decoupled from the
-    gradient (`w -= lr·wd·w`), where PyTorch's SGD adds `wd·w` to the gradient; at 1e-5 the
-    two differ negligibly. `config.train.global_clipnorm` (None: off, the paper) rescales the
-    whole gradient to at most that norm before the update."""
+    """`config.train.optimizer`: "sgd" (the paper's: momentum `config.train.momentum`) or
+    "adamw" (HSVLT's released recipe is AdamW at lr 1e-5), both with weight decay
+    `config.train.weight_decay` and the learning-rate schedule of `build_learning_rate`. Keras
+    applies weight decay decoupled from the gradient (`w -= lr·wd·w`), where PyTorch's SGD adds
+    `wd·w` to the gradient; at 1e-5 the two differ negligibly. `config.train.global_clipnorm`
+    (None: off, the paper) rescales the whole gradient to at most that norm before the update."""
     train = config.train
-    return keras.optimizers.SGD(
+    common = dict(
         learning_rate=build_learning_rate(config, steps_per_epoch),
-        momentum=train.momentum,
         weight_decay=train.weight_decay or None,
         global_clipnorm=train.global_clipnorm,
     )
+    if train.optimizer == "sgd":
+        return keras.optimizers.SGD(momentum=train.momentum, **common)
+    if train.optimizer == "adamw":
+        return keras.optimizers.AdamW(**common)
+    raise ConfigError(f"config.train.optimizer: unknown optimizer {train.optimizer!r} ({', '.join(OPTIMIZERS)})")
 
 
 def epoch_seed(config, epoch):

@@ -63,3 +63,20 @@ def test_global_clipnorm_bounds_the_first_update(data_dir):
     model.train_on_batch(images, labels)
     step = np.sqrt(sum(np.sum((np.asarray(v) - b) ** 2) for v, b in zip(model.trainable_variables, before)))
     assert 0 < step <= 1.0 * 0.5 * (1 + 1e-5)
+
+
+def test_the_optimizer_is_chosen_by_config(data_dir):
+    import keras
+
+    from cma_tf import factory
+    from cma_tf.errors import ConfigError
+
+    config = tiny_config("plain", data_dir)
+    sgd = factory.build_optimizer(config, steps_per_epoch=10)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == config.train.momentum
+    config.train.optimizer, config.train.weight_decay = "adamw", 1e-4
+    adamw = factory.build_optimizer(config, steps_per_epoch=10)
+    assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 1e-4
+    config.train.optimizer = "adam"
+    with pytest.raises(ConfigError, match=r"config.train.optimizer: unknown optimizer 'adam' \(sgd, adamw\)"):
+        factory.validate_config(config)
