@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from cma_tf.backbones.resnet import resnet101_backbone, resolve_weights
+from cma_tf.backbones.resnet import resnet101_backbone
+from cma_tf.backbones.weights import resolve_weights
 from cma_tf.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

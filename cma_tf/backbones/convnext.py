@@ -19,8 +19,7 @@ Weights: Keras' ImageNet-1k ConvNeXt-S (224 px); HSVLT starts from ImageNet-22k 
 
 import keras
 
-from cma_tf.backbones.resnet import _download_failed, resolve_weights
-from cma_tf.errors import ConfigError
+from cma_tf.backbones.weights import load_application, resolve_weights
 
 CONVNEXT_SMALL_CHANNELS = (96, 192, 384, 768)
 CONVNEXT_SMALL_DEPTHS = (3, 3, 27, 3)
@@ -50,20 +49,13 @@ def convnext_small_backbone(image_size=448, weights="imagenet", name="convnext_s
     if image_size % 32:
         raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
     weights = resolve_weights(weights)
-    try:
-        # The model keeps Keras' name: Keras checks it against the ImageNet weights' variant.
-        convnext = keras.applications.ConvNeXtSmall(
+    # The model keeps Keras' name: Keras checks it against the ImageNet weights' variant.
+    convnext = load_application(
+        lambda: keras.applications.ConvNeXtSmall(
             include_top=False, include_preprocessing=True, weights=weights, input_shape=(image_size, image_size, 3)
-        )
-    except Exception as error:  # keras.utils.get_file raises a bare Exception on a failed download
-        if weights != "imagenet" or not _download_failed(error):
-            raise
-        raise ConfigError(
-            f"cannot download the ImageNet weights of ConvNeXt-S ({' '.join(str(error).split())}). Without network, "
-            f"copy {IMAGENET_WEIGHTS_FILE} into ~/.keras/models/ (Keras looks there first) or pass its path with "
-            "--config.model.backbone_weights=/path/to/it.h5; "
-            "--config.model.backbone_weights=None trains from random weights"
-        ) from error
+        ),
+        weights, "ConvNeXt-S", IMAGENET_WEIGHTS_FILE,
+    )
     final_norm = convnext.layers[-1]
     if not isinstance(final_norm, keras.layers.LayerNormalization):  # a Keras release that builds it otherwise
         raise RuntimeError(

@@ -6,33 +6,12 @@ uses the last, MS-CMA both (its head builds `I_3`).
 """
 
 import keras
-import tensorflow as tf
 
 from cma_tf.backbones.preprocessing import CaffeImageNormalization
-from cma_tf.errors import ConfigError
+from cma_tf.backbones.weights import load_application, resolve_weights
 
 RESNET101_TAPS = ("conv4_block23_out", "conv5_block3_out")
 IMAGENET_WEIGHTS_FILE = "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5"
-NO_WEIGHTS = ("", "none", "null", "random")
-
-
-def resolve_weights(weights):
-    """`"imagenet"`, None (random initialisation) or an existing weights file, from what a user
-    wrote: `--config.model.backbone_weights=None` arrives as the string "None"."""
-    if weights is None or str(weights).strip().lower() in NO_WEIGHTS:
-        return None
-    if weights == "imagenet":
-        return weights
-    if not tf.io.gfile.exists(weights):
-        raise ConfigError(
-            f"config.model.backbone_weights: no such weights file {weights!r} "
-            "(use 'imagenet', None for random weights, or the path of a Keras ResNet101 .h5/.weights.h5 file)"
-        )
-    return weights
-
-
-def _download_failed(error):
-    return "URL fetch failure" in str(error) or isinstance(error, (ConnectionError, TimeoutError))
 
 
 def resnet101_backbone(image_size=448, weights="imagenet", taps=RESNET101_TAPS, name="resnet101"):
@@ -50,18 +29,10 @@ def resnet101_backbone(image_size=448, weights="imagenet", taps=RESNET101_TAPS, 
     [(None, 28, 28, 1024), (None, 14, 14, 2048)]
     """
     weights = resolve_weights(weights)
-    try:
-        resnet = keras.applications.ResNet101(
-            include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
-        )
-    except Exception as error:  # keras.utils.get_file raises a bare Exception on a failed download
-        if weights != "imagenet" or not _download_failed(error):
-            raise
-        raise ConfigError(
-            f"cannot download the ImageNet weights of ResNet-101 ({' '.join(str(error).split())}). Without network, "
-            f"copy {IMAGENET_WEIGHTS_FILE} into ~/.keras/models/ (Keras looks there first) or pass its path with "
-            "--config.model.backbone_weights=/path/to/it.h5; --config.model.backbone_weights=None trains from random weights"
-        ) from error
+    resnet = load_application(
+        lambda: keras.applications.ResNet101(include_top=False, weights=weights, input_shape=(image_size, image_size, 3)),
+        weights, "ResNet-101", IMAGENET_WEIGHTS_FILE,
+    )
     features = keras.Model(
         resnet.input, [resnet.get_layer(tap).output for tap in taps], name=f"{name}_features"
     )
