@@ -25,7 +25,7 @@ Appearance
 ----------
 Label k (its index in `labels.txt`) is drawn as shape `SHAPES[k % 4]`, colour `COLOURS[(k // 4)
 % 10]`, pattern `PATTERNS[k // 40]`: 4 shapes (disk, square, triangle, tall bar; drawn by the
-demo's `_draw_shape`) × 10 colours (red, orange, yellow, green, cyan, blue, purple, pink, white,
+demo's `draw_shape`) × 10 colours (red, orange, yellow, green, cyan, blue, purple, pink, white,
 brown) × 2 patterns (solid; striped: every other run of `STRIPE_WIDTH` = 2 pixel rows darkened to
 `STRIPE_DARKNESS` = 0.35 of the colour), 80 combinations, one per label; person, for example, is
 a yellow striped square. Each object's colour is jittered by up to ±15 per channel, as in the
@@ -46,7 +46,7 @@ Layout and background
 ---------------------
 Each object's bounding square has a side of 10-15 % (small, probability .35), 18-26 % (medium,
 .40) or 30-40 % (large, .25) of the image side (`SIZE_BINS`); as in the demo, objects are placed
-at random inside the image, overlapping a little at most (`demo._place`), largest painted first;
+at random inside the image, overlapping a little at most (`demo.place`), largest painted first;
 the background is mid gray, and gaussian noise (std 12) is added to every pixel, objects
 included. There are no distractor objects: as in the demo, the noise is the only clutter.
 
@@ -226,7 +226,7 @@ def sample_objects(rng: np.random.Generator, label_names: Sequence[str], image_s
     objects, placed = [], []
     for name, size_bin, fraction in sized:
         side = min(image_size, max(demo.MIN_OBJECT_PIXELS, int(round(fraction * image_size))))
-        x0, y0 = demo._place(rng, side, image_size, placed)
+        x0, y0 = demo.place(rng, side, image_size, placed)
         placed.append((x0, y0, side))
         objects.append(demo.DemoObject(name, size_bin, fraction, x0, y0, side))
     return objects
@@ -234,9 +234,9 @@ def sample_objects(rng: np.random.Generator, label_names: Sequence[str], image_s
 
 def draw_object(canvas: Image.Image, obj: demo.DemoObject, look: Look, rng: np.random.Generator) -> None:
     """Paints one object with its look on `canvas`, with a colour jitter drawn from `rng`."""
-    colour = np.asarray(demo._jittered_color(rng, COLOURS[look.colour]), np.float64)
+    colour = np.asarray(demo.jittered_color(rng, COLOURS[look.colour]), np.float64)
     mask = Image.new("L", canvas.size, 0)
-    demo._draw_shape(ImageDraw.Draw(mask), look.shape, obj.x0, obj.y0, obj.side, 255)
+    demo.draw_shape(ImageDraw.Draw(mask), look.shape, obj.x0, obj.y0, obj.side, 255)
     fill = np.empty([canvas.size[1], canvas.size[0], 3], np.uint8)
     fill[:] = colour.astype(np.uint8)
     if look.pattern == "striped":
@@ -349,11 +349,11 @@ def generate_coco_stats_dataset(
     """
     _validate(num_train, num_val, image_size, seed, num_shards)
     parameters = _parameters(num_train, num_val, image_size, seed, num_shards)
-    if not overwrite and demo._is_complete(out_dir, parameters):
-        return demo._read_summary(out_dir)
+    if not overwrite and demo.is_complete(out_dir, parameters):
+        return demo.read_summary(out_dir)
     model = coco_label_model()
     os.makedirs(out_dir, exist_ok=True)
-    demo._remove_old_outputs(out_dir)
+    demo.remove_old_outputs(out_dir)
     vocab.write_vocabulary(vocab.vocabulary_path(out_dir), model.labels)
     splits = {}
     for split, count in ((TRAIN_SPLIT, num_train), (VAL_SPLIT, num_val)):

@@ -155,7 +155,7 @@ DEMO_SCENES = {
 
 @dataclasses.dataclass(frozen=True)
 class Appearance:
-    """How an object is drawn: a shape name (see `_draw_shape`) and a base RGB colour."""
+    """How an object is drawn: a shape name (see `draw_shape`) and a base RGB colour."""
 
     shape: str
     color: Tuple[int, int, int]
@@ -272,7 +272,7 @@ def _overlap_fraction(a: Tuple[int, int, int], b: Tuple[int, int, int]) -> float
     return width * height / float(min(a[2], b[2]) ** 2)
 
 
-def _place(rng: np.random.Generator, side: int, image_size: int, placed) -> Tuple[int, int]:
+def place(rng: np.random.Generator, side: int, image_size: int, placed) -> Tuple[int, int]:
     """Top-left corner for a square of `side`, inside the image, overlapping `placed` little."""
     best, best_overlap = None, np.inf
     for _ in range(PLACEMENT_TRIES):
@@ -295,7 +295,7 @@ def sample_demo_layout(rng: np.random.Generator, image_size: int) -> DemoLayout:
     objects, placed = [], []
     for label, size_bin, fraction in sized:
         side = min(image_size, max(MIN_OBJECT_PIXELS, int(round(fraction * image_size))))
-        x0, y0 = _place(rng, side, image_size, placed)
+        x0, y0 = place(rng, side, image_size, placed)
         placed.append((x0, y0, side))
         objects.append(DemoObject(label, size_bin, fraction, x0, y0, side))
     return DemoLayout(scene, tuple(objects))
@@ -315,7 +315,7 @@ def _unit_box(unit_box, x0: int, y0: int, side: int):
     return [left, top, right, bottom]
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, x0: int, y0: int, side: int, color):
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, x0: int, y0: int, side: int, color):
     """Draws one of the named shapes filling the square (x0, y0, side)."""
     full = _unit_box((0.0, 0.0, 1.0, 1.0), x0, y0, side)
     if shape in _POLYGONS:
@@ -332,7 +332,8 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, x0: int, y0: int, side: i
         raise ValueError(f"Unknown demo shape {shape!r}")
 
 
-def _jittered_color(rng: np.random.Generator, color) -> Tuple[int, int, int]:
+def jittered_color(rng: np.random.Generator, color) -> Tuple[int, int, int]:
+    """`color` with every channel moved by up to ±COLOR_JITTER, kept in 0..255."""
     jitter = rng.integers(-COLOR_JITTER, COLOR_JITTER + 1, size=3)
     return tuple(int(c) for c in np.clip(np.asarray(color) + jitter, 0, 255))
 
@@ -340,8 +341,8 @@ def _jittered_color(rng: np.random.Generator, color) -> Tuple[int, int, int]:
 def draw_demo_object(draw: ImageDraw.ImageDraw, obj: DemoObject, rng: np.random.Generator):
     """Paints one object with its class appearance and a colour jitter drawn from `rng`."""
     appearance = DEMO_APPEARANCE[obj.label]
-    color = _jittered_color(rng, appearance.color)
-    _draw_shape(draw, appearance.shape, obj.x0, obj.y0, obj.side, color)
+    color = jittered_color(rng, appearance.color)
+    draw_shape(draw, appearance.shape, obj.x0, obj.y0, obj.side, color)
 
 
 def paint_layout(rng: np.random.Generator, layout: DemoLayout, image_size: int) -> np.ndarray:
@@ -430,7 +431,7 @@ def summary_path(out_dir: str) -> str:
     return os.path.join(out_dir, SUMMARY_FILENAME)
 
 
-def _read_summary(out_dir: str):
+def read_summary(out_dir: str):
     """The summary of an existing demo directory, or None."""
     path = summary_path(out_dir)
     if not os.path.exists(path):
@@ -442,9 +443,9 @@ def _read_summary(out_dir: str):
         return None
 
 
-def _is_complete(out_dir: str, parameters: dict) -> bool:
+def is_complete(out_dir: str, parameters: dict) -> bool:
     """Whether `out_dir` already holds a demo dataset generated with these parameters."""
-    summary = _read_summary(out_dir)
+    summary = read_summary(out_dir)
     if summary is None or summary.get("parameters") != parameters:
         return False
     if not os.path.exists(vocab.vocabulary_path(out_dir)):
@@ -457,7 +458,7 @@ def _is_complete(out_dir: str, parameters: dict) -> bool:
     return True
 
 
-def _remove_old_outputs(out_dir: str) -> None:
+def remove_old_outputs(out_dir: str) -> None:
     """Removes the summary and every shard, so no stale shard of another count matches a split."""
     if os.path.exists(summary_path(out_dir)):
         os.remove(summary_path(out_dir))
@@ -495,10 +496,10 @@ def generate_demo_dataset(
     """
     _validate(num_train, num_val, image_size, seed, num_shards)
     parameters = _parameters(num_train, num_val, image_size, seed, num_shards)
-    if not overwrite and _is_complete(out_dir, parameters):
-        return _read_summary(out_dir)
+    if not overwrite and is_complete(out_dir, parameters):
+        return read_summary(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    _remove_old_outputs(out_dir)
+    remove_old_outputs(out_dir)
     vocab.write_vocabulary(vocab.vocabulary_path(out_dir), DEMO_LABELS)
     splits = {}
     for split, count in ((TRAIN_SPLIT, num_train), (VAL_SPLIT, num_val)):
