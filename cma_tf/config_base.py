@@ -64,6 +64,7 @@ def get_base_config():
     config.train.weight_decay = 1e-5
     config.train.lr_decay_epochs = 30  # lr ÷ lr_decay_factor every this many epochs
     config.train.lr_decay_factor = 10.0
+    config.train.warmup_epochs = 0.0  # linear lr warm-up over this many epochs (0: none, the paper)
     config.train.lr_decay_examples = ml_collections.config_dict.placeholder(int)  # if set: decay every this many examples instead
     config.train.beta = 0.0  # Eq. 12; 0.4 for NUS-WIDE
     config.train.steps_per_epoch = ml_collections.config_dict.placeholder(int)  # None: one pass

@@ -20,6 +20,7 @@ from cma_tf.heads.registry import get_head, head_names
 from cma_tf.kinds.registry import get_kind, kind_names
 from cma_tf.losses import WeightedBinaryCrossentropy
 from cma_tf.models.classifier import MultiLabelClassifier
+from cma_tf.schedules import LinearWarmup
 
 # How many feature maps each backbone gives its head (shallow to deep).
 BACKBONE_TAPS = {"resnet101": 2, "small": 2, "convnext_small": 4, "snet": 1, "fc": 1}
@@ -172,7 +173,16 @@ def build_loss(config, label_frequencies=None):
 def build_learning_rate(config, steps_per_epoch):
     """lr ÷ `lr_decay_factor` every `lr_decay_epochs` epochs (the paper's images: ÷10 every 30),
     or every `lr_decay_examples` training examples when that is set (the paper's video: ×0.8
-    every 2·10⁶ samples)."""
+    every 2·10⁶ samples). `config.train.warmup_epochs` > 0 (0: none, the paper) ramps it up
+    linearly over that many epochs first (`schedules.LinearWarmup`)."""
+    train = config.train
+    schedule = _decay_schedule(config, steps_per_epoch)
+    if train.warmup_epochs:
+        schedule = LinearWarmup(schedule, max(1, round(train.warmup_epochs * steps_per_epoch)))
+    return schedule
+
+
+def _decay_schedule(config, steps_per_epoch):
     train = config.train
     if train.lr_decay_examples:
         return keras.optimizers.schedules.ExponentialDecay(

@@ -29,7 +29,7 @@ CASES = [
     (path, variant)
     for path in CONFIG_FILES
     for variant in (
-        head_names() if os.path.basename(path) == "demo.py"
+        head_names() if os.path.basename(path) in ("demo.py", "bench_heads.py")
         else tuple(VIDEO_VARIANTS) if os.path.basename(path).startswith("yt8m")
         else tuple(PAPER_VARIANTS)
     )
@@ -67,6 +67,18 @@ def test_learning_rate_drops_tenfold_every_decay_period():
     schedule = factory.build_learning_rate(config, steps_per_epoch=5)
     values = [float(schedule(step)) for step in (0, 149, 151, 299, 301)]
     np.testing.assert_allclose(values, [0.01, 0.01, 0.001, 0.001, 0.0001], rtol=1e-6)
+
+
+def test_warmup_ramps_linearly_then_keeps_the_decay_boundaries():
+    config = load_config_module(os.path.join(CONFIG_DIR, "demo.py")).get_config("cma")
+    config.train.epochs, config.train.lr_decay_epochs, config.train.learning_rate = 90, 30, 0.01
+    config.train.warmup_epochs = 2  # 10 steps of 5 per epoch
+    schedule = factory.build_learning_rate(config, steps_per_epoch=5)
+    values = [float(schedule(step)) for step in (0, 4, 9, 10, 149, 151)]
+    np.testing.assert_allclose(values, [0.001, 0.005, 0.01, 0.01, 0.01, 0.001], rtol=1e-6)
+    optimizer = factory.build_optimizer(config, steps_per_epoch=5)
+    restored = type(optimizer).from_config(optimizer.get_config())  # as a checkpoint brings it back
+    np.testing.assert_allclose(float(restored.learning_rate), 0.001, rtol=1e-6)
 
 
 def test_paper_recipes_have_the_paper_settings():
