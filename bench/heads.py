@@ -34,6 +34,8 @@ train-step time relative to plain (median of interleaved steps on one fixed batc
 The last line of stdout is one JSON object keyed by head name: the COCO-statistics figures at
 the top level (`mAP`, `mAP_std`, `CF1`, `CF1_std`, `OF1`, `OF1_std`, `converged`, `seeds`),
 the demo's under `"demo"`, and `step_ratio`, `params`, `head_params`, `flops_per_image`.
+Also writes the details (per-seed step times, the look-alike labels' AP) to `--json_out` and a plot
+of every seed's mAP with the mean ± std per head and dataset beside it (`.png`).
 """
 
 import argparse
@@ -275,6 +277,37 @@ def print_dataset(name, summary, ambiguous, schedule):
         print_table(["label"] + list(summary), rows, "l" + "r" * len(summary))
 
 
+def plot(results, raw, datasets, path):
+    """One panel per dataset: each head's mAP per seed (dots) and mean ± std (bar and whisker)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 1.2 + 0.45 * len(results[datasets[0]])),
+                             squeeze=False)
+    for axis, name in zip(axes[0], datasets):
+        heads = sorted(results[name], key=lambda h: results[name][h]["mAP"] or 0.0)
+        for row, head in enumerate(heads):
+            mean, std = results[name][head]["mAP"], results[name][head]["mAP_std"]
+            if mean is None:
+                axis.text(0.03, row, "diverged (every seed)", va="center", transform=axis.get_yaxis_transform())
+                continue
+            axis.barh(row, 100 * mean, xerr=100 * (std or 0.0), color="#9db9d8", capsize=3)
+            seeds = [100 * m["mAP"] for m in raw[name][head] if "diverged" not in m]
+            axis.plot(seeds, [row] * len(seeds), "o", color="#1f3b5c", markersize=3)
+        axis.set_yticks(range(len(heads)), heads)
+        trained = [results[name][h] for h in heads if results[name][h]["mAP"] is not None]
+        lows = [100 * (r["mAP"] - (r["mAP_std"] or 0)) for r in trained]
+        highs = [100 * (r["mAP"] + (r["mAP_std"] or 0)) for r in trained]
+        axis.set_xlim(max(0.0, min(lows) - 5) if lows else 0.0, min(100.0, max(highs) + 2) if highs else 100.0)
+        axis.set_xlabel("val mAP (%): seeds (dots), mean ± std")
+        axis.set_title(name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--heads", default=None, help="Comma-separated heads (default: every registered head).")
@@ -310,7 +343,7 @@ def main():
     seeds = [int(seed) for seed in args.seeds.split(",")]
     wall = time.perf_counter()
 
-    results, ambiguous, num_classes, data_dirs = {}, {}, {}, {}
+    results, raw, ambiguous, num_classes, data_dirs = {}, {}, {}, {}, {}
     for name in datasets:
         data_dirs[name] = ensure_dataset(name, args.work_dir)
         with open(os.path.join(data_dirs[name], "labels.txt")) as f:
@@ -323,7 +356,7 @@ def main():
                 for head in heads for seed in seeds
             }
             runs = {head: [futures[head, seed].result() for seed in seeds] for head in heads}
-        results[name] = summarize(runs, ambiguous[name])
+        results[name], raw[name] = summarize(runs, ambiguous[name]), runs
     primary = "coco_stats" if "coco_stats" in results else datasets[0]
     costs = cost_figures(heads, num_classes[primary], args.step_rounds)
     recipes = {name: bench_config("plain", name).train for name in datasets}
@@ -360,6 +393,8 @@ def main():
     os.makedirs(os.path.dirname(args.json_out), exist_ok=True)
     with open(args.json_out, "w") as f:
         json.dump(details, f, indent=2)
+    plot(results, raw, datasets, args.json_out.replace(".json", ".png"))
+    print(f"\nplot: {args.json_out.replace('.json', '.png')}")
     write_report(out, args.json_out.replace(".json", "_summary.json"))
 
 
