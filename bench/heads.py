@@ -104,10 +104,45 @@ def ambiguous_labels(name, data_dir):
     return [label for pair in pairs or () for label in pair]
 
 
+# What makes two runs comparable: a workdir trained with other values is not re-read.
+RECIPE_FIELDS = (
+    ("model", "head"), ("model", "backbone"), ("data", "image_size"), ("train", "optimizer"),
+    ("train", "learning_rate"), ("train", "warmup_epochs"), ("train", "epochs"), ("train", "lr_decay_epochs"),
+    ("train", "lr_decay_factor"), ("train", "batch_size"), ("train", "weight_decay"), ("seed",),
+)
+
+
+def recipe_differences(workdir, dataset, head, seed, epochs):
+    """`[(field, in the workdir, expected)]` where the run in `workdir` (its `config.json`) was
+    trained otherwise than `configs/bench_heads.py:<head>,<dataset>` with this seed and epochs."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        saved = json.load(f)
+    expected = bench_config(head, dataset)
+    expected.seed = seed
+    if epochs:
+        expected.train.epochs = epochs
+    differences = []
+    for field in RECIPE_FIELDS:
+        have, want = saved, expected.to_dict()
+        for key in field:
+            have, want = (have or {}).get(key), want.get(key)
+        if have != want and not (field == ("train", "warmup_epochs") and have is None and not want):
+            differences.append((".".join(field), have, want))
+    return differences
+
+
 def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir):
     """Trains (or resumes, or re-reads) one run with the package's commands; returns its final
-    metrics with `AP_per_class` and `converged`."""
+    metrics with `AP_per_class` and `converged`, or `{"diverged": line}`, or `{"failed": text}`
+    (a failed run is retried by the next invocation; a diverged one is a result and is not)."""
     workdir = os.path.join(work_dir, dataset, head, f"seed{seed}")
+    differences = recipe_differences(workdir, dataset, head, seed, epochs)
+    if differences:
+        listed = ", ".join(f"{field} {old!r} → {new!r}" for field, old, new in differences)
+        return {"failed": f"{workdir} holds a run of another recipe ({listed}): remove it or give another --work_dir"}
     metrics_path = os.path.join(workdir, "eval_metrics_final.json")
     diverged_path = os.path.join(workdir, "bench_diverged.txt")
     if os.path.exists(diverged_path):
@@ -127,12 +162,15 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir):
         except RuntimeError as error:
             message = next((line for line in str(error).splitlines() if "training diverged" in line), None)
             if message is None:
-                raise
+                return {"failed": str(error)}
             with open(diverged_path, "w") as f:  # a result, not a failure of the benchmark
                 f.write(message + "\n")
             print(f"  {head} seed {seed}: {message}", file=sys.stderr)
             return {"diverged": message}
-        run(["cma_tf.evaluate", f"--workdirs={workdir}", "--per_class"], os.path.join(workdir, "bench_evaluate.log"))
+        try:
+            run(["cma_tf.evaluate", f"--workdirs={workdir}", "--per_class"], os.path.join(workdir, "bench_evaluate.log"))
+        except RuntimeError as error:
+            return {"failed": str(error)}
         print(f"  {head} seed {seed}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     with open(metrics_path) as f:
         metrics = json.load(f)
@@ -247,8 +285,9 @@ def summarize(runs, ambiguous):
     every seed diverged)."""
     summary = {}
     for head, all_seeds in runs.items():
-        seeds = [m for m in all_seeds if "diverged" not in m]
-        row = {"seeds": len(seeds), "diverged": len(all_seeds) - len(seeds),
+        seeds = [m for m in all_seeds if "diverged" not in m and "failed" not in m]
+        row = {"seeds": len(seeds), "diverged": sum("diverged" in m for m in all_seeds),
+               "failed": sum("failed" in m for m in all_seeds),
                "converged": bool(seeds) and all(m["converged"] for m in seeds)}
         for key in REPORTED:
             row[key], row[f"{key}_std"] = mean_std([m[key] for m in seeds]) if seeds else (None, None)
@@ -294,7 +333,7 @@ def plot(results, raw, datasets, path):
                 axis.text(0.03, row, "diverged (every seed)", va="center", transform=axis.get_yaxis_transform())
                 continue
             axis.barh(row, 100 * mean, xerr=100 * (std or 0.0), color="#9db9d8", capsize=3)
-            seeds = [100 * m["mAP"] for m in raw[name][head] if "diverged" not in m]
+            seeds = [100 * m["mAP"] for m in raw[name][head] if "mAP" in m]
             axis.plot(seeds, [row] * len(seeds), "o", color="#1f3b5c", markersize=3)
         axis.set_yticks(range(len(heads)), heads)
         trained = [results[name][h] for h in heads if results[name][h]["mAP"] is not None]
@@ -334,7 +373,7 @@ def main():
     from cma_tf.heads.registry import head_names
 
     if args.jobs > 1:
-        threads = str(max(1, (os.cpu_count() or 1) // args.jobs))
+        threads = str(max(1, len(os.sched_getaffinity(0)) // args.jobs))
         THREAD_ENV.update(TF_NUM_INTRAOP_THREADS=threads, TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS=threads)
     heads = args.heads.split(",") if args.heads else list(head_names())
     if "plain" not in heads:
@@ -343,19 +382,25 @@ def main():
     seeds = [int(seed) for seed in args.seeds.split(",")]
     wall = time.perf_counter()
 
-    results, raw, ambiguous, num_classes, data_dirs = {}, {}, {}, {}, {}
+    results, raw, ambiguous, num_classes, data_dirs, failures = {}, {}, {}, {}, {}, []
     for name in datasets:
         data_dirs[name] = ensure_dataset(name, args.work_dir)
         with open(os.path.join(data_dirs[name], "labels.txt")) as f:
             num_classes[name] = len([line for line in f if line.strip()])
         ambiguous[name] = ambiguous_labels(name, data_dirs[name])
     for name in datasets:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs))
+        try:
             futures = {
                 (head, seed): pool.submit(train_and_evaluate, name, data_dirs[name], head, seed, args.epochs, args.work_dir)
                 for head in heads for seed in seeds
             }
             runs = {head: [futures[head, seed].result() for seed in seeds] for head in heads}
+        except BaseException:  # Ctrl-C: no queued training starts after the running ones stop
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        failures += [(name, head, seed, m["failed"]) for head in heads for seed, m in zip(seeds, runs[head]) if "failed" in m]
         results[name], raw[name] = summarize(runs, ambiguous[name]), runs
     primary = "coco_stats" if "coco_stats" in results else datasets[0]
     costs = cost_figures(heads, num_classes[primary], args.step_rounds)
@@ -364,7 +409,7 @@ def main():
     recipe = recipes[primary]
 
     print(f"\n## Heads on the same backbone and recipe (configs/bench_heads.py: {recipe.optimizer}, lr {recipe.learning_rate:g}, "
-          f"{recipe.warmup_epochs:g} warm-up epoch, ÷{recipe.lr_decay_factor:g} for the last third; seeds {args.seeds})\n")
+          f"{recipe.warmup_epochs:g} warm-up epoch, then ÷{recipe.lr_decay_factor:g} as below; seeds {args.seeds})\n")
     print(f"Parameters and FLOPs with {num_classes[primary]} labels ({primary}); step time on one fixed batch.\n")
     rows = [
         [h, f"{costs[h]['params']:,}", f"{costs[h]['head_params']:,}", f"{costs[h]['flops_per_image'] / 1e6:.1f}",
@@ -373,7 +418,9 @@ def main():
     ]
     print_table(["head", "params", "head params", "MFLOPs / image", "step time / plain"], rows, "lrrrr")
     for name in datasets:
-        print_dataset(name, results[name], ambiguous[name], f"{epochs[name]} epochs, ÷10 after {recipes[name].lr_decay_epochs}")
+        decay = recipes[name].lr_decay_epochs
+        schedule = f"{epochs[name]} epochs, " + (f"lr ÷10 after epoch {decay}" if epochs[name] > decay else "no lr decay")
+        print_dataset(name, results[name], ambiguous[name], schedule)
 
     out = {}
     for head in heads:
@@ -393,9 +440,17 @@ def main():
     os.makedirs(os.path.dirname(args.json_out), exist_ok=True)
     with open(args.json_out, "w") as f:
         json.dump(details, f, indent=2)
-    plot(results, raw, datasets, args.json_out.replace(".json", ".png"))
-    print(f"\nplot: {args.json_out.replace('.json', '.png')}")
-    write_report(out, args.json_out.replace(".json", "_summary.json"))
+    stem = os.path.splitext(args.json_out)[0]
+    try:
+        plot(results, raw, datasets, stem + ".png")
+        print(f"\nplot: {stem}.png")
+    except Exception as error:  # noqa: BLE001 (a plot is not worth the figures printed below)
+        print(f"\nno plot ({type(error).__name__}: {error})")
+    for name, head, seed, text in failures:
+        print(f"FAILED: {head} on {name}, seed {seed}: {text.splitlines()[0]}", file=sys.stderr)
+    write_report(out, stem + "_summary.json")
+    if failures:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

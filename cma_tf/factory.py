@@ -7,6 +7,8 @@ the label embeddings, `config.asge` and `config.model.label_embedding`.
 What depends on the data (`config.data.format`) is asked of its kind (`cma_tf/kinds/`); what
 depends on the head (`config.model.head`), of its registration (`cma_tf/heads/registry.py`)."""
 
+import math
+
 import keras
 
 from cma_tf.backbones.convnext import convnext_small_backbone
@@ -69,6 +71,9 @@ def validate_config(config) -> None:
         raise ConfigError(
             f"config.train.optimizer: unknown optimizer {config.train.optimizer!r} ({', '.join(OPTIMIZERS)})"
         )
+    warmup = config.train.warmup_epochs
+    if not (warmup >= 0 and math.isfinite(warmup)):
+        raise ConfigError(f"config.train.warmup_epochs must be a number ≥ 0 (0: no warm-up), got {warmup!r}")
     if model.label_embedding not in LABEL_EMBEDDINGS:
         raise ConfigError(
             f"config.model.label_embedding: unknown {model.label_embedding!r} ({', '.join(LABEL_EMBEDDINGS)})"

@@ -81,6 +81,32 @@ def test_warmup_ramps_linearly_then_keeps_the_decay_boundaries():
     np.testing.assert_allclose(float(restored.learning_rate), 0.001, rtol=1e-6)
 
 
+def test_a_warmed_up_optimizer_comes_back_from_a_keras_file(tmp_path):
+    import keras
+
+    from cma_tf.schedules import LinearWarmup
+
+    schedule = LinearWarmup(keras.optimizers.schedules.PiecewiseConstantDecay([6], [0.1, 0.01]), 4)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=schedule), loss="mse")
+    model.fit(np.ones((4, 3)), np.ones((4, 1)), batch_size=2, epochs=1, verbose=0)  # 2 steps
+    model.save(tmp_path / "m.keras")
+    restored = keras.saving.load_model(tmp_path / "m.keras")
+    assert int(restored.optimizer.iterations) == 2
+    assert isinstance(restored.optimizer._learning_rate, LinearWarmup)
+    np.testing.assert_allclose(float(restored.optimizer.learning_rate), 0.1 * 3 / 4, rtol=1e-6)  # step 2
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan")])
+def test_a_negative_or_nan_warmup_is_refused(value):
+    from cma_tf.errors import ConfigError
+
+    config = load_config_module(os.path.join(CONFIG_DIR, "demo.py")).get_config("plain")
+    config.train.warmup_epochs = value
+    with pytest.raises(ConfigError, match="config.train.warmup_epochs"):
+        factory.validate_config(config)
+
+
 def test_paper_recipes_have_the_paper_settings():
     coco = load_config_module(os.path.join(CONFIG_DIR, "coco.py"))
     nuswide = load_config_module(os.path.join(CONFIG_DIR, "nuswide.py"))
