@@ -9,7 +9,7 @@ What is compared: each head of `cma_tf/heads/` (`head_names()`: plain, self-atte
 MS-CMA, HSVLT, MMDSR and whatever else is registered) trained by the user's own command,
 `python -m cma_tf.train --config=configs/bench_heads.py:<head>,<dataset>`: the small CNN of
 `cma_tf/backbones/small.py` at 96 px and the demo's widths, AdamW at lr 1e-3 after a one-epoch
-warm-up, ÷10 for the last third: 12 epochs on the demo data, 30 on the COCO-statistics data
+warm-up: 12 epochs (÷10 after 8) on the demo data, 60 (÷10 after 45) on the COCO-statistics data
 (the paper's SGD at lr 0.01 makes HSVLT diverge: see that config). Only the seed changes
 between the runs of a dataset (and `--epochs` if given; the decay epoch stays).
 Each (dataset, head, seed) is its own workdir under
@@ -353,7 +353,7 @@ def main():
     parser.add_argument("--datasets", default=",".join(DATASETS), help="Comma-separated: demo, coco_stats (default both).")
     parser.add_argument("--seeds", default="0,1,2", help="Comma-separated seeds (default 0,1,2).")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="Training epochs of every run (default: the config's, 12 on demo and 30 on coco_stats; "
+                        help="Training epochs of every run (default: the config's, 12 on demo and 60 on coco_stats; "
                              "the lr decay epoch stays the config's).")
     parser.add_argument("--jobs", type=int, default=1,
                         help="Trainings run at a time (default 1), each with cores/jobs threads: --jobs=2 on 2 cores is "
