@@ -67,6 +67,10 @@ def get_base_config():
     config.train.warmup_epochs = 0.0  # linear lr warm-up over this many epochs (0: none, the paper)
     config.train.lr_decay_examples = ml_collections.config_dict.placeholder(int)  # if set: decay every this many examples instead
     config.train.beta = 0.0  # Eq. 12; 0.4 for NUS-WIDE
+    config.train.loss = "bce"  # "bce": Eq. 12 (the paper); "asl": the asymmetric loss (Query2Label, ML-Decoder)
+    config.train.asl_gamma_pos = 0.0  # ASL γ+ (both repositories)
+    config.train.asl_gamma_neg = 4.0  # ASL γ− (ML-Decoder; Query2Label's COCO recipe: 2)
+    config.train.asl_clip = 0.05  # ASL probability margin m (ML-Decoder; Query2Label: 0)
     config.train.steps_per_epoch = ml_collections.config_dict.placeholder(int)  # None: one pass
     config.train.mixed_precision = ml_collections.config_dict.placeholder(str)  # None, "bfloat16", "float16"
     config.train.global_clipnorm = ml_collections.config_dict.placeholder(float)  # None: no clipping (the paper)

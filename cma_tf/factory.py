@@ -20,7 +20,7 @@ from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.word2vec import FixedLabelEmbedding
 from cma_tf.heads.registry import get_head, head_names
 from cma_tf.kinds.registry import get_kind, kind_names
-from cma_tf.losses import WeightedBinaryCrossentropy
+from cma_tf.losses import AsymmetricLoss, WeightedBinaryCrossentropy
 from cma_tf.models.classifier import MultiLabelClassifier
 from cma_tf.schedules import LinearWarmup
 
@@ -28,6 +28,7 @@ from cma_tf.schedules import LinearWarmup
 BACKBONE_TAPS = {"resnet101": 2, "small": 2, "convnext_small": 4, "snet": 1, "fc": 1}
 LABEL_EMBEDDINGS = ("asge", "word2vec")
 OPTIMIZERS = ("sgd", "adamw")
+LOSSES = ("bce", "asl")
 
 
 def data_kind(config):
@@ -70,6 +71,17 @@ def validate_config(config) -> None:
     if config.train.optimizer not in OPTIMIZERS:
         raise ConfigError(
             f"config.train.optimizer: unknown optimizer {config.train.optimizer!r} ({', '.join(OPTIMIZERS)})"
+        )
+    if config.train.loss not in LOSSES:
+        raise ConfigError(f"config.train.loss: unknown loss {config.train.loss!r} ({', '.join(LOSSES)})")
+    if config.train.loss == "asl" and config.train.beta:
+        raise ConfigError("config.train.beta weights Eq. 12 (config.train.loss='bce'); ASL has no β: set it to 0")
+    if config.train.loss == "asl" and not (
+        config.train.asl_gamma_pos >= 0 and config.train.asl_gamma_neg >= 0 and 0 <= config.train.asl_clip < 1
+    ):
+        raise ConfigError(
+            "config.train.asl_gamma_pos and asl_gamma_neg must be ≥ 0 and config.train.asl_clip in [0, 1), got "
+            f"{config.train.asl_gamma_pos}, {config.train.asl_gamma_neg}, {config.train.asl_clip}"
         )
     warmup = config.train.warmup_epochs
     if not (warmup >= 0 and math.isfinite(warmup)):
@@ -171,8 +183,15 @@ def build_classifier(config, num_classes, fitted_encoder=None, adjacency=None):
 
 
 def build_loss(config, label_frequencies=None):
-    beta = config.train.beta
-    return WeightedBinaryCrossentropy(label_frequencies if beta else None, beta=beta)
+    """`config.train.loss`: "bce", Eq. 12 with β = `config.train.beta` (the paper's), or "asl",
+    the asymmetric loss with `config.train.asl_*` (`losses.AsymmetricLoss`); both summed over
+    the labels and averaged over the batch."""
+    train = config.train
+    if train.loss == "asl":
+        return AsymmetricLoss(train.asl_gamma_pos, train.asl_gamma_neg, train.asl_clip)
+    if train.loss != "bce":
+        raise ConfigError(f"config.train.loss: unknown loss {train.loss!r} ({', '.join(LOSSES)})")
+    return WeightedBinaryCrossentropy(label_frequencies if train.beta else None, beta=train.beta)
 
 
 def build_learning_rate(config, steps_per_epoch):

@@ -107,6 +107,27 @@ def test_a_negative_or_nan_warmup_is_refused(value):
         factory.validate_config(config)
 
 
+def test_the_loss_is_chosen_by_config():
+    from cma_tf.errors import ConfigError
+    from cma_tf.losses import AsymmetricLoss, WeightedBinaryCrossentropy
+
+    config = load_config_module(os.path.join(CONFIG_DIR, "demo.py")).get_config("cma")
+    assert isinstance(factory.build_loss(config), WeightedBinaryCrossentropy)  # the paper's, by default
+    config.train.loss, config.train.asl_gamma_neg, config.train.asl_clip = "asl", 2.0, 0.0
+    factory.validate_config(config)
+    loss = factory.build_loss(config)
+    assert isinstance(loss, AsymmetricLoss) and (loss.gamma_neg, loss.clip) == (2.0, 0.0)
+    config.train.beta = 0.4
+    with pytest.raises(ConfigError, match="ASL has no β"):
+        factory.validate_config(config)
+    config.train.beta, config.train.asl_clip = 0.0, 1.5
+    with pytest.raises(ConfigError, match="asl_clip"):
+        factory.validate_config(config)
+    config.train.loss = "focal"
+    with pytest.raises(ConfigError, match=r"config.train.loss: unknown loss 'focal' \(bce, asl\)"):
+        factory.validate_config(config)
+
+
 def test_paper_recipes_have_the_paper_settings():
     coco = load_config_module(os.path.join(CONFIG_DIR, "coco.py"))
     nuswide = load_config_module(os.path.join(CONFIG_DIR, "nuswide.py"))
