@@ -108,7 +108,7 @@ def ambiguous_labels(name, data_dir):
 RECIPE_FIELDS = (
     ("model", "head"), ("model", "backbone"), ("data", "image_size"), ("train", "optimizer"),
     ("train", "learning_rate"), ("train", "warmup_epochs"), ("train", "epochs"), ("train", "lr_decay_epochs"),
-    ("train", "lr_decay_factor"), ("train", "batch_size"), ("train", "weight_decay"), ("seed",),
+    ("train", "lr_decay_factor"), ("train", "batch_size"), ("train", "weight_decay"), ("train", "loss"), ("seed",),
 )
 
 
@@ -124,12 +124,16 @@ def recipe_differences(workdir, dataset, head, seed, epochs):
     expected.seed = seed
     if epochs:
         expected.train.epochs = epochs
-    differences = []
+    from cma_tf.config_base import get_base_config
+
+    differences, defaults = [], get_base_config().to_dict()
     for field in RECIPE_FIELDS:
-        have, want = saved, expected.to_dict()
+        have, want, default = saved, expected.to_dict(), defaults
         for key in field:
-            have, want = (have or {}).get(key), want.get(key)
-        if have != want and not (field == ("train", "warmup_epochs") and have is None and not want):
+            have, want, default = (have or {}).get(key), want.get(key), (default or {}).get(key)
+        if have is None:
+            have = default  # a run written before the field existed had its default
+        if have != want:
             differences.append((".".join(field), have, want))
     return differences
 
