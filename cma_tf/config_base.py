@@ -29,7 +29,7 @@ def get_base_config():
     config.data.eval_segments = False  # evaluate on the rated 5-frame segments of eval_split
 
     config.model = ml_collections.ConfigDict()
-    config.model.head = "ms_cma"  # a registered head (cma_tf/heads/): plain, self_attention, cma, ms_cma, hsvlt, mmdsr
+    config.model.head = "ms_cma"  # a registered head (cma_tf/heads/): plain, self_attention, cma, ms_cma, hsvlt, mmdsr, mlgcn, q2l, ml_decoder
     config.model.backbone = "resnet101"  # images: "resnet101", "convnext_small" or "small"; video: "snet" or "fc"
     config.model.backbone_weights = "imagenet"  # resnet101, convnext_small: "imagenet", None, or a file
     config.model.backbone_widths = (32, 64, 128, 256)  # small only
@@ -39,7 +39,19 @@ def get_base_config():
     config.model.cmt_layers = 2
     config.model.extra_block_filters = 128  # MS-CMA I_3: 4 × 128 = 512 channels
     config.model.blocks_per_scale = 2  # HSVLT: interaction blocks (IVLA) per backbone scale
-    config.model.label_embedding = "asge"  # or "word2vec" (the W2V-MS-CMA ablation)
+    config.model.gcn_hidden_units = 1024  # ML-GCN: width of the first GCN layer (the released)
+    config.model.gcn_threshold = 0.4  # ML-GCN: τ binarising P(L_j | L_i)
+    config.model.gcn_reweight = 0.25  # ML-GCN: the neighbours' mass beside a self weight of 1 (= p 0.2)
+    # Query2Label and ML-Decoder; None takes each head's released value (see its file).
+    config.model.transformer_heads = ml_collections.config_dict.placeholder(int)  # Q2L 4, ML-Decoder 8
+    config.model.transformer_ffn_units = ml_collections.config_dict.placeholder(int)  # Q2L 4·d, ML-Decoder 2048·d/768
+    config.model.transformer_dropout = 0.1
+    config.model.encoder_layers = 1  # Q2L: transformer encoder layers over the map
+    config.model.decoder_layers = ml_collections.config_dict.placeholder(int)  # Q2L 2, ML-Decoder 1
+    config.model.decoder_self_attention = False  # Q2L: the released code removes it
+    config.model.decoder_groups = ml_collections.config_dict.placeholder(int)  # ML-Decoder K; None: min(100, N)
+    config.model.label_embedding = "asge"  # or "word2vec" (the W2V-MS-CMA ablation), or "file"
+    config.model.label_embedding_file = ml_collections.config_dict.placeholder(str)  # "file": .npy [N, D], vocabulary order
     config.model.finetune_label_embeddings = False  # False: E frozen after ASGE (the paper)
     config.model.graph_loss_weight = 0.0  # λ of L_ge when fine-tuning E jointly
     config.model.scale_loss_weight = 1.0  # MS-CMA: weight of the per-scale losses (0: fused loss only)
@@ -109,6 +121,8 @@ VIDEO_VARIANTS = {
     "self_attention_snet": dict(head="self_attention", backbone="snet"),
     "self_attention_fc": dict(head="self_attention", backbone="fc"),
     "plain_snet": dict(head="plain", backbone="snet"),
+    # Not in the paper: ML-Decoder's group decoding (100 queries for 3,862 labels) over SNet's positions.
+    "ml_decoder_snet": dict(head="ml_decoder", backbone="snet"),
 }
 
 

@@ -10,6 +10,7 @@ depends on the head (`config.model.head`), of its registration (`cma_tf/heads/re
 import math
 
 import keras
+import numpy as np
 
 from cma_tf.backbones.convnext import convnext_small_backbone
 from cma_tf.backbones.resnet import resnet101_backbone
@@ -26,7 +27,7 @@ from cma_tf.schedules import LinearWarmup
 
 # How many feature maps each backbone gives its head (shallow to deep).
 BACKBONE_TAPS = {"resnet101": 2, "small": 2, "convnext_small": 4, "snet": 1, "fc": 1}
-LABEL_EMBEDDINGS = ("asge", "word2vec")
+LABEL_EMBEDDINGS = ("asge", "word2vec", "file")
 OPTIMIZERS = ("sgd", "adamw")
 LOSSES = ("bce", "asl")
 
@@ -90,8 +91,16 @@ def validate_config(config) -> None:
         raise ConfigError(
             f"config.model.label_embedding: unknown {model.label_embedding!r} ({', '.join(LABEL_EMBEDDINGS)})"
         )
-    if model.label_embedding == "word2vec" and (model.finetune_label_embeddings or model.graph_loss_weight > 0):
-        raise ConfigError("config.model.label_embedding='word2vec' is a fixed table: no fine-tuning or graph loss")
+    if model.label_embedding != "asge" and (model.finetune_label_embeddings or model.graph_loss_weight > 0):
+        raise ConfigError(
+            f"config.model.label_embedding={model.label_embedding!r} is a fixed table: no fine-tuning or graph loss"
+        )
+    if (model.label_embedding == "file") != bool(model.label_embedding_file):
+        raise ConfigError(
+            "config.model.label_embedding_file (a .npy of [N, D] label vectors) goes with "
+            f"config.model.label_embedding='file', got label_embedding={model.label_embedding!r} and "
+            f"label_embedding_file={model.label_embedding_file!r}"
+        )
     if model.graph_loss_weight > 0 and not model.finetune_label_embeddings:
         raise ConfigError(
             "config.model.graph_loss_weight > 0 only acts on fine-tuned label embeddings: "
@@ -126,10 +135,12 @@ def build_backbone(config):
 
 def build_label_encoder(config, num_classes, fitted_encoder=None):
     """The head's label embeddings: for `asge`, a copy of the fitted Φ, frozen unless fine-tuned
-    jointly; for `word2vec` (the W2V-MS-CMA ablation), a fixed table of the fitted vectors
-    (`fitted_encoder` is then the `[N, C_e]` array)."""
-    if config.model.label_embedding == "word2vec":
-        table = FixedLabelEmbedding(num_classes, config.asge.units, name="label_encoder")
+    jointly; for `word2vec` (the W2V-MS-CMA ablation) and `file` (vectors of the user's own, e.g.
+    GloVe for ML-GCN), a fixed table of the given vectors (`fitted_encoder` is then the
+    `[N, D]` array; without it the table is `config.asge.units` wide)."""
+    if config.model.label_embedding in ("word2vec", "file"):
+        units = config.asge.units if fitted_encoder is None else int(np.shape(fitted_encoder)[1])
+        table = FixedLabelEmbedding(num_classes, units, name="label_encoder")
         table.build()
         if fitted_encoder is not None:
             table.set_embeddings(fitted_encoder)
@@ -142,12 +153,17 @@ def build_label_encoder(config, num_classes, fitted_encoder=None):
     return encoder
 
 
-def build_head(config, num_classes, label_encoder=None):
+def build_head(config, num_classes, label_encoder=None, label_counts=None):
     """The head of `config.model.head` from its registration: its `options` are read from
-    `config.model` and passed as keyword arguments of the same name."""
+    `config.model` and passed as keyword arguments of the same name; a head built from the label
+    graph (ML-GCN) also gets the training set's `label_counts`."""
     model = config.model
     spec = get_head(model.head)
     options = {field: model[field] for field in spec.options}
+    if spec.label_graph:
+        if label_counts is None:
+            raise ConfigError(f"config.model.head={model.head!r} is built from the label graph (run it through cma_tf.train)")
+        options["label_counts"] = label_counts
     if not spec.label_embeddings:
         return spec.layer(num_classes, name="head", **options)
     if label_encoder is None:
@@ -155,30 +171,33 @@ def build_head(config, num_classes, label_encoder=None):
     return spec.layer(num_classes, label_encoder, name="head", **options)
 
 
-def build_classifier(config, num_classes, fitted_encoder=None, adjacency=None):
+def build_classifier(config, num_classes, fitted_encoder=None, label_graph=None):
     """The classifier of `config.model.head` over `config.model.backbone`.
 
     Args:
-        fitted_encoder: the ASGE-fitted `ASGEEncoder` (CMA and MS-CMA only).
-        adjacency: `A` (`[N, N]`), needed when `config.model.graph_loss_weight > 0`.
+        fitted_encoder: what the label encoder starts from (heads with label embeddings): the
+            ASGE-fitted `ASGEEncoder`, or the `[N, C_e]` vectors of Word2Vec or of a file.
+        label_graph: the training set's `LabelGraph` (`graph/cooccurrence.py`), needed by heads
+            built from it (ML-GCN) and when `config.model.graph_loss_weight > 0` (its `A`).
     """
     validate_config(config)
     label_encoder = None
     if needs_label_embeddings(config):
         label_encoder = build_label_encoder(config, num_classes, fitted_encoder)
+    counts = None if label_graph is None else label_graph.counts
     joint = config.model.graph_loss_weight > 0
     model = MultiLabelClassifier(
         build_backbone(config),
-        build_head(config, num_classes, label_encoder),
+        build_head(config, num_classes, label_encoder, counts),
         graph_loss_weight=config.model.graph_loss_weight if joint else 0.0,
         graph_alpha=config.asge.alpha,
         scale_loss_weight=config.model.scale_loss_weight,
         name=f"{config.model.head}_classifier",
     )
     if joint:
-        if adjacency is None:
+        if label_graph is None:
             raise ConfigError("config.model.graph_loss_weight > 0 needs the label graph")
-        model.set_label_graph(adjacency)
+        model.set_label_graph(label_graph.adjacency)
     return model
 
 

@@ -2,7 +2,7 @@
 FC backbone, CMA or self-attention.
 
 Usage: `--config=configs/yt8m.py:cma_snet` (or cma_fc, self_attention_snet, self_attention_fc,
-plain_snet) with `--config.data.data_dir=<folder of train*.tfrecord / validate*.tfrecord>`
+plain_snet, and ml_decoder_snet: ML-Decoder over SNet, not in the paper) with `--config.data.data_dir=<folder of train*.tfrecord / validate*.tfrecord>`
 (e.g. gs://<your copy>/frame; the public bucket is read-only, so also set
 `--config.data.label_graph=<writable path>`).
 """

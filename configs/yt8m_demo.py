@@ -1,7 +1,8 @@
 """The CPU video demo (`make demo-video`): Table 4's four rows on the synthetic YouTube-8M
 dataset of `python -m cma_tf.data.yt8m.synthetic`, small widths, evaluated on its rated segments.
 
-Usage: `--config=configs/yt8m_demo.py:cma_snet` (or cma_fc, self_attention_snet, self_attention_fc).
+Usage: `--config=configs/yt8m_demo.py:cma_snet` (or cma_fc, self_attention_snet, self_attention_fc,
+plain_snet, ml_decoder_snet).
 """
 
 from cma_tf.config_base import get_paper_video_config

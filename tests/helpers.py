@@ -16,6 +16,15 @@ TINY_WIDTHS = (8, 16, 32, 64)
 TINY_IMAGE_SIZE = 32
 
 
+def tiny_label_graph(num_classes, num_examples=200, seed=0):
+    """A `LabelGraph` counted from random label sets (about 3 labels an example), for building
+    heads that read the label graph (ML-GCN) in tests."""
+    from cma_tf.graph.cooccurrence import LabelGraph
+
+    labels = (np.random.default_rng(seed).random((num_examples, num_classes)) < 3.0 / num_classes).astype(np.int64)
+    return LabelGraph(labels.T @ labels, num_examples)
+
+
 def reference_image_spec():
     """The image record format written out independently of `records.FEATURE_SPEC`, so tests
     read records back with a reader that does not share the code under test."""
@@ -104,3 +113,37 @@ def keras_scores(model, inputs):
 
     logits = model(tf.constant(inputs, tf.float32), training=False).numpy().astype(np.float64)
     return 1.0 / (1.0 + np.exp(-logits))
+
+
+def numpy_layer_norm(x, layer):
+    """`keras.layers.LayerNormalization` on the last axis, in float64 numpy."""
+    gamma, beta = np.asarray(layer.gamma, np.float64), np.asarray(layer.beta, np.float64)
+    mean = x.mean(-1, keepdims=True)
+    variance = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(variance + layer.epsilon) * gamma + beta
+
+
+def numpy_dense(x, layer):
+    """`keras.layers.Dense` (its activation included), in float64 numpy."""
+    y = x @ np.asarray(layer.kernel, np.float64)
+    if layer.use_bias:
+        y = y + np.asarray(layer.bias, np.float64)
+    return np.maximum(y, 0.0) if layer.activation is keras.activations.relu else y
+
+
+def numpy_multi_head_attention(layer, query, value, key=None):
+    """`keras.layers.MultiHeadAttention` in inference mode written out: per head `h`,
+    `softmax((Q W_q^h)(K W_k^h)ᵀ / √d_k) (V W_v^h)`, the heads concatenated and projected.
+    Returns `(output [B, Nq, D], attention averaged over heads [B, Nq, Nk])`."""
+    key = value if key is None else key
+
+    def project(x, dense):
+        return np.einsum("bnd,dhk->bnhk", x, np.asarray(dense.kernel, np.float64)) + np.asarray(dense.bias, np.float64)
+
+    q, k, v = project(query, layer._query_dense), project(key, layer._key_dense), project(value, layer._value_dense)
+    scores = np.einsum("bqhk,bnhk->bhqn", q, k) / np.sqrt(q.shape[-1])
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    heads = np.einsum("bhqn,bnhk->bqhk", weights, v)
+    output = np.einsum("bqhk,hkd->bqd", heads, np.asarray(layer._output_dense.kernel, np.float64))
+    return output + np.asarray(layer._output_dense.bias, np.float64), weights.mean(axis=1)

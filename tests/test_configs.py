@@ -11,6 +11,7 @@ from cma_tf import factory
 from cma_tf.config_base import PAPER_VARIANTS, VIDEO_VARIANTS
 from cma_tf.heads.registry import head_names
 from cma_tf.graph.asge import ASGEEncoder
+from tests.helpers import tiny_label_graph
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
 
@@ -48,7 +49,7 @@ def test_config_builds(path, variant):
     elif factory.needs_label_embeddings(config):
         encoder = ASGEEncoder(num_classes, config.asge.units, config.asge.depth)
         encoder.build()
-    model = factory.build_classifier(config, num_classes, encoder, np.eye(num_classes, dtype="float32"))
+    model = factory.build_classifier(config, num_classes, encoder, tiny_label_graph(num_classes))
     assert model.output_shape == (None, num_classes)
     factory.build_optimizer(config, steps_per_epoch=10)
     factory.build_loss(config, np.full(num_classes, 0.1))

@@ -2,9 +2,9 @@
 
 A head is a Keras layer called on the backbone's maps (a list, shallow to deep) that returns
 logits `[B, N]`. Its file registers a `HeadSpec`: the layer class, whether it reads label
-embeddings (its second constructor argument is then the label encoder Φ, Eq. 2), how many
-backbone maps it reads, and which `config.model` fields it takes as keyword arguments of the
-same name. `cma_tf.factory.build_head` builds every head from its spec, so a new head is one
+embeddings (its second constructor argument is then the label encoder Φ, Eq. 2), whether it
+reads the training set's label counts (keyword `label_counts`), how many backbone maps it reads,
+and which `config.model` fields it takes as keyword arguments of the same name. `cma_tf.factory.build_head` builds every head from its spec, so a new head is one
 file under `cma_tf/heads/`:
 
     register_head(HeadSpec("my_head", MyHead, label_embeddings=False, options=("feature_channels",)))
@@ -25,7 +25,9 @@ class HeadSpec:
     Attributes:
         name: the value of `config.model.head`.
         layer: the Keras layer class: `layer(num_classes, [label_encoder,] name=…, **options)`.
-        label_embeddings: True if the head reads `E` from a label encoder (ASGE or Word2Vec).
+        label_embeddings: True if the head reads `E` from a label encoder (ASGE, Word2Vec or a file).
+        label_graph: True if the head is built from the training set's label co-occurrence counts
+            (`[N, N]`, diagonal = per-label counts), passed as the keyword `label_counts`.
         taps: how many backbone maps it reads (the deepest last): 1, or 2 for MS-CMA's `I_1`, `I_2`.
         options: `config.model` fields passed to `layer` as keyword arguments of the same name.
         description: one line for `--help` (the paper, and what is not the paper's).
@@ -34,6 +36,7 @@ class HeadSpec:
     name: str
     layer: type
     label_embeddings: bool = False
+    label_graph: bool = False
     taps: int = 1
     options: Tuple[str, ...] = ()
     description: str = ""

@@ -122,17 +122,19 @@ class PerClassClassifier(keras.layers.Layer):
     Args:
         num_classes: int, `N`.
         bias_initializer: initializer of the per-class bias. Default "zeros".
+        kernel_initializer: initializer of the `[N, C]` weights. Default "glorot_uniform".
     """
 
-    def __init__(self, num_classes, bias_initializer="zeros", **kwargs):
+    def __init__(self, num_classes, bias_initializer="zeros", kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, input_shape):
         channels = input_shape[-1]
         self.kernel = self.add_weight(
-            name="kernel", shape=(self.num_classes, channels), initializer="glorot_uniform"
+            name="kernel", shape=(self.num_classes, channels), initializer=self.kernel_initializer
         )
         self.bias = self.add_weight(
             name="bias", shape=(self.num_classes,), initializer=self.bias_initializer
@@ -150,6 +152,7 @@ class PerClassClassifier(keras.layers.Layer):
             {
                 "num_classes": self.num_classes,
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )
         return config

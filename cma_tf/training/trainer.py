@@ -111,12 +111,37 @@ def fit_or_load_word2vec(config, graph, workdir):
     return vectors
 
 
+def load_label_embedding_file(path, num_classes):
+    """The `[N, D]` label vectors of `config.model.label_embedding_file` (a `.npy`, rows in the
+    vocabulary's order), checked: a `ConfigError` naming the file on a wrong shape or a
+    non-finite value."""
+    if not tf.io.gfile.exists(path):
+        raise ConfigError(f"config.model.label_embedding_file: {path} does not exist")
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            vectors = np.load(f, allow_pickle=False)
+    except ValueError as error:
+        raise ConfigError(f"config.model.label_embedding_file: {path} is not a .npy array ({error})") from None
+    if vectors.ndim != 2 or vectors.shape[0] != num_classes:
+        raise ConfigError(
+            f"config.model.label_embedding_file: {path} holds an array of shape {vectors.shape}; "
+            f"expected [{num_classes}, D], one row per label of the vocabulary, in its order"
+        )
+    if not np.all(np.isfinite(vectors)):
+        rows = np.flatnonzero(~np.all(np.isfinite(vectors), axis=1))
+        raise ConfigError(f"config.model.label_embedding_file: {path} has non-finite values in rows {rows[:10].tolist()}")
+    return vectors.astype(np.float32)
+
+
 def fit_label_embeddings(config, graph, workdir):
-    """What the head's label encoder starts from: the ASGE encoder or Word2Vec vectors."""
+    """What the head's label encoder starts from: the ASGE encoder, Word2Vec vectors, or the
+    vectors of `config.model.label_embedding_file`."""
     if not factory.needs_label_embeddings(config):
         return None
     if config.model.label_embedding == "word2vec":
         return fit_or_load_word2vec(config, graph, workdir)
+    if config.model.label_embedding == "file":
+        return load_label_embedding_file(config.model.label_embedding_file, graph.num_classes)
     return fit_or_load_asge(config, graph, workdir)
 
 
@@ -263,7 +288,7 @@ def _build_or_resume(config, workdir, graph, num_classes, steps_per_epoch, strat
     # ASGE is fitted on its own, outside the strategy (Keras fit would distribute it).
     encoder = fit_label_embeddings(config, graph, workdir)
     with strategy.scope():
-        model = factory.build_classifier(config, num_classes, encoder, graph.adjacency)
+        model = factory.build_classifier(config, num_classes, encoder, graph)
         model.compile(
             optimizer=factory.build_optimizer(config, steps_per_epoch),
             loss=factory.build_loss(config, graph.frequencies),

@@ -9,7 +9,7 @@ from cma_tf import factory
 from cma_tf.config_base import get_base_config
 from cma_tf.heads.registry import get_head, head_names
 from cma_tf.serving.saved_model import export_saved_model
-from tests.helpers import TINY_IMAGE_SIZE, TINY_WIDTHS
+from tests.helpers import TINY_IMAGE_SIZE, TINY_WIDTHS, tiny_label_graph
 
 NUM_CLASSES = 5
 
@@ -19,6 +19,7 @@ def tiny_config(head):
     config.model.head, config.model.backbone, config.model.backbone_weights = head, "small", None
     config.model.backbone_widths, config.data.image_size = TINY_WIDTHS, TINY_IMAGE_SIZE
     config.model.feature_channels, config.model.extra_block_filters, config.asge.units = 8, 4, 8
+    config.model.transformer_heads, config.model.gcn_hidden_units = 2, 16
     return config
 
 
@@ -26,7 +27,7 @@ def tiny_config(head):
 def test_the_exported_head_scores_as_keras_does(head, tmp_path):
     config = tiny_config(head)
     encoder = factory.build_label_encoder(config, NUM_CLASSES) if get_head(head).label_embeddings else None
-    model = factory.build_classifier(config, NUM_CLASSES, encoder)
+    model = factory.build_classifier(config, NUM_CLASSES, encoder, tiny_label_graph(NUM_CLASSES))
     pixels = np.random.default_rng(0).uniform(0, 255, (3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, 3)).astype("float32")
     expected = 1.0 / (1.0 + np.exp(-np.asarray(model(pixels, training=False), np.float64)))
     vocabulary = [f"label{k}" for k in range(NUM_CLASSES)]
