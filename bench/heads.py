@@ -5,13 +5,15 @@
     python bench/heads.py --quick               # smoke run: 1 seed, 2 epochs, ≤ 15 min on 2 cores
     python bench/heads.py --heads=plain,cma --seeds=0,1,2,3,4 --datasets=coco_stats
 
-What is compared: each head of `cma_tf/heads/` (`head_names()`: plain, self-attention, CMA,
-MS-CMA, HSVLT, MMDSR and whatever else is registered) trained by the user's own command,
-`python -m cma_tf.train --config=configs/bench_heads.py:<head>,<dataset>`: the small CNN of
-`cma_tf/backbones/small.py` at 96 px and the demo's widths, AdamW at lr 1e-3 after a one-epoch
-warm-up: 12 epochs (÷10 after 8) on the demo data, 60 (÷10 after 45) on the COCO-statistics data
-(the paper's SGD at lr 0.01 makes HSVLT diverge: see that config). Only the seed changes
-between the runs of a dataset (and `--epochs` if given; the decay epoch stays).
+What is compared: each head of `cma_tf/heads/` (plain, self-attention, CMA, MS-CMA, HSVLT,
+MMDSR, ML-GCN, Query2Label, ML-Decoder and whatever else is registered), each with the loss of
+its paper (the asymmetric loss for Query2Label and ML-Decoder, BCE for the others), and CMA also
+with the asymmetric loss (`cma_asl`): the entries of `configs/bench_heads.py`, each trained by the
+user's own command, `python -m cma_tf.train --config=configs/bench_heads.py:<entry>,<dataset>`:
+the small CNN of `cma_tf/backbones/small.py` at 96 px and the demo's widths, AdamW at lr 1e-3
+after a one-epoch warm-up: 12 epochs (÷10 after 8) on the demo data, 60 (÷10 after 45) on the
+COCO-statistics data (the paper's SGD at lr 0.01 makes HSVLT diverge: see that config). Only the
+seed changes between the runs of an entry and dataset (and `--epochs` if given; the decay epoch stays).
 Each (dataset, head, seed) is its own workdir under
 `--work_dir`, so an interrupted benchmark resumes where it stopped (finished runs are only
 re-read) and the models can be inspected afterwards.
@@ -108,7 +110,8 @@ def ambiguous_labels(name, data_dir):
 RECIPE_FIELDS = (
     ("model", "head"), ("model", "backbone"), ("data", "image_size"), ("train", "optimizer"),
     ("train", "learning_rate"), ("train", "warmup_epochs"), ("train", "epochs"), ("train", "lr_decay_epochs"),
-    ("train", "lr_decay_factor"), ("train", "batch_size"), ("train", "weight_decay"), ("train", "loss"), ("seed",),
+    ("train", "lr_decay_factor"), ("train", "batch_size"), ("train", "weight_decay"), ("train", "loss"),
+    ("train", "asl_gamma_pos"), ("train", "asl_gamma_neg"), ("train", "asl_clip"), ("seed",),
 )
 
 
@@ -219,14 +222,23 @@ def flops_per_image(model, image_size):
     return counted + sum(einsum_flops(op) for op in function.graph.get_operations() if op.type == "Einsum")
 
 
-def bench_config(head, dataset="demo"):
-    """`configs/bench_heads.py:<head>,<dataset>`, the recipe every run of the benchmark trains with."""
-    import importlib.util
+def bench_module():
+    """`configs/bench_heads.py` as a module (its `entries()`, `get_config`)."""
+    from cma_tf.config_base import load_config_file
 
-    spec = importlib.util.spec_from_file_location("bench_config", CONFIG)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(f"{head},{dataset}")
+    return load_config_file(CONFIG)
+
+
+def bench_config(entry, dataset="demo"):
+    """`configs/bench_heads.py:<entry>,<dataset>`, the recipe every run of the benchmark trains with."""
+    return bench_module().get_config(f"{entry},{dataset}")
+
+
+def loss_name(train):
+    """The loss of a recipe in a few characters: "bce", or "asl γ−4 m0.05"."""
+    if train.loss != "asl":
+        return train.loss
+    return f"asl γ−{train.asl_gamma_neg:g} m{train.asl_clip:g}" + (f" γ+{train.asl_gamma_pos:g}" if train.asl_gamma_pos else "")
 
 
 def cost_figures(heads, num_classes, step_rounds, seed=0):
@@ -236,12 +248,17 @@ def cost_figures(heads, num_classes, step_rounds, seed=0):
 
     from cma_tf import factory
 
+    from cma_tf.graph.cooccurrence import LabelGraph
+
+    rng = np.random.default_rng(seed)
+    label_sets = (rng.random((1000, num_classes)) < 3.0 / num_classes).astype(np.int64)
+    graph = LabelGraph(label_sets.T @ label_sets, len(label_sets))  # for heads built from the label graph
     models = {}
     for head in heads:
         keras.utils.set_random_seed(seed)
         config = bench_config(head)
         encoder = factory.build_label_encoder(config, num_classes) if factory.needs_label_embeddings(config) else None
-        model = factory.build_classifier(config, num_classes, encoder)
+        model = factory.build_classifier(config, num_classes, encoder, graph)
         model.compile(optimizer=factory.build_optimizer(config, steps_per_epoch=100), loss=factory.build_loss(config))
         models[head] = (config, model)
     size, batch = models[heads[0]][0].data.image_size, models[heads[0]][0].train.batch_size
@@ -303,14 +320,14 @@ def summarize(runs, ambiguous):
     return summary
 
 
-def print_dataset(name, summary, ambiguous, schedule):
+def print_dataset(name, summary, ambiguous, schedule, losses):
     print(f"\n### {name}: mean ± std over seeds, final model, {schedule}\n")
     rows = [
-        [head] + [cell(row[k], row[f"{k}_std"]) for k in REPORTED]
+        [head, losses[head]] + [cell(row[k], row[f"{k}_std"]) for k in REPORTED]
         + [row["seeds"], row["diverged"], "yes" if row["converged"] else "**no**"]
         for head, row in summary.items()
     ]
-    print_table(["head", "mAP", "CF1", "OF1", "seeds", "diverged", "converged"], rows, "lrrrrrl")
+    print_table(["head", "loss", "mAP", "CF1", "OF1", "seeds", "diverged", "converged"], rows, "llrrrrrl")
     if ambiguous:
         print(f"\nAP (%) of the look-alike labels on {name}:\n")
         rows = [
@@ -353,7 +370,9 @@ def plot(results, raw, datasets, path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--heads", default=None, help="Comma-separated heads (default: every registered head).")
+    parser.add_argument("--heads", default=None,
+                        help="Comma-separated entries of configs/bench_heads.py (default all: every registered head with "
+                             "its paper's loss, and cma_asl).")
     parser.add_argument("--datasets", default=",".join(DATASETS), help="Comma-separated: demo, coco_stats (default both).")
     parser.add_argument("--seeds", default="0,1,2", help="Comma-separated seeds (default 0,1,2).")
     parser.add_argument("--epochs", type=int, default=None,
@@ -374,12 +393,14 @@ def main():
         args.work_dir = os.path.join(args.work_dir, "quick")
 
     import cma_tf  # noqa: F401  (TensorFlow imported quietly)
-    from cma_tf.heads.registry import head_names
 
     if args.jobs > 1:
         threads = str(max(1, len(os.sched_getaffinity(0)) // args.jobs))
         THREAD_ENV.update(TF_NUM_INTRAOP_THREADS=threads, TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS=threads)
-    heads = args.heads.split(",") if args.heads else list(head_names())
+    heads = args.heads.split(",") if args.heads else list(bench_module().entries())
+    unknown = sorted(set(heads) - set(bench_module().entries()))
+    if unknown:
+        parser.error(f"--heads: unknown {', '.join(unknown)} (the entries: {', '.join(bench_module().entries())})")
     if "plain" not in heads:
         heads = ["plain"] + heads  # the reference of step_ratio
     datasets = [name for name in args.datasets.split(",") if name]
@@ -424,7 +445,7 @@ def main():
     for name in datasets:
         decay = recipes[name].lr_decay_epochs
         schedule = f"{epochs[name]} epochs, " + (f"lr ÷10 after epoch {decay}" if epochs[name] > decay else "no lr decay")
-        print_dataset(name, results[name], ambiguous[name], schedule)
+        print_dataset(name, results[name], ambiguous[name], schedule, {h: loss_name(bench_config(h, name).train) for h in heads})
 
     out = {}
     for head in heads:

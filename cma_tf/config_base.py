@@ -5,7 +5,19 @@ loss, optimizer) or `cma_tf/training/trainer.py` (the run: data directory and sp
 steps, seed).
 """
 
+import importlib.util
+import os
+
 import ml_collections
+
+
+def load_config_file(path):
+    """The module of a config file (`configs/*.py`), loaded by path as `--config=<path>` loads it;
+    its `get_config(argument)` gives the config."""
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def get_base_config():

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from cma_tf.config_base import load_config_file
 from cma_tf.data.demo import generate_demo_dataset
 from cma_tf.training import workdir as files
 from cma_tf.training.trainer import train_and_evaluate
@@ -34,12 +35,7 @@ def tiny_data(tmp_path_factory):
 
 
 def tiny_config(head, data_dir):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("demo_config", DEMO_CONFIG)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(head)
+    config = load_config_file(DEMO_CONFIG).get_config(head)
     for key, value in TINY.items():
         section, field = key.split(".")
         config[section][field] = value

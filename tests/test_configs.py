@@ -1,26 +1,18 @@
 """Every config under configs/ builds (docs/design.md §5 rule 9): a model, a loss and an optimizer."""
 
 import glob
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 
 from cma_tf import factory
-from cma_tf.config_base import PAPER_VARIANTS, VIDEO_VARIANTS
+from cma_tf.config_base import PAPER_VARIANTS, VIDEO_VARIANTS, load_config_file
 from cma_tf.heads.registry import head_names
 from cma_tf.graph.asge import ASGEEncoder
 from tests.helpers import tiny_label_graph
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
-
-
-def load_config_module(path):
-    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 CONFIG_FILES = sorted(glob.glob(os.path.join(CONFIG_DIR, "*.py")))
@@ -30,7 +22,8 @@ CASES = [
     (path, variant)
     for path in CONFIG_FILES
     for variant in (
-        head_names() if os.path.basename(path) in ("demo.py", "bench_heads.py")
+        head_names() if os.path.basename(path) == "demo.py"
+        else tuple(load_config_file(path).entries()) if os.path.basename(path) == "bench_heads.py"
         else tuple(VIDEO_VARIANTS) if os.path.basename(path).startswith("yt8m")
         else tuple(PAPER_VARIANTS)
     )
@@ -39,7 +32,7 @@ CASES = [
 
 @pytest.mark.parametrize("path,variant", CASES, ids=[f"{os.path.basename(p)}:{v}" for p, v in CASES])
 def test_config_builds(path, variant):
-    config = load_config_module(path).get_config(variant)
+    config = load_config_file(path).get_config(variant)
     if config.model.backbone == "resnet101":
         config.model.backbone_weights = None  # no downloads in tests
     num_classes = 7
@@ -56,14 +49,14 @@ def test_config_builds(path, variant):
 
 
 def test_unknown_head_is_a_clear_error():
-    config = load_config_module(CONFIG_FILES[0]).get_config("cma")
+    config = load_config_file(CONFIG_FILES[0]).get_config("cma")
     config.model.head = "transformer"
     with pytest.raises(ValueError, match="config.model.head"):
         factory.build_head(config, 3)
 
 
 def test_learning_rate_drops_tenfold_every_decay_period():
-    config = load_config_module(os.path.join(CONFIG_DIR, "demo.py")).get_config("cma")
+    config = load_config_file(os.path.join(CONFIG_DIR, "demo.py")).get_config("cma")
     config.train.epochs, config.train.lr_decay_epochs, config.train.learning_rate = 90, 30, 0.01
     schedule = factory.build_learning_rate(config, steps_per_epoch=5)
     values = [float(schedule(step)) for step in (0, 149, 151, 299, 301)]
@@ -71,7 +64,7 @@ def test_learning_rate_drops_tenfold_every_decay_period():
 
 
 def test_warmup_ramps_linearly_then_keeps_the_decay_boundaries():
-    config = load_config_module(os.path.join(CONFIG_DIR, "demo.py")).get_config("cma")
+    config = load_config_file(os.path.join(CONFIG_DIR, "demo.py")).get_config("cma")
     config.train.epochs, config.train.lr_decay_epochs, config.train.learning_rate = 90, 30, 0.01
     config.train.warmup_epochs = 2  # 10 steps of 5 per epoch
     schedule = factory.build_learning_rate(config, steps_per_epoch=5)
@@ -102,7 +95,7 @@ def test_a_warmed_up_optimizer_comes_back_from_a_keras_file(tmp_path):
 def test_a_negative_or_nan_warmup_is_refused(value):
     from cma_tf.errors import ConfigError
 
-    config = load_config_module(os.path.join(CONFIG_DIR, "demo.py")).get_config("plain")
+    config = load_config_file(os.path.join(CONFIG_DIR, "demo.py")).get_config("plain")
     config.train.warmup_epochs = value
     with pytest.raises(ConfigError, match="config.train.warmup_epochs"):
         factory.validate_config(config)
@@ -112,7 +105,7 @@ def test_the_loss_is_chosen_by_config():
     from cma_tf.errors import ConfigError
     from cma_tf.losses import AsymmetricLoss, WeightedBinaryCrossentropy
 
-    config = load_config_module(os.path.join(CONFIG_DIR, "demo.py")).get_config("cma")
+    config = load_config_file(os.path.join(CONFIG_DIR, "demo.py")).get_config("cma")
     assert isinstance(factory.build_loss(config), WeightedBinaryCrossentropy)  # the paper's, by default
     config.train.loss, config.train.asl_gamma_neg, config.train.asl_clip = "asl", 2.0, 0.0
     factory.validate_config(config)
@@ -130,8 +123,8 @@ def test_the_loss_is_chosen_by_config():
 
 
 def test_paper_recipes_have_the_paper_settings():
-    coco = load_config_module(os.path.join(CONFIG_DIR, "coco.py"))
-    nuswide = load_config_module(os.path.join(CONFIG_DIR, "nuswide.py"))
+    coco = load_config_file(os.path.join(CONFIG_DIR, "coco.py"))
+    nuswide = load_config_file(os.path.join(CONFIG_DIR, "nuswide.py"))
     for config in (coco.get_config("ms_cma"), nuswide.get_config("ms_cma")):
         assert config.model.backbone == "resnet101" and config.model.backbone_weights == "imagenet"
         assert config.data.image_size == 448 and config.train.batch_size == 64
