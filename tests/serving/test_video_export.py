@@ -28,8 +28,8 @@ def video_data(tmp_path_factory):
     return out
 
 
-def video_config(data_format, data_dir):
-    variant = "cma_snet" if data_format == "yt8m_frame" else "self_attention_fc"
+def video_config(data_format, data_dir, variant=None):
+    variant = variant or ("cma_snet" if data_format == "yt8m_frame" else "self_attention_fc")
     config = get_paper_video_config(variant)
     config.data.format = data_format
     config.data.data_dir = os.path.join(data_dir, "frame" if data_format == "yt8m_frame" else "video")
@@ -39,6 +39,7 @@ def video_config(data_format, data_dir):
     config.model.snet_filters = (8, 8, 8, 16)
     config.model.fc_units = (16, 16)
     config.asge.units = 8
+    config.model.feature_channels, config.model.transformer_heads = 8, 2  # ml_decoder_snet's d and heads
     return config
 
 
@@ -51,9 +52,11 @@ def exported(config, export_dir):
     return model, tf.saved_model.load(export_dir)
 
 
-@pytest.mark.parametrize("data_format", ["yt8m_frame", "yt8m_video"])
-def test_serialized_records_give_the_keras_scores_of_evaluation(video_data, tmp_path, data_format):
-    config = video_config(data_format, video_data)
+@pytest.mark.parametrize(
+    "data_format, variant", [("yt8m_frame", "cma_snet"), ("yt8m_frame", "ml_decoder_snet"), ("yt8m_video", None)]
+)
+def test_serialized_records_give_the_keras_scores_of_evaluation(video_data, tmp_path, data_format, variant):
+    config = video_config(data_format, video_data, variant)
     model, loaded = exported(config, str(tmp_path / "video" / "1"))
     (shard,) = factory.list_data_files(config, "validate")
     dataset = factory.build_dataset(config, NUM_CLASSES, "validate", training=False)
