@@ -25,11 +25,11 @@ LAYERS = (
     ("model parts and data kinds", ("backbones", "graph", "heads", "losses", "kinds"), False),
     ("models", ("models",), False),
     ("factory", ("factory",), False),
-    ("training and serving", ("training", "serving"), False),
+    ("training and serving", ("training", "serving", "visualization"), False),
     (
         "commands",
         ("cli", "train", "evaluate", "label_graph", "label_embeddings", "export", "predict",
-         "segment_inference", "yt8m_starter"),
+         "segment_inference", "visualize", "yt8m_starter"),
         False,
     ),
 )

@@ -113,7 +113,8 @@ def _records(path: str, input_name: str) -> Iterator[Tuple[str, bytes]]:
         raise DataError(f"{path}: cannot read record {index + 1} and on: {error.message.splitlines()[0]}") from None
 
 
-def _items(files: Sequence[str], input_name: str) -> Iterator[Tuple[str, bytes]]:
+def read_items(files: Sequence[str], input_name: str) -> Iterator[Tuple[str, bytes]]:
+    """`(id, request item)` of every item of `files`, in order (see the module's docstring)."""
     for path in files:
         if is_record_file(path):
             yield from _records(path, input_name)
@@ -127,7 +128,7 @@ def _items(files: Sequence[str], input_name: str) -> Iterator[Tuple[str, bytes]]
 def batches(files: Sequence[str], input_name: str, batch_size: int) -> Iterator[Tuple[List[str], List[bytes]]]:
     """`(ids, items)` lists of at most `batch_size`, in file order."""
     ids, items = [], []
-    for item_id, item in _items(files, input_name):
+    for item_id, item in read_items(files, input_name):
         ids.append(item_id)
         items.append(item)
         if len(items) == batch_size:

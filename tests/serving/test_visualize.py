@@ -1,0 +1,116 @@
+"""`python -m cma_tf.visualize attention`: maps land on the right pixels (a synthetic image with
+objects at known places, through a model whose attention follows colour), the figures of a
+trained run on image files, and what is refused."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from cma_tf import factory
+from cma_tf.config_base import get_base_config
+from cma_tf.heads.self_attention import SelfAttentionHead
+from cma_tf.models.classifier import MultiLabelClassifier
+from cma_tf.serving.workdir_model import load_workdir_model
+from cma_tf.training import workdir as files
+from cma_tf.visualization.attention import NoAttentionError, attention_maps, normalize, overlay, upsample
+from cma_tf.visualization.attention_figures import write_attention_figures
+from tests.helpers import TINY_IMAGE_SIZE, TINY_WIDTHS
+from tests.serving.conftest import encode, random_image
+
+SIZE, CELL = 32, 8  # a 4 × 4 grid of 8-pixel cells
+RED_CELL, GREEN_CELL = (1, 2), (3, 0)
+
+
+def colour_model():
+    """A classifier whose 'backbone' averages 8 × 8 pixel cells and whose self-attention head
+    attends to red for label 0 and to green for label 1: its maps are known from the image."""
+    images = keras.Input((SIZE, SIZE, 3))
+    backbone = keras.Model(images, keras.layers.AveragePooling2D(CELL)(images))
+    head = SelfAttentionHead(2)
+    model = MultiLabelClassifier(backbone, head)
+    kernel = np.array([[1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]], np.float32) * 0.1  # [C=3, N=2]
+    head.attention.score_conv.kernel.assign(kernel)
+    head.attention.score_conv.bias.assign(np.zeros(2, np.float32))
+    return model
+
+
+def object_image():
+    image = np.full((SIZE, SIZE, 3), 128.0, np.float32)
+    (r, c), (g, h) = RED_CELL, GREEN_CELL
+    image[r * CELL:(r + 1) * CELL, c * CELL:(c + 1) * CELL] = (255, 0, 0)
+    image[g * CELL:(g + 1) * CELL, h * CELL:(h + 1) * CELL] = (0, 255, 0)
+    return image
+
+
+def test_the_maps_and_overlays_land_on_the_objects():
+    image = object_image()
+    probabilities, maps = attention_maps(colour_model(), image[None])
+    assert probabilities.shape == (1, 2) and len(maps) == 1 and maps[0].shape == (1, 2, 4, 4)
+    for label, (row, column) in enumerate((RED_CELL, GREEN_CELL)):
+        grid = maps[0][0, label]
+        assert np.unravel_index(np.argmax(grid), grid.shape) == (row, column)  # rows are y, columns x
+        heat = normalize(upsample(grid, SIZE))
+        y, x = np.unravel_index(np.argmax(heat), heat.shape)
+        assert row * CELL <= y < (row + 1) * CELL and column * CELL <= x < (column + 1) * CELL
+        inside = heat[row * CELL:(row + 1) * CELL, column * CELL:(column + 1) * CELL].mean()
+        assert inside > 3 * heat.mean()
+        blended = overlay(image, heat)
+        assert blended.shape == (SIZE, SIZE, 3) and blended.dtype == np.uint8
+        # jet: the hottest pixel is tinted red, a far corner of the background blue
+        far = (0, SIZE - 1) if (row, column) != (0, 3) else (SIZE - 1, SIZE - 1)
+        assert int(blended[y, x, 0]) - int(blended[y, x, 2]) > int(blended[far][0]) - int(blended[far][2])
+
+
+def test_a_head_without_attention_is_refused():
+    config = get_base_config()
+    config.model.head, config.model.backbone, config.model.backbone_weights = "plain", "small", None
+    config.model.backbone_widths, config.data.image_size = TINY_WIDTHS, TINY_IMAGE_SIZE
+    with pytest.raises(NoAttentionError, match="pools without attention"):
+        attention_maps(factory.build_classifier(config, 3), np.zeros((1, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, 3), np.float32))
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    (folder / "beach.png").write_bytes(encode(random_image(rng), "PNG"))
+    (folder / "street.jpg").write_bytes(encode(random_image(rng), "JPEG"))
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    return str(folder)
+
+
+def test_the_command_writes_one_figure_per_image_and_skips_what_does_not_decode(image_workdir, photos, tmp_path):
+    out = tmp_path / "attention"
+    result = subprocess.run(
+        [sys.executable, "-m", "cma_tf.visualize", "attention", f"--workdir={image_workdir}", f"--input={photos}",
+         f"--out={out}", "--top_k=2"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = sorted(os.listdir(out))
+    assert written == ["0000_beach.png", "0001_street.png"]
+    assert "1 items did not decode and were skipped" in result.stderr and "broken.jpg" in result.stderr
+    picture = Image.open(out / written[0])
+    assert picture.size[0] > 300 and np.asarray(picture).std() > 10  # a drawn figure, not a blank
+
+
+def test_runs_on_other_labels_are_refused_and_a_plain_run_named(image_workdir, photos, tmp_path):
+    """A second workdir must score the same labels; a plain run has no maps (one line each)."""
+    other = str(tmp_path / "plain_run")
+    shutil.copytree(image_workdir, other)
+    config = files.read_config(other)
+    config.model.head = "plain"
+    with open(os.path.join(other, files.CONFIG), "w") as f:
+        json.dump(config.to_dict(), f)
+    num_classes = len(load_workdir_model(image_workdir).vocabulary)
+    factory.build_classifier(config, num_classes).save(os.path.join(other, files.FINAL_MODEL))
+    with pytest.raises(NoAttentionError, match=r"plain_run: its head \(plain\) pools without attention"):
+        write_attention_figures([image_workdir, other], [photos], str(tmp_path / "out"))
