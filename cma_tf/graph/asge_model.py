@@ -13,6 +13,29 @@ from cma_tf.graph.asge import ASGEEncoder, LabelGraphLoss, off_diagonal_fit
 
 OPTIMIZERS = ("adam", "sgd")
 DEFAULT_LEARNING_RATES = {"adam": 0.001, "sgd": 0.01}  # sgd: the paper's
+LOSS_CURVE_POINTS = 100
+
+
+class LossCurve(keras.callbacks.Callback):
+    """`curve`: `[steps done, mean loss over the steps since the previous point]`, about
+    `LOSS_CURVE_POINTS` points over a one-epoch fit of `steps` steps. Keras' batch logs hold the
+    running mean `M_b` of the epoch so far; the mean over steps a+1…b is `(b·M_b − a·M_a)/(b − a)`."""
+
+    def __init__(self, steps, points=LOSS_CURVE_POINTS):
+        super().__init__()
+        self.every = max(1, steps // points)
+        self.steps = steps
+        self.curve = []
+        self._previous = (0, 0.0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = batch + 1
+        if done % self.every and done != self.steps:
+            return
+        running = float(logs["graph_loss"])
+        steps_before, mean_before = self._previous
+        self.curve.append([done, (done * running - steps_before * mean_before) / (done - steps_before)])
+        self._previous = (done, running)
 
 
 class ASGEModel(keras.Model):
@@ -138,8 +161,10 @@ def fit_asge(
         check: raise `DegenerateFitError` when the fit is unusable (see `check_fit`).
 
     Returns:
-        `(encoder, report)`: the fitted `ASGEEncoder` and a dict with the final training loss
-        and the fit of `cos(e_i, e_j)` to `A'` in inference mode (`off_diagonal_fit`).
+        `(encoder, report)`: the fitted `ASGEEncoder` and a dict with the training loss (its
+        curve: `[steps done, mean loss over the last chunk]` about every 1 % of the steps, and
+        the last chunk's mean as `final_loss`) and the fit of `cos(e_i, e_j)` to `A'` in
+        inference mode (`off_diagonal_fit`).
     """
     adjacency = np.asarray(adjacency, np.float32)
     num_labels = adjacency.shape[0]
@@ -150,13 +175,15 @@ def fit_asge(
     model = ASGEModel(encoder, graph_loss)
     model.compile(optimizer=build_optimizer(optimizer, learning_rate, momentum))
     learning_rate = float(model.optimizer.learning_rate)
-    history = model.fit(
+    recorder = LossCurve(steps)
+    model.fit(
         tf.data.Dataset.from_tensors(0.0).repeat(), steps_per_epoch=steps, epochs=1, verbose=verbose,
-        shuffle=False,
+        shuffle=False, callbacks=[recorder],
     )
+    curve = recorder.curve
     encoder.set_statistics_to_the_full_batch()
     embeddings = ops.convert_to_numpy(encoder.all_embeddings(training=False))
-    report = {"final_loss": float(history.history["graph_loss"][-1]), "steps": steps, "num_labels": num_labels}
+    report = {"final_loss": curve[-1][1], "steps": steps, "num_labels": num_labels, "loss_curve": curve}
     report.update(off_diagonal_fit(embeddings, (adjacency + adjacency.T) / 2, seed=seed))
     if check:
         check_fit(report, f"optimizer={optimizer}, learning_rate={learning_rate}, {steps} steps, {num_labels} labels")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cma_tf.graph.asge import ASGEEncoder, LabelGraphLoss, graph_embedding_loss, off_diagonal_fit
-from cma_tf.graph.asge_model import DegenerateFitError, check_fit, fit_asge
+from cma_tf.graph.asge_model import DegenerateFitError, LossCurve, check_fit, fit_asge
 from tests.graph.sparse_graph import conditional_adjacency, sparse_topic_counts
 from tests.helpers import label_stats, run_layer_serialization_test
 
@@ -69,11 +69,26 @@ def block_graph(sizes):
     return a
 
 
+def test_the_loss_curve_is_the_mean_of_each_stretch_of_steps():
+    """Fed the running means Keras logs, it gives the mean of each stretch's own losses."""
+    losses = np.random.default_rng(0).uniform(0, 5, 253)
+    recorder = LossCurve(len(losses), points=10)
+    for step in range(len(losses)):
+        recorder.on_train_batch_end(step, {"graph_loss": losses[: step + 1].mean()})
+    ends = [25 * k for k in range(1, 11)] + [253]
+    starts = [0] + ends[:-1]
+    np.testing.assert_allclose(np.array(recorder.curve)[:, 0], ends)
+    np.testing.assert_allclose(np.array(recorder.curve)[:, 1], [losses[a:b].mean() for a, b in zip(starts, ends)])
+
+
 def test_recovers_block_structure_and_loss_decreases():
     a = block_graph([3, 4, 3])
     encoder, report = fit_asge(a, units=32, steps=400, seed=0)
     initial = float(graph_embedding_loss(ASGEEncoder(10, units=32).all_embeddings(training=False), a))
     assert report["final_loss"] < 0.1 * initial
+    curve = np.array(report["loss_curve"])
+    assert len(curve) == 100 and curve[-1, 0] == 400 and curve[0, 1] > 10 * curve[-1, 1]
+    assert report["final_loss"] == curve[-1, 1]
     e = np.asarray(encoder.all_embeddings(training=False))
     unit = e / np.linalg.norm(e, axis=1, keepdims=True)
     cos = unit @ unit.T
