@@ -84,3 +84,58 @@ def attention_over_time(frames, rows, labels, path, title=""):
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     _save(figure, path)
+
+
+def similarity_maps(target, learned, names, order, path, title=""):
+    """`A'` (the graph ASGE fits) beside the learned `cos(e_i, e_j)`, both in `order`, on one
+    colour scale; label names on the axes up to 60 labels."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(11, 5.4))
+    count = len(order)
+    for axis, matrix, name in zip(axes, (target, learned), ("A' (co-occurrence, Eq. 1)", "cos(e_i, e_j) learned")):
+        image = axis.imshow(np.asarray(matrix)[np.ix_(order, order)], cmap="viridis", vmin=min(0.0, float(np.min(learned))),
+                            vmax=1.0, interpolation="nearest")
+        axis.set_title(name, fontsize=10)
+        if count <= 60:
+            axis.set_xticks(range(count), [names[i] for i in order], rotation=90, fontsize=max(4, 9 - count // 10))
+            axis.set_yticks(range(count), [names[i] for i in order], fontsize=max(4, 9 - count // 10))
+        else:
+            axis.set_xticks([])
+            axis.set_yticks([])
+    figure.colorbar(image, ax=axes, shrink=0.8)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    _save(figure, path)
+
+
+def loss_curve(curve, path, title=""):
+    """ASGE's training loss against its steps (log scale)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    curve = np.asarray(curve, np.float64)
+    axis.plot(curve[:, 0], curve[:, 1], linewidth=1.5)
+    if np.all(curve[:, 1] > 0):
+        axis.set_yscale("log")
+    axis.set_xlabel("step")
+    axis.set_ylabel("ASGE loss (Eq. 4), mean per stretch")
+    axis.grid(alpha=0.3)
+    if title:
+        axis.set_title(title, fontsize=10)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def embedding_scatter(points, names, path, title=""):
+    """The label embeddings on two axes, each point named (up to 200 names)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 6))
+    axis.scatter(points[:, 0], points[:, 1], s=12, color="#1f77b4")
+    if len(names) <= 200:
+        for (x, y), name in zip(points, names):
+            axis.annotate(name, (x, y), fontsize=7, xytext=(3, 2), textcoords="offset points")
+    axis.set_xlabel("first principal axis of the unit embeddings")
+    axis.set_ylabel("second principal axis")
+    if title:
+        axis.set_title(title, fontsize=10)
+    figure.tight_layout()
+    _save(figure, path)

@@ -1,6 +1,7 @@
-"""`python -m cma_tf.visualize attention`: maps land on the right pixels (a synthetic image with
+"""`python -m cma_tf.visualize`: attention maps land on the right pixels (a synthetic image with
 objects at known places, through a model whose attention follows colour), the figures of a
-trained run on image files, and what is refused."""
+trained run on image files, what is refused; the embedding views (clustering order, cosine and
+projection against scikit-learn, the command's files)."""
 
 import json
 import os
@@ -21,6 +22,7 @@ from cma_tf.serving.workdir_model import load_workdir_model
 from cma_tf.training import workdir as files
 from cma_tf.visualization.attention import NoAttentionError, attention_maps, normalize, overlay, upsample
 from cma_tf.visualization.attention_figures import write_attention_figures
+from cma_tf.visualization.embeddings import cluster_order, cosine_similarity, project_2d
 from tests.helpers import TINY_IMAGE_SIZE, TINY_WIDTHS
 from tests.serving.conftest import encode, random_image
 
@@ -114,3 +116,42 @@ def test_runs_on_other_labels_are_refused_and_a_plain_run_named(image_workdir, p
     factory.build_classifier(config, num_classes).save(os.path.join(other, files.FINAL_MODEL))
     with pytest.raises(NoAttentionError, match=r"plain_run: its head \(plain\) pools without attention"):
         write_attention_figures([image_workdir, other], [photos], str(tmp_path / "out"))
+
+
+def test_cluster_order_puts_each_block_of_a_shuffled_graph_together():
+    sizes = (4, 3, 5)
+    blocks = np.repeat(np.arange(len(sizes)), sizes)
+    permutation = np.random.default_rng(0).permutation(len(blocks))
+    graph = (blocks[:, None] == blocks[None, :]).astype(float) * 0.8 + 0.05
+    np.fill_diagonal(graph, 1.0)
+    shuffled = graph[np.ix_(permutation, permutation)]
+    ordered = blocks[permutation][cluster_order(shuffled)]
+    assert sorted(ordered.tolist()) == sorted(blocks.tolist())
+    assert sum(ordered[i] != ordered[i + 1] for i in range(len(ordered) - 1)) == len(sizes) - 1  # contiguous blocks
+
+
+def test_cosine_and_projection_against_sklearn():
+    from sklearn.decomposition import PCA
+    from sklearn.metrics.pairwise import cosine_similarity as sklearn_cosine
+
+    embeddings = np.random.default_rng(1).normal(size=(9, 6))
+    np.testing.assert_allclose(cosine_similarity(embeddings), sklearn_cosine(embeddings), atol=1e-12)
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    expected = PCA(n_components=2).fit_transform(unit)
+    points = project_2d(embeddings)
+    for axis in range(2):  # principal axes are defined up to sign
+        sign = np.sign(points[:, axis] @ expected[:, axis])
+        np.testing.assert_allclose(sign * points[:, axis], expected[:, axis], atol=1e-9)
+
+
+def test_the_embeddings_command_writes_its_three_figures(image_workdir, tmp_path):
+    out = tmp_path / "embeddings"
+    result = subprocess.run(
+        [sys.executable, "-m", "cma_tf.visualize", "embeddings", f"--workdir={image_workdir}", f"--out={out}"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(os.listdir(out)) == ["asge_loss.png", "embeddings_2d.png", "embeddings_similarity.png"]
+    for name in os.listdir(out):
+        assert np.asarray(Image.open(out / name)).std() > 10
+    assert "Pearson r" in result.stdout
