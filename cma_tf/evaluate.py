@@ -8,6 +8,10 @@ CP, CR, CF1, OP, OR, OF1 at threshold 0.5 and for the top-3 labels; YouTube-8M: 
 PERR, mAP, on the rated segments when `config.data.eval_segments`) and prints one table
 comparing the workdirs. Only where the data is, the split and the batch size can be given.
 
+With `--calibrate=SPLIT` each label's threshold is chosen to maximise its F1 on SPLIT (not the
+evaluated one) and stored in the workdir; from then on the metrics are also reported at those
+thresholds, and `cma_tf.export` carries them into the SavedModel.
+
 Example:
     python -m cma_tf.evaluate --workdirs=runs/demo/plain,runs/demo/cma
     python -m cma_tf.evaluate --workdirs=runs/demo/plain,runs/demo/cma --data_dir=/moved/demo/data --eval_split=test
@@ -51,26 +55,37 @@ _PER_CLASS = flags.DEFINE_bool(
     "or eval_metrics_best.json with --checkpoint=best).",
 )
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the table as Markdown to this file.")
+_CALIBRATE = flags.DEFINE_string(
+    "calibrate", None,
+    "A split (e.g. a held-out part of train) on which to choose each label's threshold to maximise its F1; "
+    "written to <workdir>/thresholds_<checkpoint>.json, used by export (the SavedModel's `predicted`) and "
+    "reported beside the 0.5 threshold (CF1_calibrated, OF1_calibrated). Refused when it is the evaluated split.",
+)
 flags.mark_flags_as_required(["workdirs"])
 
 # Command-line flags → the config field each overrides.
 _FLAG_FIELDS = (("data_dir", "data.data_dir"), ("eval_split", "data.eval_split"), ("batch_size", "train.eval_batch_size"))
 
 
-def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_labels=False, full=True):
+def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_labels=False, full=True,
+                      calibrate_split=None):
     """Evaluates each workdir with its own config (plus `overrides`, see
     `workdir.evaluation_config`); returns `(rows, keys, runs)`: the metrics per name, the metric
-    keys of the data's kind (all of them with `full`, else its summary) and
-    `{name: (config, vocabulary)}`.
+    keys of the data's kind (all of them with `full`, else its summary; plus the calibrated
+    CF1/OF1 when any run has thresholds) and `{name: (config, vocabulary)}`.
 
     Every workdir's config and labels are checked before any model runs; `same_labels` also
-    requires all workdirs to have the same labels (a per-label table)."""
+    requires all workdirs to have the same labels (a per-label table). With `calibrate_split`,
+    each label's threshold is first chosen to maximise its F1 on that split
+    (`metrics/thresholds.py`) and written to `<workdir>/thresholds_<checkpoint>.json`; a run with
+    such a file is also scored at its thresholds (`CP_calibrated` … `OF1_calibrated`)."""
     import keras
 
     from cma_tf import factory
     from cma_tf.atomic import write_text
     from cma_tf.errors import ConfigError
-    from cma_tf.metrics.image import per_class_average_precision
+    from cma_tf.metrics.image import per_class_average_precision, precision_recall_f1
+    from cma_tf.metrics.thresholds import decide
     from cma_tf.metrics.report import format_metrics_table
     from cma_tf.training import workdir as files
     from cma_tf.training.callbacks import predict_scores
@@ -80,6 +95,11 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
         config = files.evaluation_config(workdir, overrides)
         vocabulary = factory.read_vocabulary(config)
         files.check_labels(workdir, vocabulary)
+        if calibrate_split is not None and calibrate_split == config.data.eval_split:
+            raise ConfigError(
+                f"--calibrate={calibrate_split} is the split {workdir} is evaluated on: choose the thresholds on "
+                "another split (e.g. a held-out part of train), or the reported metrics flatter them"
+            )
         runs[name] = (config, vocabulary)
     kinds = {factory.data_kind(config) for config, _ in runs.values()}
     if len({kind.full_keys for kind in kinds}) > 1:
@@ -94,16 +114,29 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
     rows = {}
     for name, workdir in zip(names, workdirs):
         config, vocabulary = runs[name]
-        dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
         model = keras.saving.load_model(files.trained_model_path(workdir, checkpoint))
+        if calibrate_split is not None:
+            calibration = factory.build_dataset(config, len(vocabulary), calibrate_split, training=False)
+            examples, kept = files.write_thresholds(
+                workdir, checkpoint, calibrate_split, vocabulary, *predict_scores(model, calibration)
+            )
+            print(f"{workdir}: thresholds chosen on split '{calibrate_split}' ({examples} examples)"
+                  + (f"; {kept} labels without positives there keep 0.5" if kept else ""))
+        dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
         scores, targets = predict_scores(model, dataset)
         metrics = kind.metrics(scores, targets)
+        thresholds = files.read_thresholds(workdir, checkpoint, vocabulary)
+        if thresholds is not None:
+            calibrated = precision_recall_f1(decide(scores, thresholds), targets)
+            metrics.update({f"{key}_calibrated": value for key, value in calibrated.items()})
         per_class = per_class_average_precision(scores, targets)
         metrics["AP_per_class"] = {label: float(ap) for label, ap in zip(vocabulary, per_class)}
         files.write_json(files.path(workdir, f"eval_metrics_{checkpoint}.json"), metrics)
         table = format_metrics_table({name: metrics}, kind.full_keys)
         write_text(files.path(workdir, f"eval_metrics_{checkpoint}.md"), table + "\n")
         rows[name] = metrics
+    if any("CF1_calibrated" in metrics for metrics in rows.values()):
+        keys = tuple(keys) + ("CF1_calibrated", "OF1_calibrated")
     return rows, keys, runs
 
 
@@ -126,7 +159,8 @@ def main(argv):
         raise app.UsageError(f"--names has {len(names)} entries but --workdirs has {len(workdirs)}")
     overrides = cli.command_line_overrides(_CONFIG, _FLAG_FIELDS)
     rows, keys, runs = cli.run_reporting_user_errors(
-        evaluate_workdirs, workdirs, names, _CHECKPOINT.value, overrides, _PER_CLASS.value, _FULL.value
+        evaluate_workdirs, workdirs, names, _CHECKPOINT.value, overrides, _PER_CLASS.value, _FULL.value,
+        _CALIBRATE.value,
     )
     table = format_metrics_table(rows, keys)
     if _PER_CLASS.value:

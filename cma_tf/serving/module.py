@@ -13,10 +13,13 @@ Every signature returns
     top_k_classes   int32   [B, K]  label ids, best first
     top_k_labels    string  [B, K]  their names, from the vocabulary asset (`assets/labels.txt`)
     top_k_scores    float32 [B, K]  their scores
+    predicted       bool    [B, N]  the decisions: scores ≥ each label's threshold (the run's
+                                    calibrated ones, `cma_tf.evaluate --calibrate`; else 0.5)
+    predicted_labels string [B]     the names of the predicted labels, joined by ";"
 
 and `serving_default` also returns `valid` bool [B]: False for an item that does not decode
-(not an image, a truncated file, a malformed record). Such an item gets scores 0, classes −1
-and labels "" and does not affect the others. A request must hold at least one item: an empty
+(not an image, a truncated file, a malformed record). Such an item gets scores 0, classes −1,
+labels "" and no predicted label, and does not affect the others. A request must hold at least one item: an empty
 batch fails with INVALID_ARGUMENT "empty batch" (TF Serving's REST API refuses an empty
 `instances` list itself, before the model: "No values in 'instances' array"); a wrong dtype or shape is refused by the
 signature itself (INVALID_ARGUMENT naming the expected type), and float inputs of another shape
@@ -28,7 +31,8 @@ import tensorflow as tf
 from cma_tf.data.requests import RequestFormat, decode_each
 
 DEFAULT_SIGNATURE = "serving_default"
-OUTPUT_KEYS = ("scores", "top_k_classes", "top_k_labels", "top_k_scores")
+OUTPUT_KEYS = ("scores", "top_k_classes", "top_k_labels", "top_k_scores", "predicted", "predicted_labels")
+PREDICTED_SEPARATOR = ";"
 VALID_KEY = "valid"
 EMPTY_BATCH_MESSAGE = "empty batch: the request must hold at least one item"
 
@@ -44,9 +48,10 @@ class ServingModule(tf.Module):
         num_classes: N, checked against the model's output.
         request: the `RequestFormat` of the model's data.
         top_k: K, the labels returned per item (at most N).
+        thresholds: `[N]` per-label decision thresholds, or None for 0.5 everywhere.
     """
 
-    def __init__(self, model, vocabulary_file, num_classes, request: RequestFormat, top_k=5):
+    def __init__(self, model, vocabulary_file, num_classes, request: RequestFormat, top_k=5, thresholds=None):
         super().__init__(name="cma_tf_serving")
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
@@ -60,6 +65,10 @@ class ServingModule(tf.Module):
         self.num_classes = num_classes
         self.request = request
         self.top_k = min(int(top_k), num_classes)
+        thresholds = [0.5] * num_classes if thresholds is None else [float(t) for t in thresholds]
+        if len(thresholds) != num_classes:
+            raise ValueError(f"{len(thresholds)} thresholds for {num_classes} classes")
+        self.thresholds = tf.constant(thresholds, tf.float32)
         self.vocabulary_asset = tf.saved_model.Asset(vocabulary_file)
         self.labels = tf.lookup.StaticHashTable(
             tf.lookup.TextFileInitializer(
@@ -90,13 +99,20 @@ class ServingModule(tf.Module):
     def _scores(self, inputs):
         return tf.sigmoid(tf.cast(self._logits(inputs), tf.float32))
 
-    def _top_k(self, scores):
+    def _top_k(self, scores, valid=None):
         top = tf.math.top_k(scores, k=self.top_k)
+        predicted = scores >= self.thresholds
+        if valid is not None:
+            predicted = predicted & valid[:, tf.newaxis]
+        names = self.labels.lookup(tf.range(self.num_classes, dtype=tf.int64))
+        joined = tf.strings.reduce_join(tf.where(predicted, names + PREDICTED_SEPARATOR, ""), axis=1)
         return {
             "scores": scores,
             "top_k_classes": top.indices,
             "top_k_labels": self.labels.lookup(tf.cast(top.indices, tf.int64)),
             "top_k_scores": top.values,
+            "predicted": predicted,
+            "predicted_labels": tf.strings.regex_replace(joined, PREDICTED_SEPARATOR + "$", ""),
         }
 
     def _check_not_empty(self, inputs):
@@ -124,7 +140,7 @@ class ServingModule(tf.Module):
         )
         at = indices[:, tf.newaxis]
         valid = tf.scatter_nd(at, tf.ones_like(indices, tf.bool), [count])
-        outputs = self._top_k(tf.scatter_nd(at, decoded_scores, tf.stack([count, num_classes])))
+        outputs = self._top_k(tf.scatter_nd(at, decoded_scores, tf.stack([count, num_classes])), valid)
         invalid = ~valid[:, tf.newaxis]
         outputs["top_k_classes"] = tf.where(invalid, -1, outputs["top_k_classes"])
         outputs["top_k_labels"] = tf.where(invalid, "", outputs["top_k_labels"])

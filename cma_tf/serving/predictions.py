@@ -1,8 +1,12 @@
 """Predictions as rows, and writing them: one row per item, CSV or JSON Lines, written
 atomically (`cma_tf.atomic`: a crash never leaves a file that looks finished).
 
-    CSV     id,valid,label_1,score_1,…,label_K,score_K     (labels empty for an invalid item)
-    JSONL   {"id": …, "valid": true, "labels": […], "scores": […], "classes": […]}
+    CSV     id,valid,label_1,score_1,…,label_K,score_K,predicted     (labels empty for an invalid item)
+    JSONL   {"id": …, "valid": true, "labels": […], "scores": […], "classes": […], "predicted": […]}
+
+`predicted` holds the labels whose score reaches their threshold (the run's calibrated ones,
+`cma_tf.evaluate --calibrate`, else 0.5), `;`-separated in the CSV; a SavedModel exported before
+it had this output gives none.
 """
 
 import contextlib
@@ -11,7 +15,7 @@ import json
 
 from cma_tf.atomic import atomic_write
 from cma_tf.errors import ConfigError
-from cma_tf.serving.module import VALID_KEY
+from cma_tf.serving.module import PREDICTED_SEPARATOR, VALID_KEY
 
 FORMATS = ("csv", "jsonl")
 
@@ -22,6 +26,7 @@ def rows_of(outputs, top_k=None):
     Signatures without `valid` (the float ones) give valid rows."""
     count = len(outputs["top_k_scores"])
     valid = outputs.get(VALID_KEY, [True] * count)
+    decided = outputs.get("predicted_labels", [b""] * count)
     rows = []
     for i in range(count):
         ok = bool(valid[i])
@@ -31,8 +36,14 @@ def rows_of(outputs, top_k=None):
             "labels": labels[:top_k] if ok else [],
             "scores": [float(score) for score in outputs["top_k_scores"][i]][:top_k] if ok else [],
             "classes": [int(c) for c in outputs["top_k_classes"][i]][:top_k] if ok else [],
+            "predicted": _names(decided[i]) if ok else [],
         })
     return rows
+
+
+def _names(joined):
+    text = joined.decode("utf-8") if isinstance(joined, bytes) else str(joined)
+    return text.split(PREDICTED_SEPARATOR) if text else []
 
 
 def format_of(path: str) -> str:
@@ -58,7 +69,7 @@ class PredictionWriter:
                 header = ["id", "valid"]
                 for rank in range(1, self.top_k + 1):
                     header += [f"label_{rank}", f"score_{rank}"]
-                self._csv.writerow(header)
+                self._csv.writerow(header + ["predicted"])
             self._open = stack.pop_all()
         return self
 
@@ -71,7 +82,7 @@ class PredictionWriter:
             cells = [item_id, int(row["valid"])]
             for rank in range(self.top_k):
                 cells += [row["labels"][rank], f"{row['scores'][rank]:.6f}"] if row["valid"] else ["", ""]
-            self._csv.writerow(cells)
+            self._csv.writerow(cells + [PREDICTED_SEPARATOR.join(row["predicted"])])
 
     def __exit__(self, error_type, error, traceback):
         return self._open.__exit__(error_type, error, traceback)

@@ -44,7 +44,10 @@ def load_predictor(path: str, checkpoint: str = "final", top_k: int = 5, vocabul
     from cma_tf.serving.saved_model import build_serving_module
     from cma_tf.serving.workdir_model import load_workdir_model
 
+    from cma_tf.training import workdir as files
+
     run = load_workdir_model(path, checkpoint, vocabulary_file)
+    thresholds = files.read_thresholds(path, checkpoint, run.vocabulary)  # the calibrated ones, as export
     scratch = tempfile.TemporaryDirectory()
-    module = build_serving_module(run.model, run.vocabulary, run.request, top_k, scratch.name)
+    module = build_serving_module(run.model, run.vocabulary, run.request, top_k, scratch.name, thresholds)
     return Predictor(module.signatures()[DEFAULT_SIGNATURE], run.model_path, keep_alive=(scratch, module))

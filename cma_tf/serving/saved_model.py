@@ -14,11 +14,11 @@ VOCABULARY_ASSET = files.VOCABULARY
 METADATA = "assets.extra/cma_tf.json"
 
 
-def build_serving_module(model, vocabulary, request, top_k, scratch_dir):
+def build_serving_module(model, vocabulary, request, top_k, scratch_dir, thresholds=None):
     """A `ServingModule` whose vocabulary asset is `scratch_dir/labels.txt` (written here)."""
     files.write_labels(scratch_dir, vocabulary)
     vocabulary_file = files.path(scratch_dir, files.VOCABULARY)
-    return ServingModule(model, vocabulary_file, len(vocabulary), request, top_k)
+    return ServingModule(model, vocabulary_file, len(vocabulary), request, top_k, thresholds)
 
 
 def describe_signatures(module):
@@ -36,9 +36,11 @@ def describe_signatures(module):
     return described
 
 
-def export_saved_model(model, vocabulary, request, export_dir, top_k=5, metadata=None, overwrite=False):
+def export_saved_model(model, vocabulary, request, export_dir, top_k=5, metadata=None, overwrite=False,
+                       thresholds=None):
     """Saves `model` with the signatures of `module.py` to `export_dir`; returns the metadata
-    written to `<export_dir>/assets.extra/cma_tf.json` (signatures, top-k, request format).
+    written to `<export_dir>/assets.extra/cma_tf.json` (signatures, top-k, request format, the
+    decision thresholds of `predicted`: `thresholds` `[N]`, else 0.5).
 
     A local export is written to a temporary sibling folder and renamed (`atomic_directory`:
     the umask's modes, so a model server running as another user can read it), so TF Serving,
@@ -48,11 +50,12 @@ def export_saved_model(model, vocabulary, request, export_dir, top_k=5, metadata
     if tf.io.gfile.exists(export_dir) and not overwrite:
         raise FileExistsError(f"{export_dir} exists: choose a new version number or pass --overwrite")
     with tempfile.TemporaryDirectory() as scratch:
-        module = build_serving_module(model, vocabulary, request, top_k, scratch)
+        module = build_serving_module(model, vocabulary, request, top_k, scratch, thresholds)
         info = dict(metadata or {})
         info.update(
             signatures=describe_signatures(module),
             top_k=module.top_k,
+            thresholds=[float(t) for t in module.thresholds.numpy()],
             num_classes=len(vocabulary),
             request=request.description,
             vocabulary_asset=f"assets/{VOCABULARY_ASSET}",
@@ -76,5 +79,8 @@ def export_saved_model(model, vocabulary, request, export_dir, top_k=5, metadata
 def export_workdir(workdir, export_dir, checkpoint="final", top_k=5, vocabulary_file=None, overwrite=False):
     """Exports the run in `workdir`; returns the metadata dict written beside the SavedModel."""
     run = load_workdir_model(workdir, checkpoint, vocabulary_file)
-    metadata = {"workdir": describe_workdir(workdir), "model": run.model_path, "config": run.config.to_dict()}
-    return export_saved_model(run.model, run.vocabulary, run.request, export_dir, top_k, metadata, overwrite)
+    thresholds = files.read_thresholds(workdir, checkpoint, run.vocabulary)
+    metadata = {"workdir": describe_workdir(workdir), "model": run.model_path, "config": run.config.to_dict(),
+                "thresholds_from": files.thresholds_path(workdir, checkpoint) if thresholds is not None else "0.5"}
+    return export_saved_model(run.model, run.vocabulary, run.request, export_dir, top_k, metadata, overwrite,
+                              thresholds)

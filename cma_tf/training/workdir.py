@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from cma_tf.atomic import atomic_path, write_text
@@ -211,6 +212,38 @@ def _merge(config, values):
             _merge(config[key], value)
         else:
             config[key] = tuple(value) if isinstance(value, list) else value
+
+
+def thresholds_path(workdir: str, checkpoint: str = "final") -> str:
+    """`<workdir>/thresholds_<checkpoint>.json`: the per-label thresholds `cma_tf.evaluate
+    --calibrate` chose for that model."""
+    return path(workdir, f"thresholds_{checkpoint}.json")
+
+
+def write_thresholds(workdir, checkpoint, split, vocabulary, scores, targets):
+    """Chooses each label's F1-maximising threshold on `split`'s scores (`metrics/thresholds.py`)
+    and writes `thresholds_path(workdir, checkpoint)`; returns `(examples, labels left at 0.5)`."""
+    from cma_tf.metrics.thresholds import calibrate_thresholds
+
+    thresholds, f1 = calibrate_thresholds(scores, targets)
+    write_json(thresholds_path(workdir, checkpoint), {
+        "split": split, "checkpoint": checkpoint, "examples": int(len(scores)), "labels": list(vocabulary),
+        "thresholds": [float(t) for t in thresholds],
+        "calibration_F1": [None if f != f else float(f) for f in f1],
+    })
+    return int(len(scores)), int(sum(f != f for f in f1))
+
+
+def read_thresholds(workdir, checkpoint, vocabulary):
+    """The run's calibrated thresholds `[N]` for `checkpoint`, or None; a `DataError` when the
+    file's labels are not the run's."""
+    location = thresholds_path(workdir, checkpoint)
+    if not tf.io.gfile.exists(location):
+        return None
+    stored = read_json(location)
+    if stored.get("labels") != list(vocabulary):
+        raise DataError(f"{location} holds thresholds of other labels than the run's: calibrate again (--calibrate=SPLIT)")
+    return np.asarray(stored["thresholds"], np.float64)
 
 
 def trained_model_path(workdir: str, checkpoint: str = "final") -> str:

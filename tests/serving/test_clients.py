@@ -109,7 +109,7 @@ def test_grpc_rows_equal_the_saved_model_signature(grpc_rows, loaded, items):
     assert [row["labels"] for row in good] == [[b.decode() for b in labels] for labels in want["top_k_labels"].numpy()[:2]]
     # The signature answers classes −1, labels "", scores 0 for it; the client's row is empty.
     assert want["top_k_classes"].numpy()[2].tolist() == [-1] * TOP_K
-    assert grpc_rows[2] == {"valid": False, "classes": [], "labels": [], "scores": []}
+    assert grpc_rows[2] == {"valid": False, "classes": [], "labels": [], "scores": [], "predicted": []}
     assert all(row["scores"] == sorted(row["scores"], reverse=True) for row in grpc_rows)
 
 
@@ -127,7 +127,7 @@ def test_grpc_response_echoes_the_model_spec_and_honours_output_filter(grpc_addr
     response = clients.grpc_predict(grpc_address, clients.predict_request(items, MODEL, signature_name="", version=1))
     assert (response.model_spec.name, response.model_spec.version.value) == (MODEL, 1)
     assert response.model_spec.signature_name == "serving_default"
-    assert set(response.outputs) == {"scores", "top_k_classes", "top_k_labels", "top_k_scores", "valid"}
+    assert set(response.outputs) == {"scores", "top_k_classes", "top_k_labels", "top_k_scores", "valid", "predicted", "predicted_labels"}
     with open(os.path.join(image_export, "assets", "labels.txt")) as f:
         num_classes = len(f.read().splitlines())
     assert tf.make_ndarray(response.outputs["scores"]).shape == (3, num_classes)
@@ -153,7 +153,7 @@ def test_rest_round_trip_equals_grpc(rest_url, grpc_rows, items):
     reply = clients.rest_predict(rest_url, MODEL, clients.rest_request_body(items))
     assert set(reply) == {"predictions"} and len(reply["predictions"]) == 3
     first = reply["predictions"][0]
-    assert set(first) == {"scores", "top_k_classes", "top_k_labels", "top_k_scores", "valid"}
+    assert set(first) == {"scores", "top_k_classes", "top_k_labels", "top_k_scores", "valid", "predicted", "predicted_labels"}
     assert first["valid"] is True and all(isinstance(label, str) for label in first["top_k_labels"])
     assert_rows_equal(clients.rest_response_rows(reply), grpc_rows, scores_exact=False)
     versioned = clients.rest_predict(rest_url, MODEL, clients.rest_request_body(items), version=1)

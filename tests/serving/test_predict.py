@@ -46,7 +46,9 @@ def test_a_folder_with_a_saved_model_gives_the_signature_top_k(photo_folder, ima
     assert [os.path.relpath(row["id"], photo_folder) for row in rows] == [
         "a0.jpg", "a1.jpg", "a2.jpg", "sub/b0.PNG", "sub/b1.PNG", "sub/broken.png"
     ]
-    assert list(rows[0]) == ["id", "valid"] + [f"{kind}_{rank}" for rank in range(1, TOP_K + 1) for kind in ("label", "score")]
+    assert list(rows[0]) == ["id", "valid"] + [
+        f"{kind}_{rank}" for rank in range(1, TOP_K + 1) for kind in ("label", "score")
+    ] + ["predicted"]
     assert [row["valid"] for row in rows] == ["1"] * 5 + ["0"]
     assert rows[-1]["label_1"] == "" and rows[-1]["score_1"] == ""
     assert "1 items did not decode" in result.stderr and "broken.png" in result.stderr
@@ -54,9 +56,17 @@ def test_a_folder_with_a_saved_model_gives_the_signature_top_k(photo_folder, ima
     signature = tf.saved_model.load(image_export).signatures["serving_default"]
     paths = [row["id"] for row in rows[:5]]
     expected = signature(images=tf.constant([open(p, "rb").read() for p in paths]))
-    for row, labels, scores in zip(rows, expected["top_k_labels"].numpy(), expected["top_k_scores"].numpy()):
+    vocabulary = [line.strip() for line in open(os.path.join(image_export, "assets", "labels.txt"))]
+    for row, labels, scores, all_scores in zip(
+        rows, expected["top_k_labels"].numpy(), expected["top_k_scores"].numpy(), expected["scores"].numpy()
+    ):
         assert [row[f"label_{r}"] for r in range(1, TOP_K + 1)] == [label.decode() for label in labels]
         np.testing.assert_allclose([float(row[f"score_{r}"]) for r in range(1, TOP_K + 1)], scores, atol=1e-6)
+        # no calibrated thresholds in this run: the decisions are the scores ≥ 0.5, by name
+        assert (row["predicted"].split(";") if row["predicted"] else []) == [
+            name for name, score in zip(vocabulary, all_scores) if score >= 0.5
+        ]
+    assert rows[-1]["predicted"] == ""
     # And the PNGs, decoded independently (PIL + bilinear resize), through the pixel signature.
     png = np.stack([
         tf.image.resize(np.asarray(Image.open(p).convert("RGB")), [IMAGE_SIZE, IMAGE_SIZE]).numpy() for p in paths[3:]
@@ -153,17 +163,24 @@ def test_writer_formats(tmp_path):
         "top_k_labels": np.array([[b"dog, brown", b"caf\xc3\xa9"], [b"", b""]], dtype=object),
         "top_k_scores": np.array([[0.9, 0.25], [0.0, 0.0]], np.float32),
         "top_k_classes": np.array([[3, 1], [-1, -1]], np.int32),
+        "predicted_labels": np.array([b"dog, brown;caf\xc3\xa9", b""], dtype=object),
     }
     with PredictionWriter(str(tmp_path / "p.csv"), 2) as writer:
         writer.write(["x.jpg", "y.jpg"], outputs)
     rows = list(csv.reader(io.StringIO((tmp_path / "p.csv").read_text())))
-    assert rows[1] == ["x.jpg", "1", "dog, brown", "0.900000", "café", "0.250000"]
-    assert rows[2] == ["y.jpg", "0", "", "", "", ""]
+    assert rows[1] == ["x.jpg", "1", "dog, brown", "0.900000", "café", "0.250000", "dog, brown;café"]
+    assert rows[2] == ["y.jpg", "0", "", "", "", "", ""]
     with PredictionWriter(str(tmp_path / "p.jsonl"), 1) as writer:
         writer.write(["x.jpg", "y.jpg"], outputs)
     lines = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
-    assert lines[0] == {"id": "x.jpg", "valid": True, "labels": ["dog, brown"], "scores": [pytest.approx(0.9)], "classes": [3]}
-    assert lines[1] == {"id": "y.jpg", "valid": False, "labels": [], "scores": [], "classes": []}
+    assert lines[0] == {"id": "x.jpg", "valid": True, "labels": ["dog, brown"], "scores": [pytest.approx(0.9)],
+                        "classes": [3], "predicted": ["dog, brown", "café"]}
+    assert lines[1] == {"id": "y.jpg", "valid": False, "labels": [], "scores": [], "classes": [], "predicted": []}
+    # outputs of a SavedModel exported before `predicted` existed: no decisions, nothing else changes
+    del outputs["predicted_labels"]
+    with PredictionWriter(str(tmp_path / "old.jsonl"), 1) as writer:
+        writer.write(["x.jpg"], outputs)
+    assert json.loads((tmp_path / "old.jsonl").read_text())["predicted"] == []
 
 
 def test_a_folder_of_records_and_a_workdir_with_another_vocabulary(image_data, image_workdir, tmp_path):
