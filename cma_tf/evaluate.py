@@ -55,6 +55,12 @@ _PER_CLASS = flags.DEFINE_bool(
     "or eval_metrics_best.json with --checkpoint=best).",
 )
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the table as Markdown to this file.")
+_REPORT = flags.DEFINE_string(
+    "report", None,
+    "Also write DIR/index.html: one self-contained page (pictures inline) with the metric table, per-label AP "
+    "sorted by the workdirs' difference, precision-recall curves, the labels most often predicted where absent, "
+    "and attention maps of a few validation images. Needs workdirs trained on the same labels.",
+)
 _CALIBRATE = flags.DEFINE_string(
     "calibrate", None,
     "A split (e.g. a held-out part of train) on which to choose each label's threshold to maximise its F1; "
@@ -68,7 +74,7 @@ _FLAG_FIELDS = (("data_dir", "data.data_dir"), ("eval_split", "data.eval_split")
 
 
 def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_labels=False, full=True,
-                      calibrate_split=None):
+                      calibrate_split=None, predictions=None):
     """Evaluates each workdir with its own config (plus `overrides`, see
     `workdir.evaluation_config`); returns `(rows, keys, runs)`: the metrics per name, the metric
     keys of the data's kind (all of them with `full`, else its summary; plus the calibrated
@@ -78,7 +84,8 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
     requires all workdirs to have the same labels (a per-label table). With `calibrate_split`,
     each label's threshold is first chosen to maximise its F1 on that split
     (`metrics/thresholds.py`) and written to `<workdir>/thresholds_<checkpoint>.json`; a run with
-    such a file is also scored at its thresholds (`CP_calibrated` … `OF1_calibrated`)."""
+    such a file is also scored at its thresholds (`CP_calibrated` … `OF1_calibrated`). A
+    `predictions` dict receives `{name: (scores, targets)}` of the evaluated split."""
     import keras
 
     from cma_tf import factory
@@ -124,6 +131,8 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
                   + (f"; {kept} labels without positives there keep 0.5" if kept else ""))
         dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
         scores, targets = predict_scores(model, dataset)
+        if predictions is not None:
+            predictions[name] = (scores, targets)
         metrics = kind.metrics(scores, targets)
         thresholds = files.read_thresholds(workdir, checkpoint, vocabulary)
         if thresholds is not None:
@@ -138,6 +147,58 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
     if any("CF1_calibrated" in metrics for metrics in rows.values()):
         keys = tuple(keys) + ("CF1_calibrated", "OF1_calibrated")
     return rows, keys, runs
+
+
+def write_html_report(report_dir, workdirs, names, checkpoint, rows, keys, runs, predictions, examples=3):
+    """`report_dir/index.html` (`visualization/report.py`) with, when a run's head has maps, the
+    attention of the first such run on the first `examples` images of its evaluated split."""
+    import base64
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from cma_tf import factory
+    from cma_tf.training import workdir as files
+    from cma_tf.visualization.attention import attention_maps, has_attention
+    from cma_tf.visualization.figures import attention_grid
+    from cma_tf.visualization.report import write_report
+
+    tf.io.gfile.makedirs(report_dir)
+    vocabulary = next(iter(runs.values()))[1]
+    thresholds = {}
+    for name, workdir in zip(names, workdirs):
+        stored = files.read_thresholds(workdir, checkpoint, runs[name][1])
+        thresholds[name] = stored if stored is not None else np.full(len(runs[name][1]), 0.5)
+    attention, note = None, "No evaluated run has a head with attention maps (plain, mlgcn)."
+    for name, workdir in zip(names, workdirs):
+        config, run_vocabulary = runs[name]
+        if factory.data_kind(config).name != "image":
+            note = "Attention grids are drawn for image runs (use `python -m cma_tf.visualize attention` for video)."
+            break
+        model = keras.saving.load_model(files.trained_model_path(workdir, checkpoint))
+        if not has_attention(model):
+            continue
+        dataset = factory.build_dataset(config, len(run_vocabulary), config.data.eval_split, training=False)
+        images, labels = next(iter(dataset.unbatch().batch(examples)))
+        probabilities, maps = attention_maps(model, images)
+        uris = []
+        for i in range(len(images)):
+            rows_i = [(f"scale {s + 1}" if len(maps) > 1 else name, probabilities[i], scale[i]) for s, scale in enumerate(maps)]
+            top = [(int(k), run_vocabulary[k]) for k in np.argsort(-probabilities[i], kind="stable")[:3]]
+            true = ", ".join(run_vocabulary[k] for k in np.flatnonzero(np.asarray(labels[i])))
+            path = os.path.join(report_dir, f"attention_{i}.png")
+            attention_grid(np.asarray(images[i]), rows_i, top, path, title=f"{name}, image {i}: true {true or '(none)'}")
+            with tf.io.gfile.GFile(path, "rb") as f:
+                uris.append("data:image/png;base64," + base64.b64encode(f.read()).decode("ascii"))
+        attention = uris
+        note = (f"{name}: the first {len(images)} images of split '{config.data.eval_split}', the top-3 labels' maps "
+                "(every scale for multi-scale heads), each scaled to its own range.")
+        break
+    title = f"cma_tf evaluation: {', '.join(names)} on {describe_splits(runs)} ({checkpoint} models)"
+    path = os.path.join(report_dir, "index.html")
+    write_report(path, rows, keys, predictions, vocabulary, thresholds, title, attention, note)
+    return path
 
 
 def describe_splits(runs):
@@ -158,9 +219,10 @@ def main(argv):
     if len(names) != len(workdirs):
         raise app.UsageError(f"--names has {len(names)} entries but --workdirs has {len(workdirs)}")
     overrides = cli.command_line_overrides(_CONFIG, _FLAG_FIELDS)
+    predictions = {} if _REPORT.value else None
     rows, keys, runs = cli.run_reporting_user_errors(
-        evaluate_workdirs, workdirs, names, _CHECKPOINT.value, overrides, _PER_CLASS.value, _FULL.value,
-        _CALIBRATE.value,
+        evaluate_workdirs, workdirs, names, _CHECKPOINT.value, overrides, _PER_CLASS.value or bool(_REPORT.value),
+        _FULL.value, _CALIBRATE.value, predictions,
     )
     table = format_metrics_table(rows, keys)
     if _PER_CLASS.value:
@@ -173,6 +235,9 @@ def main(argv):
         from cma_tf.atomic import write_text
 
         write_text(_OUTPUT.value, table + "\n")
+    if _REPORT.value:
+        path = write_html_report(_REPORT.value, workdirs, names, _CHECKPOINT.value, rows, keys, runs, predictions)
+        print(f"report: {path}")
 
 
 if __name__ == "__main__":
