@@ -16,6 +16,14 @@ TINY_WIDTHS = (8, 16, 32, 64)
 TINY_IMAGE_SIZE = 32
 
 
+def tiny_batch(rng, num_classes, size=4):
+    """`(images, labels)`: random pixels 0..255 at `TINY_IMAGE_SIZE` and random label sets (each
+    label on with probability 0.4), for one train step of a tiny classifier."""
+    images = rng.uniform(0, 255, (size, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, 3)).astype("float32")
+    labels = (rng.random((size, num_classes)) < 0.4).astype("float32")
+    return images, labels
+
+
 def tiny_label_graph(num_classes, num_examples=200, seed=0):
     """A `LabelGraph` counted from random label sets (about 3 labels an example), for building
     heads that read the label graph (ML-GCN) in tests."""

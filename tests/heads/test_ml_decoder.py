@@ -20,6 +20,7 @@ from tests.helpers import (
     numpy_layer_norm,
     numpy_multi_head_attention,
     run_model_saving_test,
+    tiny_batch,
 )
 
 NUM_CLASSES = 5
@@ -86,9 +87,7 @@ def tiny_model():
 
 
 def batch(size=4):
-    images = RNG.uniform(0, 255, (size, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, 3)).astype("float32")
-    labels = (RNG.random((size, NUM_CLASSES)) < 0.4).astype("float32")
-    return images, labels
+    return tiny_batch(RNG, NUM_CLASSES, size)
 
 
 def test_keras_round_trip_keeps_the_frozen_queries(tmp_path):

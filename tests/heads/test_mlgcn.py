@@ -15,7 +15,14 @@ from cma_tf.graph.correlation import mlgcn_correlation
 from cma_tf.heads.mlgcn import MLGCNHead
 from cma_tf.losses import WeightedBinaryCrossentropy
 from cma_tf.training.trainer import load_label_embedding_file
-from tests.helpers import TINY_IMAGE_SIZE, TINY_WIDTHS, label_stats, run_model_saving_test, tiny_label_graph
+from tests.helpers import (
+    TINY_IMAGE_SIZE,
+    TINY_WIDTHS,
+    label_stats,
+    run_model_saving_test,
+    tiny_batch,
+    tiny_label_graph,
+)
 
 NUM_CLASSES = 5
 RNG = np.random.default_rng(0)
@@ -103,9 +110,7 @@ def tiny_model(graph=None):
 
 
 def batch(size=4):
-    images = RNG.uniform(0, 255, (size, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, 3)).astype("float32")
-    labels = (RNG.random((size, NUM_CLASSES)) < 0.4).astype("float32")
-    return images, labels
+    return tiny_batch(RNG, NUM_CLASSES, size)
 
 
 def test_the_factory_builds_it_from_the_label_graph_and_refuses_without_one():
