@@ -155,3 +155,22 @@ def test_the_embeddings_command_writes_its_three_figures(image_workdir, tmp_path
     for name in os.listdir(out):
         assert np.asarray(Image.open(out / name)).std() > 10
     assert "Pearson r" in result.stdout
+
+
+def test_video_maps_are_per_position_over_time(tmp_path):
+    """A frame-level CMA-SNet model: one map per label over SNet's positions, drawn over the frames."""
+    from cma_tf.config_base import get_paper_video_config
+    from cma_tf.visualization.figures import attention_over_time
+
+    config = get_paper_video_config("cma_snet")
+    config.data.frames, config.model.snet_filters, config.asge.units = 64, (8, 8, 8, 8), 8
+    model = factory.build_classifier(config, 5, factory.build_label_encoder(config, 5))
+    frames = np.random.default_rng(0).normal(size=(2, 64, 1024)).astype(np.float32)
+    probabilities, maps = attention_maps(model, frames)
+    assert probabilities.shape == (2, 5) and [m.shape for m in maps] == [(2, 5, 4)]  # 64 frames / 16
+    # Eq. 8: a distribution over positions, or all zero where ReLU(cos) is 0 everywhere (untrained)
+    sums = maps[0].sum(-1)
+    assert np.all(np.isclose(sums, 1.0, rtol=1e-5) | (sums == 0)) and np.any(sums > 0)
+    path = str(tmp_path / "video.png")
+    attention_over_time(64, [("cma_snet", probabilities[0], maps[0][0])], [(0, "label 0"), (3, "label 3")], path)
+    assert np.asarray(Image.open(path)).std() > 10
