@@ -227,7 +227,8 @@ def write_thresholds(workdir, checkpoint, split, vocabulary, scores, targets):
 
     thresholds, f1 = calibrate_thresholds(scores, targets)
     write_json(thresholds_path(workdir, checkpoint), {
-        "split": split, "checkpoint": checkpoint, "examples": int(len(scores)), "labels": list(vocabulary),
+        "split": split, "checkpoint": checkpoint, "model_sha1": _file_sha1(trained_model_path(workdir, checkpoint)),
+        "examples": int(len(scores)), "labels": list(vocabulary),
         "thresholds": [float(t) for t in thresholds],
         "calibration_F1": [None if f != f else float(f) for f in f1],
     })
@@ -243,7 +244,23 @@ def read_thresholds(workdir, checkpoint, vocabulary):
     stored = read_json(location)
     if stored.get("labels") != list(vocabulary):
         raise DataError(f"{location} holds thresholds of other labels than the run's: calibrate again (--calibrate=SPLIT)")
+    model = trained_model_path(workdir, checkpoint)
+    if stored.get("model_sha1") != _file_sha1(model):
+        raise DataError(
+            f"{location} was chosen for another {os.path.basename(model)} (the run was trained again since): "
+            "calibrate again (cma_tf.evaluate --calibrate=SPLIT) or delete the file"
+        )
     return np.asarray(stored["thresholds"], np.float64)
+
+
+def _file_sha1(file_path):
+    import hashlib
+
+    digest = hashlib.sha1()
+    with tf.io.gfile.GFile(file_path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def trained_model_path(workdir: str, checkpoint: str = "final") -> str:

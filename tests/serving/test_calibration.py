@@ -76,3 +76,19 @@ def test_the_export_decides_with_the_stored_thresholds_and_predict_names_the_lab
     with open(output) as f:
         rows = list(csv.DictReader(f))
     assert [row["predicted"] for row in rows] == [joined.decode() for joined in outputs["predicted_labels"].numpy()[:len(rows)]]
+
+
+def test_thresholds_of_a_model_trained_again_are_refused(calibrated, tmp_path):
+    """The stored thresholds belong to one final.keras: after it changes they are not used silently."""
+    import keras
+
+    from cma_tf.errors import DataError
+
+    workdir = str(tmp_path / "retrained")
+    shutil.copytree(calibrated[0], workdir)
+    model = keras.saving.load_model(files.trained_model_path(workdir))
+    model.head.trainable_weights[0].assign(model.head.trainable_weights[0] * 1.01)
+    model.save(files.trained_model_path(workdir))
+    vocabulary = files.read_json(files.thresholds_path(workdir))["labels"]
+    with pytest.raises(DataError, match="was chosen for another final.keras .*calibrate again"):
+        files.read_thresholds(workdir, "final", vocabulary)
