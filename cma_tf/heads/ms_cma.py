@@ -1,7 +1,5 @@
 """The multi-scale CMA head (§3.2, Eq. 11; §4.1 for the three scales)."""
 
-import keras
-
 from cma_tf.heads.registry import HeadSpec, register_head
 from cma_tf.heads.cma import CMABranch, LabelEmbeddingHead
 from cma_tf.saving import register, sync_sublayer_trainability
