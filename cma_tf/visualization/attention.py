@@ -26,6 +26,16 @@ def has_attention(model) -> bool:
     return "return_attention" in inspect.signature(model.head.call).parameters
 
 
+def require_attention(model, owner, head_name=None):
+    """Raises `NoAttentionError` naming `owner` (a workdir, or the model) and the head (its
+    config name, else its class) when the head has no maps."""
+    if not has_attention(model):
+        raise NoAttentionError(
+            f"{owner}: its head ({head_name or model.head.__class__.__name__}) pools without attention, so it has no maps to "
+            "show (heads with maps: cma, ms_cma, self_attention, hsvlt, mmdsr, q2l, ml_decoder)"
+        )
+
+
 def attention_maps(model, inputs):
     """`(probabilities [B, N], maps)`: the classifier's σ(logits) and, per scale, float32 maps
     `[B, N, h, w]` (images: the scale's grid, rows × columns) or `[B, N, T_s]` (video), one per
@@ -36,11 +46,7 @@ def attention_maps(model, inputs):
     """
     import tensorflow as tf
 
-    if not has_attention(model):
-        raise NoAttentionError(
-            f"the {model.head.__class__.__name__} head ({model.name}) pools without attention: it has no maps to show "
-            "(heads with maps: cma, ms_cma, self_attention, hsvlt, mmdsr, q2l, ml_decoder)"
-        )
+    require_attention(model, model.name)
     inputs = tf.convert_to_tensor(inputs, tf.float32)
     probabilities = tf.sigmoid(model(inputs, training=False)).numpy()
     _, attention = model.head(model.backbone(inputs, training=False), training=False, return_attention=True)

@@ -17,7 +17,7 @@ from cma_tf.data.requests import IMAGES
 from cma_tf.errors import DataError
 from cma_tf.serving import sources
 from cma_tf.serving.workdir_model import load_workdir_model
-from cma_tf.visualization.attention import NoAttentionError, attention_maps, has_attention
+from cma_tf.visualization.attention import attention_maps, require_attention
 from cma_tf.visualization.figures import attention_grid, attention_over_time
 
 
@@ -31,11 +31,7 @@ def load_models(workdirs, checkpoint="final"):
     and score the same labels."""
     loaded = [load_workdir_model(workdir, checkpoint) for workdir in workdirs]
     for workdir, entry in zip(workdirs, loaded):
-        if not has_attention(entry.model):
-            raise NoAttentionError(
-                f"{workdir}: its head ({entry.config.model.head}) pools without attention, so it has no maps to show "
-                "(heads with maps: cma, ms_cma, self_attention, hsvlt, mmdsr, q2l, ml_decoder)"
-            )
+        require_attention(entry.model, workdir, entry.config.model.head)
         if entry.request.bytes_input != loaded[0].request.bytes_input or entry.vocabulary != loaded[0].vocabulary:
             raise DataError(
                 f"{workdir} reads {entry.request.bytes_input} with {len(entry.vocabulary)} labels; {workdirs[0]} reads "
