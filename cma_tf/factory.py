@@ -184,8 +184,10 @@ def build_classifier(config, num_classes, fitted_encoder=None, label_graph=None)
     label_encoder = None
     if needs_label_embeddings(config):
         label_encoder = build_label_encoder(config, num_classes, fitted_encoder)
-    counts = None if label_graph is None else label_graph.counts
     joint = config.model.graph_loss_weight > 0
+    counts = None
+    if label_graph is not None and get_head(config.model.head).label_graph:
+        counts = label_graph.dense_counts(f"the {config.model.head} head (its label graph is a dense N × N weight)")
     model = MultiLabelClassifier(
         build_backbone(config),
         build_head(config, num_classes, label_encoder, counts),
@@ -197,6 +199,7 @@ def build_classifier(config, num_classes, fitted_encoder=None, label_graph=None)
     if joint:
         if label_graph is None:
             raise ConfigError("config.model.graph_loss_weight > 0 needs the label graph")
+        label_graph.dense_counts("config.model.graph_loss_weight > 0 (the joint ASGE loss holds A as a dense N × N weight)")
         model.set_label_graph(label_graph.adjacency)
     return model
 

@@ -38,6 +38,7 @@ flags.mark_flags_as_required(["data_dir"])
 
 def build(data_dir, split, output, top, data_format="image"):
     import numpy as np
+    import scipy.sparse
 
     from cma_tf import factory
     from cma_tf.config_base import get_base_config
@@ -56,11 +57,12 @@ def build(data_dir, split, output, top, data_format="image"):
     print("most frequent labels: " + ", ".join(
         f"{vocabulary[k]} {frequencies[k]:.3f}" for k in np.argsort(-frequencies)[:top]
     ))
-    adjacency = graph.adjacency.copy()
-    np.fill_diagonal(adjacency, 0)
-    pairs = np.dstack(np.unravel_index(np.argsort(-adjacency, axis=None)[:top], adjacency.shape))[0]
+    cells = scipy.sparse.coo_matrix(graph.adjacency)  # (sparse or dense A alike)
+    off = cells.row != cells.col
+    rows, cols, values = cells.row[off], cells.col[off], cells.data[off]
+    strongest = np.argsort(-values, kind="stable")[:top]
     print("strongest P(i | j): " + ", ".join(
-        f"P({vocabulary[i]} | {vocabulary[j]}) = {adjacency[i, j]:.2f}" for i, j in pairs
+        f"P({vocabulary[rows[k]]} | {vocabulary[cols[k]]}) = {values[k]:.2f}" for k in strongest
     ))
 
 

@@ -4,14 +4,18 @@ import io
 
 import keras
 import numpy as np
+import scipy.sparse
 import tensorflow as tf
 from keras import ops
 
 from cma_tf.atomic import write_bytes
 from cma_tf.errors import ConfigError
-from cma_tf.graph.asge import ASGEEncoder, LabelGraphLoss, off_diagonal_fit
+from cma_tf.graph.asge import COSINE_EPSILON, ASGEEncoder, LabelGraphLoss, off_diagonal_fit
+from cma_tf.graph.graph_pairs import GraphPairs, graph_loss_and_gradient, pair_off_diagonal_fit
+from cma_tf.layers.ops import l2_normalize
 
 OPTIMIZERS = ("adam", "sgd")
+METHODS = ("pairs", "dense")
 DEFAULT_LEARNING_RATES = {"adam": 0.001, "sgd": 0.01}  # sgd: the paper's
 LOSS_CURVE_POINTS = 100
 
@@ -46,15 +50,27 @@ class ASGEModel(keras.Model):
 
     Args:
         encoder: an `ASGEEncoder`.
-        graph_loss: a `LabelGraphLoss` holding `A`.
+        pairs: a `GraphPairs` (`A'` as its non-zero pairs): the loss is computed without an
+            `N × N` matrix (`graph_pairs.py`), blocked over rows of `U Uᵀ` when `alpha > 0`.
+        graph_loss: instead of `pairs`, a `LabelGraphLoss` holding the dense `A` (the direct
+            computation, `N²` floats; the reference the pair computation is tested against).
+        alpha, balance: Eq. 5's α and the zero-pair weighting (`pairs` only; a
+            `graph_loss` carries its own).
+        block_rows: rows of `U Uᵀ` per block (default: 64 MiB of them).
     """
 
-    def __init__(self, encoder, graph_loss, **kwargs):
+    def __init__(self, encoder, pairs=None, graph_loss=None, alpha=0.0, balance=True, block_rows=None, **kwargs):
         super().__init__(**kwargs)
+        if (pairs is None) == (graph_loss is None):
+            raise ValueError("give ASGEModel either pairs or graph_loss")
         self.encoder = encoder
         self.graph_loss = graph_loss
+        self.pairs = pairs
+        self.alpha = alpha
+        self.block_rows = block_rows
+        self.zero_weight = None if pairs is None else pairs.zero_pair_weight(balance)
         for layer in (self.encoder, self.graph_loss):
-            if not layer.built:
+            if layer is not None and not layer.built:
                 layer.build()
         self.loss_tracker = keras.metrics.Mean(name="graph_loss")
 
@@ -66,10 +82,17 @@ class ASGEModel(keras.Model):
         return [self.loss_tracker]
 
     def train_step(self, data):
-        with tf.GradientTape() as tape:
-            loss = self.graph_loss(self.encoder.all_embeddings(training=True))
         weights = self.encoder.trainable_weights
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        if self.graph_loss is not None:
+            with tf.GradientTape() as tape:
+                loss = self.graph_loss(self.encoder.all_embeddings(training=True))
+            gradients = tape.gradient(loss, weights)
+        else:
+            with tf.GradientTape() as tape:
+                unit = l2_normalize(self.encoder.all_embeddings(training=True), COSINE_EPSILON)
+            loss, gradient = graph_loss_and_gradient(unit, self.pairs, self.alpha, self.zero_weight, self.block_rows)
+            gradients = tape.gradient(unit, weights, output_gradients=gradient)
+        self.optimizer.apply_gradients(zip(gradients, weights))
         self.loss_tracker.update_state(loss)
         return {"graph_loss": self.loss_tracker.result()}
 
@@ -145,6 +168,8 @@ def fit_asge(
     seed=0,
     verbose=0,
     check=True,
+    method="pairs",
+    block_rows=None,
 ):
     """Fits ASGE (Eq. 2-5) to `A`.
 
@@ -158,7 +183,14 @@ def fit_asge(
     the paper's literal recipe (lr 0.01).
 
     Args:
+        adjacency: `A` (`A_ij = P(v_i | v_j)`), a dense `[N, N]` array or a scipy sparse
+            matrix (`LabelGraph.adjacency` above `DENSE_MAX_LABELS` labels).
         check: raise `DegenerateFitError` when the fit is unusable (see `check_fit`).
+        method: "pairs" (default): Eq. 4 from the non-zero pairs of `A'`, memory
+            `O(N·C_e + P)` (+ `block_rows × N` when `alpha > 0`; `graph_pairs.py`), the only
+            one that runs at Open Images' 20,000 labels; "dense": the direct `N × N`
+            computation (dense `adjacency` only), the reference it is tested against.
+        block_rows: see `ASGEModel`.
 
     Returns:
         `(encoder, report)`: the fitted `ASGEEncoder` and a dict with the training loss (its
@@ -166,13 +198,23 @@ def fit_asge(
         the last chunk's mean as `final_loss`) and the fit of `cos(e_i, e_j)` to `A'` in
         inference mode (`off_diagonal_fit`).
     """
-    adjacency = np.asarray(adjacency, np.float32)
+    if method not in METHODS:
+        raise ConfigError(f"ASGE method must be one of {', '.join(METHODS)}, got {method!r}")
+    sparse = scipy.sparse.issparse(adjacency)
+    if not sparse:
+        adjacency = np.asarray(adjacency, np.float32)
     num_labels = adjacency.shape[0]
     keras.utils.set_random_seed(seed)
     encoder = ASGEEncoder(num_labels, units=units, depth=depth, name="asge_encoder")
-    graph_loss = LabelGraphLoss(num_labels, alpha=alpha, balance=balance_pairs, name="graph_loss")
-    graph_loss.set_adjacency(adjacency)
-    model = ASGEModel(encoder, graph_loss)
+    if method == "dense":
+        if sparse:
+            raise ConfigError(f"ASGE method 'dense' needs a dense [N, N] graph; this one of {num_labels} labels is sparse")
+        graph_loss = LabelGraphLoss(num_labels, alpha=alpha, balance=balance_pairs, name="graph_loss")
+        graph_loss.set_adjacency(adjacency)
+        model = ASGEModel(encoder, graph_loss=graph_loss)
+    else:
+        pairs = GraphPairs.from_adjacency(adjacency)
+        model = ASGEModel(encoder, pairs=pairs, alpha=alpha, balance=balance_pairs, block_rows=block_rows)
     model.compile(optimizer=build_optimizer(optimizer, learning_rate, momentum))
     learning_rate = float(model.optimizer.learning_rate)
     recorder = LossCurve(steps)
@@ -184,7 +226,10 @@ def fit_asge(
     encoder.set_statistics_to_the_full_batch()
     embeddings = ops.convert_to_numpy(encoder.all_embeddings(training=False))
     report = {"final_loss": curve[-1][1], "steps": steps, "num_labels": num_labels, "loss_curve": curve}
-    report.update(off_diagonal_fit(embeddings, (adjacency + adjacency.T) / 2, seed=seed))
+    if sparse:
+        report.update(pair_off_diagonal_fit(embeddings, model.pairs, seed=seed))
+    else:
+        report.update(off_diagonal_fit(embeddings, (adjacency + adjacency.T) / 2, seed=seed))
     if check:
         check_fit(report, f"optimizer={optimizer}, learning_rate={learning_rate}, {steps} steps, {num_labels} labels")
     return encoder, report

@@ -1,9 +1,11 @@
 """The label graph of §3.1: co-occurrence counts → `A_ij = P(v_i | v_j)` → `A' = (A + Aᵀ)/2`.
 
-Counts are accumulated streaming from sparse label lists (one batch at a time, memory
-`O(N²)` for the counts plus `O(batch · N)`), never from an `n × N` label matrix, so the graph
-of a dataset of any size fits in memory. Label frequencies `p_k` (Eq. 12) come from the same
-pass: `p_k = count_kk / n`.
+Counts are accumulated streaming from sparse label lists (one batch at a time), never from an
+`n × N` label matrix, so the graph of a dataset of any size fits in memory. Up to
+`DENSE_MAX_LABELS` labels they are a dense int64 `[N, N]` array (119 MB at YouTube-8M's 3,862);
+above it, a `scipy.sparse` CSR matrix of the pairs that occur (dense int64 would be 3.2 GB at
+Open Images' 20,000 labels, where almost every pair is zero), and `A`, `A'` are sparse too.
+Label frequencies `p_k` (Eq. 12) come from the same pass: `p_k = count_kk / n`.
 
 A graph built from records carries a fingerprint of them (each file's name, size and
 modification time) and of the vocabulary (the names in order); `load_or_build_label_graph`
@@ -20,6 +22,7 @@ import os
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
+import scipy.sparse
 import tensorflow as tf
 from tqdm.auto import tqdm
 
@@ -27,17 +30,50 @@ from cma_tf.atomic import write_bytes
 from cma_tf.data import records
 from cma_tf.data.vocab import first_difference
 from cma_tf.data.validate import first_bad_record
-from cma_tf.errors import DataError
+from cma_tf.errors import ConfigError, DataError
+
+DENSE_MAX_LABELS = 4096  # dense int64 counts up to 128 MB; sparse above
+_PENDING_CELLS = 1 << 22  # sparse mode: merge the pairs gathered so far once this many wait
 
 
 class LabelCooccurrence:
     """Streaming accumulator of `count_ij = #examples with labels i and j` (diagonal: `count_ii`
-    = #examples with label i). Repeated labels within one example count once."""
+    = #examples with label i). Repeated labels within one example count once.
 
-    def __init__(self, num_classes: int):
+    Args:
+        num_classes: `N`.
+        sparse: keep the counts as sparse pairs; default: when `N > DENSE_MAX_LABELS`.
+    """
+
+    def __init__(self, num_classes: int, sparse: Optional[bool] = None):
         self.num_classes = num_classes
-        self.counts = np.zeros((num_classes, num_classes), np.int64)
+        self.sparse = num_classes > DENSE_MAX_LABELS if sparse is None else sparse
         self.num_examples = 0
+        if self.sparse:
+            self._cells = np.zeros(0, np.int64)  # flat index i·N + j of each pair seen, sorted
+            self._cell_counts = np.zeros(0, np.int64)
+            self._pending = []
+        else:
+            self._dense = np.zeros((num_classes, num_classes), np.int64)
+
+    @property
+    def counts(self):
+        """int64 `[N, N]`: a numpy array, or a `scipy.sparse.csr_matrix` in sparse mode."""
+        if not self.sparse:
+            return self._dense
+        self._merge()
+        rows, cols = np.divmod(self._cells, self.num_classes)
+        shape = (self.num_classes, self.num_classes)
+        return scipy.sparse.csr_matrix((self._cell_counts, (rows, cols)), shape=shape, dtype=np.int64)
+
+    def _merge(self):
+        if not self._pending:
+            return
+        cells = np.concatenate([self._cells] + [cells for cells, _ in self._pending])
+        counts = np.concatenate([self._cell_counts] + [counts for _, counts in self._pending])
+        self._cells, inverse = np.unique(cells, return_inverse=True)
+        self._cell_counts = np.bincount(inverse, weights=counts, minlength=len(self._cells)).astype(np.int64)
+        self._pending = []
 
     def update(self, label_lists: Sequence[Sequence[int]]) -> None:
         """Adds a batch of examples, each a list of label ids (`-1` entries are padding).
@@ -57,12 +93,30 @@ class LabelCooccurrence:
         valid = ids >= 0
         pairs = (ids[:, :, None] * self.num_classes + ids[:, None, :])[valid[:, :, None] & valid[:, None, :]]
         cells, counts = np.unique(pairs, return_counts=True)
-        self.counts.reshape(-1)[cells] += counts
         self.num_examples += len(label_lists)
+        if not self.sparse:
+            self._dense.reshape(-1)[cells] += counts
+            return
+        self._pending.append((cells, counts.astype(np.int64)))
+        if sum(len(cells) for cells, _ in self._pending) > _PENDING_CELLS:
+            self._merge()
 
 
-def conditional_adjacency(counts: np.ndarray) -> np.ndarray:
-    """`A_ij = count_ij / count_jj` (0 where label j never occurs), diagonal 1 (§3.1)."""
+def conditional_adjacency(counts):
+    """`A_ij = count_ij / count_jj` (0 where label j never occurs), diagonal 1 (§3.1); sparse
+    counts give a sparse float32 CSR `A`."""
+    if scipy.sparse.issparse(counts):
+        pairs = scipy.sparse.coo_matrix(counts)
+        off = pairs.row != pairs.col
+        occurrences = np.asarray(counts.diagonal(), np.float64)
+        rows, cols = pairs.row[off], pairs.col[off]
+        values = pairs.data[off] / occurrences[cols]  # count_ij > 0 implies count_jj > 0
+        diagonal = np.arange(counts.shape[0])
+        return scipy.sparse.csr_matrix(
+            (np.concatenate([values, np.ones(len(diagonal))]).astype(np.float32),
+             (np.concatenate([rows, diagonal]), np.concatenate([cols, diagonal]))),
+            shape=counts.shape,
+        )
     counts = np.asarray(counts, np.float64)
     occurrences = np.diag(counts)
     safe = np.where(occurrences > 0, occurrences, 1.0)
@@ -71,8 +125,10 @@ def conditional_adjacency(counts: np.ndarray) -> np.ndarray:
     return adjacency.astype(np.float32)
 
 
-def symmetrize(adjacency: np.ndarray) -> np.ndarray:
-    """Eq. 1: `A' = (A + Aᵀ) / 2`."""
+def symmetrize(adjacency):
+    """Eq. 1: `A' = (A + Aᵀ) / 2` (sparse in, sparse CSR out)."""
+    if scipy.sparse.issparse(adjacency):
+        return ((adjacency + adjacency.T) / 2).astype(np.float32).tocsr()
     return ((adjacency + adjacency.T) / 2).astype(np.float32)
 
 
@@ -81,7 +137,8 @@ class LabelGraph:
     """Co-occurrence statistics of a training set and the graphs derived from them.
 
     Attributes:
-        counts: int64 `[N, N]` co-occurrence counts (diagonal = per-label counts).
+        counts: int64 `[N, N]` co-occurrence counts (diagonal = per-label counts): a numpy
+            array, or a `scipy.sparse.csr_matrix` above `DENSE_MAX_LABELS` labels (`is_sparse`).
         num_examples: number of examples counted.
         vocabulary: label names, `N` of them (may be empty if unknown).
         fingerprint: `{"shards": …, "files": …, "vocabulary": …}` of the records and
@@ -98,32 +155,65 @@ class LabelGraph:
         return self.counts.shape[0]
 
     @property
-    def adjacency(self) -> np.ndarray:
-        """`A` (conditional probabilities, column j conditions on label j)."""
+    def is_sparse(self) -> bool:
+        return scipy.sparse.issparse(self.counts)
+
+    @property
+    def adjacency(self):
+        """`A` (conditional probabilities, column j conditions on label j); sparse CSR when the
+        counts are."""
         return conditional_adjacency(self.counts)
 
     @property
-    def symmetric_adjacency(self) -> np.ndarray:
-        """`A'` of Eq. 1."""
+    def symmetric_adjacency(self):
+        """`A'` of Eq. 1; sparse CSR when the counts are."""
         return symmetrize(self.adjacency)
 
     @property
     def frequencies(self) -> np.ndarray:
         """`p_k` of Eq. 12: the fraction of examples carrying label k."""
-        return (np.diag(self.counts) / max(self.num_examples, 1)).astype(np.float32)
+        return (np.asarray(self.counts.diagonal()) / max(self.num_examples, 1)).astype(np.float32)
+
+    def dense_counts(self, needed_by: str) -> np.ndarray:
+        """The counts as a dense array, for a consumer (`needed_by`, named in the error) whose
+        computation is `N × N` dense; a `ConfigError` on a sparse graph, whose `N` is too large."""
+        if self.is_sparse:
+            gib = self.num_classes**2 * 8 / 2**30
+            raise ConfigError(
+                f"{needed_by} needs the label graph as a dense {self.num_classes} × {self.num_classes} matrix "
+                f"({gib:.1f} GiB in float64); above {DENSE_MAX_LABELS} labels the graph is kept sparse and only "
+                "ASGE (config.model.label_embedding=asge, config.model.graph_loss_weight=0) uses it"
+            )
+        return self.counts
+
+    def sha1(self) -> str:
+        """A digest of the counts (dense: of the int64 array's bytes)."""
+        counts = self.counts
+        if not self.is_sparse:
+            return hashlib.sha1(np.ascontiguousarray(counts, np.int64).tobytes()).hexdigest()
+        counts = counts.tocsr()
+        counts.sort_indices()
+        digest = hashlib.sha1(np.asarray(counts.shape, np.int64).tobytes())
+        for part in (counts.indptr, counts.indices, counts.data):
+            digest.update(np.ascontiguousarray(part, np.int64).tobytes())
+        return digest.hexdigest()
 
     def save(self, path: str) -> None:
         """Writes an `.npz` (counts, num_examples, vocabulary, the fingerprint as a JSON string
-        if known, and A, A', p for other tools)."""
+        if known, and A, A', p for other tools). Sparse counts are stored as their non-zero
+        cells (`counts_rows`, `counts_cols`, `counts_values`, `num_classes`), without A and A'."""
         buffer = io.BytesIO()
         fields = dict(
-            counts=self.counts,
             num_examples=np.int64(self.num_examples),
             vocabulary=np.asarray(list(self.vocabulary), dtype=str),
-            adjacency=self.adjacency,
-            symmetric_adjacency=self.symmetric_adjacency,
             frequencies=self.frequencies,
         )
+        if self.is_sparse:
+            cells = scipy.sparse.coo_matrix(self.counts)
+            fields.update(counts_rows=cells.row.astype(np.int32), counts_cols=cells.col.astype(np.int32),
+                          counts_values=cells.data.astype(np.int64), num_classes=np.int64(self.num_classes))
+        else:
+            fields.update(counts=self.counts, adjacency=self.adjacency, symmetric_adjacency=self.symmetric_adjacency)
         if self.fingerprint is not None:
             fields["fingerprint"] = np.asarray(json.dumps(self.fingerprint, sort_keys=True))
         np.savez(buffer, **fields)
@@ -136,7 +226,8 @@ class LabelGraph:
         with tf.io.gfile.GFile(path, "rb") as f:
             try:
                 data = np.load(io.BytesIO(f.read()))
-                counts, num_examples = data["counts"], int(data["num_examples"])
+                counts = _sparse_counts(data) if "counts_values" in data.files else data["counts"]
+                num_examples = int(data["num_examples"])
                 vocabulary = [str(name) for name in data["vocabulary"]]
                 fingerprint = json.loads(str(data["fingerprint"])) if "fingerprint" in data.files else None
             except (ValueError, KeyError, OSError) as error:  # (json's errors are ValueErrors)
@@ -146,6 +237,16 @@ class LabelGraph:
         if fingerprint is not None and not isinstance(fingerprint, dict):
             raise DataError(f"{path}: field 'fingerprint' must be a JSON object, got {fingerprint!r}")
         return cls(counts=counts, num_examples=num_examples, vocabulary=vocabulary, fingerprint=fingerprint)
+
+
+def _sparse_counts(data):
+    num_classes = int(data["num_classes"])
+    rows, cols, values = data["counts_rows"], data["counts_cols"], data["counts_values"]
+    if not (len(rows) == len(cols) == len(values)):
+        raise ValueError(f"counts_rows, counts_cols and counts_values differ in length ({len(rows)}, {len(cols)}, {len(values)})")
+    if len(rows) and max(rows.max(), cols.max()) >= num_classes:
+        raise ValueError(f"a cell of counts_rows/counts_cols is out of range for {num_classes} labels")
+    return scipy.sparse.csr_matrix((values, (rows, cols)), shape=(num_classes, num_classes), dtype=np.int64)
 
 
 def label_graph_from_label_lists(

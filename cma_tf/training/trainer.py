@@ -13,7 +13,6 @@ who want it.
 """
 
 import csv
-import hashlib
 import os
 
 import keras
@@ -63,7 +62,7 @@ def load_dataset_info(config):
 
 def _asge_settings(config, graph):
     settings = dict(config.asge.to_dict(), num_labels=graph.num_classes, seed=config.seed)
-    settings["graph_sha1"] = hashlib.sha1(np.ascontiguousarray(graph.counts, np.int64).tobytes()).hexdigest()
+    settings["graph_sha1"] = graph.sha1()
     return settings
 
 
@@ -104,7 +103,7 @@ def fit_or_load_word2vec(config, graph, workdir):
             vectors = np.load(f)
         if vectors.shape == (graph.num_classes, config.asge.units):
             return vectors
-    vectors = fit_word2vec(graph.counts, dim=config.asge.units, seed=config.seed)
+    vectors = fit_word2vec(graph.dense_counts("config.model.label_embedding=word2vec"), dim=config.asge.units, seed=config.seed)
     tf.io.gfile.makedirs(os.path.dirname(path))
     with atomic_write(path) as f:
         np.save(f, vectors)

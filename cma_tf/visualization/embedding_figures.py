@@ -12,6 +12,7 @@ from cma_tf.visualization.embeddings import cluster_order, cosine_similarity, pr
 from cma_tf.visualization.figures import embedding_scatter, loss_curve, similarity_maps
 
 SIMILARITY, LOSS, PROJECTION = "embeddings_similarity.png", "asge_loss.png", "embeddings_2d.png"
+SPARSE_GRAPH_SHOWN = 1000  # labels drawn from a sparse graph (cooccurrence.DENSE_MAX_LABELS and up)
 
 
 def write_embedding_figures(workdir, out_dir, checkpoint="final"):
@@ -38,7 +39,14 @@ def write_embedding_figures(workdir, out_dir, checkpoint="final"):
                 f"({files.ASGE_WEIGHTS}) to show"
             )
         embeddings = np.asarray(fit_or_load_asge(config, graph, workdir).all_embeddings(training=False))
-    target = np.asarray(graph.symmetric_adjacency, np.float64)
+    shown = f"{len(vocabulary)} labels"
+    if graph.is_sparse:  # thousands of labels: the heat maps and the fit over the most frequent
+        keep = np.sort(np.argsort(-graph.frequencies, kind="stable")[:SPARSE_GRAPH_SHOWN])
+        target = graph.symmetric_adjacency[keep][:, keep].toarray().astype(np.float64)
+        embeddings, vocabulary = embeddings[keep], [vocabulary[k] for k in keep]
+        shown = f"the {len(keep)} most frequent of {graph.num_classes} labels"
+    else:
+        target = np.asarray(graph.symmetric_adjacency, np.float64)
     learned = cosine_similarity(embeddings)
     order = cluster_order(target)
     tf.io.gfile.makedirs(out_dir)
@@ -47,7 +55,7 @@ def write_embedding_figures(workdir, out_dir, checkpoint="final"):
     rmse = float(np.sqrt(np.mean((learned[off] - target[off]) ** 2)))
     pearson = float(np.corrcoef(learned[off], target[off])[0, 1]) if off.any() else float("nan")
     similarity_maps(target, learned, vocabulary, order, paths[SIMILARITY],
-                    title=f"{workdir}: {len(vocabulary)} labels, off-diagonal RMSE {rmse:.3f}, Pearson r {pearson:.3f}")
+                    title=f"{workdir}: {shown}, off-diagonal RMSE {rmse:.3f}, Pearson r {pearson:.3f}")
     embedding_scatter(project_2d(embeddings), vocabulary, paths[PROJECTION], title=f"{workdir}: label embeddings")
     report_path = files.path(workdir, files.ASGE_REPORT)
     curve = files.read_json(report_path).get("loss_curve") if tf.io.gfile.exists(report_path) else None

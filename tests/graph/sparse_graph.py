@@ -37,3 +37,26 @@ def conditional_adjacency(counts):
     adjacency = counts / np.maximum(occurrences[None, :], 1)
     np.fill_diagonal(adjacency, 1.0)
     return adjacency.astype(np.float32)
+
+
+def topic_label_lists(num_labels, examples_per_label=20, topic_size=100, seed=0):
+    """Label lists `[n, 5]` (-1 padded) of the same kind of synthetic videos, vectorised for any
+    `N` (20,000 labels: 400,000 videos in seconds, no `N × N` array): each video's first label
+    is every label once, then popularity-weighted (power law); up to 4 more come from the first
+    label's topic, the topic's first members the likeliest. For `LabelCooccurrence`."""
+    rng = np.random.default_rng(seed)
+    videos = num_labels * examples_per_label
+    order = rng.permutation(num_labels)  # topic t = order[bounds[t]:bounds[t + 1]]
+    topics = max(1, num_labels // topic_size)
+    bounds = np.linspace(0, num_labels, topics + 1).astype(np.int64)
+    position = np.empty(num_labels, np.int64)
+    position[order] = np.arange(num_labels)
+    popularity = 1.0 / np.arange(1, num_labels + 1)[rng.permutation(num_labels)]
+    firsts = np.concatenate([
+        np.arange(num_labels), rng.choice(num_labels, videos - num_labels, p=popularity / popularity.sum())
+    ])
+    topic = np.searchsorted(bounds, position[firsts], side="right") - 1
+    start, size = bounds[topic], bounds[topic + 1] - bounds[topic]
+    others = order[start[:, None] + (size[:, None] * rng.random((videos, 4)) ** 2).astype(np.int64)]
+    others[np.arange(4)[None, :] >= rng.integers(0, 5, videos)[:, None]] = -1
+    return np.concatenate([firsts[:, None], others], axis=1)

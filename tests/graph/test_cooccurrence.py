@@ -8,9 +8,10 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.sparse
 
 from cma_tf.data import records
-from cma_tf.errors import DataError
+from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph import cooccurrence
 from cma_tf.graph.cooccurrence import (
     LabelGraph,
@@ -309,3 +310,79 @@ def test_cooccurrence_at_youtube8m_size_with_repeats_and_padding():
         expected[np.ix_(ids, ids)] += 1
     np.testing.assert_array_equal(accumulator.counts, expected)
     assert accumulator.counts[5, 5] >= 1 and accumulator.num_examples == 300
+
+
+def sparse_lists(num_classes, count, seed):
+    rng = np.random.default_rng(seed)
+    return [list(rng.integers(0, num_classes, rng.integers(0, 7))) + [-1] * int(rng.integers(0, 2)) for _ in range(count)]
+
+
+def numpy_counts(lists, num_classes):
+    expected = np.zeros((num_classes, num_classes), np.int64)
+    for labels in lists:
+        ids = np.unique([label for label in labels if label >= 0]).astype(np.int64)
+        expected[np.ix_(ids, ids)] += 1
+    return expected
+
+
+def test_sparse_counts_equal_a_per_example_numpy_count_across_merges(monkeypatch):
+    """Sparse mode merges pending pairs every few batches (forced often here); the result is the
+    same counts as the dense numpy re-derivation."""
+    monkeypatch.setattr(cooccurrence, "_PENDING_CELLS", 50)
+    lists = sparse_lists(300, 400, seed=2)
+    accumulator = cooccurrence.LabelCooccurrence(300, sparse=True)
+    for start in range(0, 400, 37):
+        accumulator.update(lists[start:start + 37])
+    assert scipy.sparse.issparse(accumulator.counts)
+    np.testing.assert_array_equal(accumulator.counts.toarray(), numpy_counts(lists, 300))
+    assert accumulator.num_examples == 400
+
+
+def test_graphs_above_the_dense_limit_are_sparse_and_agree_with_the_dense_ones(monkeypatch, tmp_path):
+    lists = sparse_lists(40, 300, seed=3)
+    dense = label_graph_from_label_lists(lists, 40, [f"l{k}" for k in range(40)])
+    monkeypatch.setattr(cooccurrence, "DENSE_MAX_LABELS", 30)
+    sparse = label_graph_from_label_lists(lists, 40, [f"l{k}" for k in range(40)])
+    assert sparse.is_sparse and not dense.is_sparse
+    np.testing.assert_array_equal(sparse.counts.toarray(), dense.counts)
+    np.testing.assert_allclose(sparse.adjacency.toarray(), dense.adjacency, rtol=1e-6)
+    np.testing.assert_allclose(sparse.symmetric_adjacency.toarray(), dense.symmetric_adjacency, rtol=1e-6)
+    np.testing.assert_allclose(sparse.frequencies, dense.frequencies)
+    assert sparse.sha1() == label_graph_from_label_lists(lists, 40).sha1() != dense.sha1()
+    path = str(tmp_path / "sparse.npz")
+    sparse.save(path)
+    with np.load(path) as saved:
+        assert "counts" not in saved.files and "counts_values" in saved.files  # no N × N array on disk
+    loaded = LabelGraph.load(path)
+    assert loaded.is_sparse and loaded.sha1() == sparse.sha1() and loaded.vocabulary == sparse.vocabulary
+    with pytest.raises(ConfigError, match=r"the mlgcn head .* dense 40 × 40 .*above 30 labels"):
+        sparse.dense_counts("the mlgcn head")
+    np.testing.assert_array_equal(dense.dense_counts("anything"), dense.counts)
+
+
+def test_a_sparse_graph_file_with_a_cell_out_of_range_names_the_file(tmp_path):
+    path = str(tmp_path / "bad.npz")
+    np.savez(path, counts_rows=np.array([0, 9]), counts_cols=np.array([0, 1]), counts_values=np.array([3, 1]),
+             num_classes=np.int64(5), num_examples=np.int64(3), vocabulary=np.array(list("abcde")))
+    with pytest.raises(DataError, match=r"bad.npz: not a label graph file .*out of range for 5 labels"):
+        LabelGraph.load(path)
+
+
+@pytest.mark.slow  # ~10 s: 400,000 synthetic videos
+def test_open_images_sized_graph_is_counted_sparse_in_little_memory():
+    """20,000 labels: dense int64 counts would be 3.2 GB; the sparse ones hold ~1 M cells."""
+    from tests.graph.sparse_graph import topic_label_lists
+
+    lists = topic_label_lists(20_000)
+    accumulator = cooccurrence.LabelCooccurrence(20_000)
+    for start in range(0, len(lists), 65_536):
+        accumulator.update(lists[start:start + 65_536])
+    counts = accumulator.counts
+    assert scipy.sparse.issparse(counts) and counts.shape == (20_000, 20_000)
+    assert 0.5e6 < counts.nnz < 2e6
+    sample = lists[:2000]
+    touched = np.unique(sample[sample >= 0])[:50]
+    assert (counts.diagonal()[touched] > 0).all()
+    graph = LabelGraph(counts, accumulator.num_examples)
+    np.testing.assert_allclose(graph.adjacency.diagonal(), 1.0)
+    assert graph.symmetric_adjacency.nnz == counts.nnz
