@@ -34,9 +34,17 @@ class LossCurve(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         done = batch + 1
-        if done % self.every and done != self.steps:
-            return
-        running = float(logs["graph_loss"])
+        self._last = (done, float(logs["graph_loss"]))
+        if done % self.every == 0 or done == self.steps:
+            self._add_point()
+
+    def on_train_end(self, logs=None):
+        """A fit stopped early (a callback's `stop_training`) still ends with its last step."""
+        if getattr(self, "_last", None) and self._last[0] != self._previous[0]:
+            self._add_point()
+
+    def _add_point(self):
+        done, running = self._last
         steps_before, mean_before = self._previous
         self.curve.append([done, (done * running - steps_before * mean_before) / (done - steps_before)])
         self._previous = (done, running)
@@ -170,6 +178,7 @@ def fit_asge(
     check=True,
     method="pairs",
     block_rows=None,
+    callbacks=(),
 ):
     """Fits ASGE (Eq. 2-5) to `A`.
 
@@ -191,6 +200,7 @@ def fit_asge(
             one that runs at Open Images' 20,000 labels; "dense": the direct `N × N`
             computation (dense `adjacency` only), the reference it is tested against.
         block_rows: see `ASGEModel`.
+        callbacks: more Keras callbacks for the fit (e.g. one that stops it at a fit quality).
 
     Returns:
         `(encoder, report)`: the fitted `ASGEEncoder` and a dict with the training loss (its
@@ -220,12 +230,12 @@ def fit_asge(
     recorder = LossCurve(steps)
     model.fit(
         tf.data.Dataset.from_tensors(0.0).repeat(), steps_per_epoch=steps, epochs=1, verbose=verbose,
-        shuffle=False, callbacks=[recorder],
+        shuffle=False, callbacks=[recorder, *callbacks],
     )
     curve = recorder.curve
     encoder.set_statistics_to_the_full_batch()
     embeddings = ops.convert_to_numpy(encoder.all_embeddings(training=False))
-    report = {"final_loss": curve[-1][1], "steps": steps, "num_labels": num_labels, "loss_curve": curve}
+    report = {"final_loss": curve[-1][1], "steps": curve[-1][0], "num_labels": num_labels, "loss_curve": curve}
     if sparse:
         report.update(pair_off_diagonal_fit(embeddings, model.pairs, seed=seed))
     else:
