@@ -85,7 +85,7 @@ def default_block_rows(num_labels):
     return int(max(1, min(num_labels, BLOCK_BYTES // (4 * max(num_labels, 1)))))
 
 
-PAIR_CHUNK = 1 << 17  # pairs whose cosines are computed at once (128 Ki × C_e floats per side)
+PAIR_CHUNK = 1 << 16  # pairs handled at once (64 Ki × C_e floats for each of 3 temporaries)
 
 
 def graph_loss_and_gradient(unit, pairs, alpha=0.0, zero_weight=1.0, block_rows=None):
@@ -94,24 +94,13 @@ def graph_loss_and_gradient(unit, pairs, alpha=0.0, zero_weight=1.0, block_rows=
     so nothing `P` or `N²` long is kept for backpropagation.
 
     The non-zero pairs contribute `σ (c − a)²` and are taken out of the zero-pair term, which is
-    `w_0 ‖UᵀU‖²_F` (α = 0) or `zero_pair_term_blocks` (α > 0). A pair's derivative `g_p` in its
-    cosine makes the gradient `S U + Sᵀ U` with `S_{ij} = g_p` (a sparse product).
+    `w_0 ‖UᵀU‖²_F` (α = 0) or `zero_pair_term_blocks` (α > 0); see `pair_terms`.
 
     Returns:
         `(loss, gradient)`: a scalar and `[N, C_e]`.
     """
     unit = tf.stop_gradient(unit)
-    rows = tf.constant(pairs.rows, tf.int64)
-    cols = tf.constant(pairs.cols, tf.int64)
-    target = tf.constant(pairs.values, unit.dtype)
-    cosine = pair_cosines(unit, rows, cols)
-    kept = tf.ones_like(cosine) if alpha <= 0 else tf.cast(cosine >= alpha, cosine.dtype)  # counted as zero pairs
-    sigma = tf.ones_like(cosine) if alpha <= 0 else 1.0 - tf.cast((target < alpha) & (cosine < alpha), cosine.dtype)
-    loss = tf.reduce_sum(sigma * tf.square(cosine - target)) - zero_weight * tf.reduce_sum(kept * tf.square(cosine))
-    derivative = 2.0 * sigma * (cosine - target) - 2.0 * zero_weight * kept * cosine
-    matrix = tf.SparseTensor(tf.stack([rows, cols], axis=1), derivative, (pairs.num_labels, pairs.num_labels))
-    # S is symmetric (the list holds (i, j) and (j, i), whose cosines are the same sum), so S U + Sᵀ U = 2 S U.
-    gradient = 2.0 * tf.sparse.sparse_dense_matmul(matrix, unit)
+    loss, gradient = pair_terms(unit, pairs, alpha, zero_weight)
     if alpha > 0:
         value, zero_gradient = zero_pair_term_blocks(unit, alpha, zero_weight, block_rows)
     else:
@@ -120,26 +109,51 @@ def graph_loss_and_gradient(unit, pairs, alpha=0.0, zero_weight=1.0, block_rows=
     return loss + value, gradient + zero_gradient
 
 
-def pair_cosines(unit, rows, cols, chunk=None):
-    """`u_{rows[p]} · u_{cols[p]}` for every pair, `chunk` (default `PAIR_CHUNK`) pairs at a
-    time (memory `chunk × C_e` per side instead of `P × C_e`)."""
-    chunk = chunk or PAIR_CHUNK
-    count = tf.shape(rows)[0]
-    chunks = (count + chunk - 1) // chunk
+def pair_terms(unit, pairs, alpha=0.0, zero_weight=1.0, chunk=None):
+    """`Σ_P σ (c − a)² − w_0 Σ_P m c²` (m = 1, or `[c ≥ α]` when α > 0: the share of the pair in
+    the zero-pair term, taken back out) and its gradient in `unit`, `chunk` (default
+    `PAIR_CHUNK`) pairs at a time: memory `chunk × C_e`, not `P × C_e`.
 
-    def body(index, parts):
+    Each unordered pair is visited once (the list's `i ≤ j` half): an off-diagonal one stands
+    for `(i, j)` and `(j, i)`, whose cosines are the same sum, so it counts twice in the loss
+    and, with `g` the derivative of its term in the cosine, adds `2 g u_j` to row `i` and
+    `2 g u_i` to row `j` (the gradient `S U + Sᵀ U`, `S_ij = g`); a diagonal one counts once
+    and adds `2 g u_i`.
+    """
+    chunk = chunk or PAIR_CHUNK
+    upper = pairs.rows <= pairs.cols
+    rows = tf.constant(pairs.rows[upper], tf.int32)
+    cols = tf.constant(pairs.cols[upper], tf.int32)
+    targets = tf.constant(pairs.values[upper], unit.dtype)
+    count = int(upper.sum())
+    chunks = -(-count // chunk)
+
+    def body(index, loss, gradient):
         start = index * chunk
         size = tf.minimum(chunk, count - start)
-        left = tf.gather(unit, tf.slice(rows, [start], [size]))
-        right = tf.gather(unit, tf.slice(cols, [start], [size]))
-        return index + 1, parts.write(index, tf.reduce_sum(left * right, axis=-1))
+        row, col = tf.slice(rows, [start], [size]), tf.slice(cols, [start], [size])
+        left, right = tf.gather(unit, row), tf.gather(unit, col)
+        target = tf.slice(targets, [start], [size])
+        cosine = tf.reduce_sum(left * right, axis=-1)
+        if alpha > 0:
+            kept = tf.cast(cosine >= alpha, cosine.dtype)
+            sigma = 1.0 - tf.cast((target < alpha) & (cosine < alpha), cosine.dtype)
+        else:
+            kept = sigma = tf.ones_like(cosine)
+        off_diagonal = tf.cast(row != col, cosine.dtype)
+        terms = sigma * tf.square(cosine - target) - zero_weight * kept * tf.square(cosine)
+        loss += tf.reduce_sum((1.0 + off_diagonal) * terms)
+        derivative = 2.0 * (2.0 * sigma * (cosine - target) - 2.0 * zero_weight * kept * cosine)
+        gradient += tf.math.unsorted_segment_sum(derivative[:, None] * right, row, pairs.num_labels)
+        gradient += tf.math.unsorted_segment_sum((off_diagonal * derivative)[:, None] * left, col, pairs.num_labels)
+        return index + 1, loss, gradient
 
-    _, parts = tf.while_loop(
-        lambda index, _: index < chunks, body,
-        (tf.constant(0), tf.TensorArray(unit.dtype, size=chunks, infer_shape=False)),
+    _, loss, gradient = tf.while_loop(
+        lambda index, *_: index < chunks, body,
+        (tf.constant(0), tf.zeros((), unit.dtype), tf.zeros_like(unit)),
         parallel_iterations=1,
     )
-    return parts.concat()
+    return loss, gradient
 
 
 def zero_pair_term_blocks(unit, alpha, zero_weight=1.0, block_rows=None):
