@@ -10,7 +10,8 @@ process, so its peak RSS (`ru_maxrss`, TensorFlow's own ~0.6 GB included) is its
 Per size, ASGE (the defaults: Adam 0.001, balanced zero pairs, C_e = 256, α = `--alpha`) fits
 from the non-zero pairs (`method="pairs"`) until the fit reaches the target, checked every
 `--check_every` steps in inference mode: off-diagonal RMSE ≤ 0.026 on the real COCO graph (the
-paper's figure), Pearson r ≥ 0.8 on the non-zero pairs of the synthetic ones, no zero row. The
+paper's figure), Pearson r ≥ 0.7 on the non-zero pairs of the synthetic ones, no zero row
+(every check is kept in the JSON, `checks`, with the step a first embedding died at). The
 reference in the same run is the dense computation (`method="dense"`, N² floats) timed over
 `--reference_steps` where it fits in memory (not at 20,000: 1.6 GB a matrix, several of them).
 
@@ -33,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.report import print_table, write_report  # noqa: E402
 
 COCO_RMSE = 0.026  # the paper's fit of the COCO graph
-SYNTHETIC_PEARSON = 0.8
+SYNTHETIC_PEARSON = 0.7
 
 
 def coco_graph():
@@ -119,7 +120,12 @@ def worker(args):
         num_labels=num_labels, method=args.method, nonzero_pairs=int(pairs.num_pairs),
         graph_sparse=bool(graph.is_sparse), build_seconds=build_seconds, steps=done,
         seconds_per_step=timed if timed else fit_seconds / done, fit_seconds=fit_seconds,
-        reached=checker.reached_at, rmse=report["rmse"], pearson_nonzero=report["pearson_nonzero"],
+        reached=checker.reached_at, checks=[
+            {key: check[key] for key in ("step", "seconds", "rmse", "pearson_nonzero", "pearson_balanced", "zero_rows")}
+            for check in checker.checks
+        ],
+        first_zero_row_step=next((check["step"] for check in checker.checks if check["zero_rows"]), None),
+        rmse=report["rmse"], pearson_nonzero=report["pearson_nonzero"],
         pearson_balanced=report["pearson_balanced"], zero_rows=report["zero_rows"],
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
@@ -178,13 +184,14 @@ def main():
             f"{1000 * reference['seconds_per_step']:.0f}" if reference else "not run",
             f"{ours['peak_rss_mb']:,.0f}", f"{reference['peak_rss_mb']:,.0f}" if reference else "–",
             f"{ours['rmse']:.4f}", f"{ours['pearson_nonzero']:.3f}", f"{ours['pearson_balanced']:.3f}",
+            f"{ours['zero_rows']:,}" + (f" (from {ours['first_zero_row_step']:,})" if ours["first_zero_row_step"] else ""),
         ])
     print(f"ASGE fits (Adam 0.001, balanced, C_e = 256, α = {args.alpha}), one process per size")
     print_table(
         ["labels", "non-zero pairs", "counts", "graph s", "target", "steps to target", "s to target",
          "ms/step (pairs)", "ms/step (dense)", "peak RSS MB (pairs)", "peak RSS MB (dense)", "RMSE", "r non-zero",
-         "r balanced"],
-        rows, "rrlrlrrrrrrrrr",
+         "r balanced", "zero rows (from step)"],
+        rows, "rrlrlrrrrrrrrrr",
     )
     largest = max(sizes, key=int)
     write_report(dict(largest_n=int(largest), peak_rss_mb=sizes[largest]["peak_rss_mb"], alpha=args.alpha,

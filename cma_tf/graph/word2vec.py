@@ -58,6 +58,7 @@ import contextlib
 
 import keras
 import numpy as np
+import scipy.sparse
 from keras import ops
 
 from cma_tf.saving import register
@@ -72,7 +73,11 @@ NOISE_POWER = 0.75
 
 def _as_counts(counts):
     """A `LabelGraph` or a `[N, N]` count matrix → float64 counts (diagonal = label counts)."""
-    counts = np.asarray(getattr(counts, "counts", counts), np.float64)
+    if hasattr(counts, "dense_counts"):
+        counts = counts.dense_counts("Word2Vec label embeddings")
+    if scipy.sparse.issparse(counts):
+        raise ValueError("Word2Vec's objective is N × N dense: give it dense counts (LabelGraph.dense_counts)")
+    counts = np.asarray(counts, np.float64)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
         raise ValueError(f"counts must be a square [N, N] matrix, got shape {counts.shape}")
     if np.any(counts < 0):

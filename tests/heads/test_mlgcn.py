@@ -5,12 +5,14 @@ classifier (shapes, `.keras` round trip, training, the factory, node features fr
 import keras
 import numpy as np
 import pytest
+import scipy.sparse
 import tensorflow as tf
 
 from cma_tf import factory
 from cma_tf.config_base import get_base_config
 from cma_tf.errors import ConfigError
 from cma_tf.graph.asge import ASGEEncoder
+from cma_tf.graph.cooccurrence import LabelGraph
 from cma_tf.graph.correlation import mlgcn_correlation
 from cma_tf.heads.mlgcn import MLGCNHead
 from cma_tf.losses import WeightedBinaryCrossentropy
@@ -122,6 +124,9 @@ def test_the_factory_builds_it_from_the_label_graph_and_refuses_without_one():
     config = tiny_config()
     with pytest.raises(ConfigError, match="config.model.head='mlgcn' is built from the label graph"):
         factory.build_classifier(config, NUM_CLASSES, factory.build_label_encoder(config, NUM_CLASSES))
+    sparse = LabelGraph(scipy.sparse.csr_matrix(graph.counts), graph.num_examples)  # as above 4,096 labels
+    with pytest.raises(ConfigError, match=r"the mlgcn head .* needs the label graph as a dense"):
+        factory.build_classifier(config, NUM_CLASSES, factory.build_label_encoder(config, NUM_CLASSES), sparse)
 
 
 def test_keras_round_trip_keeps_the_correlation_and_the_frozen_embeddings(tmp_path):
