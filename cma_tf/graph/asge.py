@@ -204,11 +204,8 @@ def off_diagonal_fit(embeddings, symmetric_adjacency, seed=0):
         nonfinite_rows: labels whose embedding holds NaN or inf.
     NaN marks a correlation that is undefined (no pairs, or a constant side).
     """
-    embeddings = np.asarray(embeddings, np.float64)
     target_matrix = np.asarray(symmetric_adjacency, np.float64)
-    finite = np.isfinite(embeddings).all(axis=1)
-    norms = np.linalg.norm(np.where(np.isfinite(embeddings), embeddings, 0.0), axis=1)
-    unit = np.where(finite[:, None], embeddings, 0.0) / np.maximum(norms, COSINE_EPSILON)[:, None]
+    unit, finite, norms = unit_rows(embeddings)
     cosine = unit @ unit.T
     off = ~np.eye(len(cosine), dtype=bool)
     nonzero = off & (target_matrix > 0)
@@ -218,16 +215,27 @@ def off_diagonal_fit(embeddings, symmetric_adjacency, seed=0):
     balanced = np.concatenate([np.flatnonzero(nonzero.ravel()), sampled])
     return {
         "rmse": float(np.sqrt(np.mean((cosine[off] - target_matrix[off]) ** 2))) if off.any() else 0.0,
-        "pearson": _pearson(cosine[off], target_matrix[off]),
-        "pearson_nonzero": _pearson(cosine[nonzero], target_matrix[nonzero]),
-        "pearson_balanced": _pearson(cosine.ravel()[balanced], target_matrix.ravel()[balanced]),
+        "pearson": pearson(cosine[off], target_matrix[off]),
+        "pearson_nonzero": pearson(cosine[nonzero], target_matrix[nonzero]),
+        "pearson_balanced": pearson(cosine.ravel()[balanced], target_matrix.ravel()[balanced]),
         "nonzero_fraction": float(nonzero.sum() / max(off.sum(), 1)),
         "zero_rows": int(np.sum(finite & (norms == 0))),
         "nonfinite_rows": int(np.sum(~finite)),
     }
 
 
-def _pearson(predicted, target):
+def unit_rows(embeddings):
+    """float64 `(unit, finite, norms)`: each row scaled to length 1 (zero and non-finite rows
+    to zero), whether a row is all finite, and its norm (non-finite entries counted as 0)."""
+    embeddings = np.asarray(embeddings, np.float64)
+    finite = np.isfinite(embeddings).all(axis=1)
+    norms = np.linalg.norm(np.where(np.isfinite(embeddings), embeddings, 0.0), axis=1)
+    unit = np.where(finite[:, None], embeddings, 0.0) / np.maximum(norms, COSINE_EPSILON)[:, None]
+    return unit, finite, norms
+
+
+def pearson(predicted, target):
+    """Pearson r, NaN where undefined (fewer than two values, or a constant side)."""
     if len(target) < 2 or target.std() == 0 or predicted.std() == 0:
         return float("nan")
     return float(np.corrcoef(predicted, target)[0, 1])

@@ -27,6 +27,9 @@ import numpy as np
 import scipy.sparse
 import tensorflow as tf
 
+from cma_tf.graph.asge import pearson, unit_rows
+from cma_tf.graph.cooccurrence import symmetrize
+
 BLOCK_BYTES = 1 << 26  # one block of `U Uᵀ` rows: 64 MiB of float32
 
 
@@ -49,15 +52,11 @@ class GraphPairs:
     def from_adjacency(cls, adjacency):
         """From `A` (conditional probabilities, dense `[N, N]` or scipy sparse): symmetrises
         it to `A'` and keeps its positive entries."""
-        if scipy.sparse.issparse(adjacency):
-            symmetric = scipy.sparse.coo_matrix((adjacency + adjacency.T) / 2)
-            keep = symmetric.data > 0
-            rows, cols, values = symmetric.row[keep], symmetric.col[keep], symmetric.data[keep]
-        else:
+        if not scipy.sparse.issparse(adjacency):
             adjacency = np.asarray(adjacency, np.float32)
-            symmetric = (adjacency + adjacency.T) / 2
-            rows, cols = np.nonzero(symmetric > 0)
-            values = symmetric[rows, cols]
+        symmetric = scipy.sparse.coo_matrix(symmetrize(adjacency))
+        keep = symmetric.data > 0
+        rows, cols, values = symmetric.row[keep], symmetric.col[keep], symmetric.data[keep]
         order = np.lexsort((cols, rows))
         return cls(int(adjacency.shape[0]), rows[order].astype(np.int32), cols[order].astype(np.int32),
                    values[order].astype(np.float32))
@@ -195,11 +194,8 @@ def pair_off_diagonal_fit(embeddings, pairs, seed=0):
     `Σ c²` = ‖UᵀU‖²_F − Σ‖u‖⁴, `Σ c·a` and `Σ a²` over the pair list); `pearson_balanced` draws
     its zero pairs by rejection sampling (seeded), so it differs from the dense version's
     draw by sampling noise only."""
-    embeddings = np.asarray(embeddings, np.float64)
-    num_labels = len(embeddings)
-    finite = np.isfinite(embeddings).all(axis=1)
-    norms = np.linalg.norm(np.where(np.isfinite(embeddings), embeddings, 0.0), axis=1)
-    unit = np.where(finite[:, None], embeddings, 0.0) / np.maximum(norms, 1e-8)[:, None]
+    unit, finite, norms = unit_rows(embeddings)
+    num_labels = len(unit)
     off = pairs.rows != pairs.cols
     rows, cols, target = pairs.rows[off], pairs.cols[off], pairs.values[off].astype(np.float64)
     cosine = _pair_cosines(unit, rows, cols)
@@ -211,14 +207,14 @@ def pair_off_diagonal_fit(embeddings, pairs, seed=0):
     report = {
         "rmse": float(np.sqrt(max(sum_cc - 2 * sum_ca + sum_aa, 0.0) / count)) if count else 0.0,
         "pearson": _pearson_from_sums(count, sum_c, sum_cc, sum_a, sum_aa, sum_ca),
-        "pearson_nonzero": _pearson(cosine, target),
+        "pearson_nonzero": pearson(cosine, target),
         "nonzero_fraction": float(len(target) / max(count, 1)),
         "zero_rows": int(np.sum(finite & (norms == 0))),
         "nonfinite_rows": int(np.sum(~finite)),
     }
     sampled = _sample_zero_pairs(num_labels, rows, cols, min(len(target), count - len(target)), seed)
     zero_cosine = _pair_cosines(unit, *sampled)
-    report["pearson_balanced"] = _pearson(
+    report["pearson_balanced"] = pearson(
         np.concatenate([cosine, zero_cosine]), np.concatenate([target, np.zeros(len(zero_cosine))])
     )
     return report
@@ -245,12 +241,6 @@ def _sample_zero_pairs(num_labels, rows, cols, how_many, seed):
         chosen = np.unique(np.concatenate([chosen, draw]))
     chosen = rng.permutation(chosen)[:how_many]
     return np.divmod(chosen, num_labels)
-
-
-def _pearson(predicted, target):
-    if len(target) < 2 or target.std() == 0 or predicted.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(predicted, target)[0, 1])
 
 
 def _pearson_from_sums(count, sum_x, sum_xx, sum_y, sum_yy, sum_xy):
