@@ -40,15 +40,13 @@ SYNTHETIC_PEARSON = 0.7
 def coco_graph():
     import numpy as np
 
+    from cma_tf.data.coco_label_sets import load_label_statistics
     from cma_tf.graph.cooccurrence import LabelGraph
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cma_tf", "data",
-                        "coco2014_label_stats.json")
-    with open(path) as f:
-        data = json.load(f)
-    counts = np.array(data["cooccurrence"], np.int64)
-    np.fill_diagonal(counts, data["class_counts"])
-    return LabelGraph(counts, num_examples=82_081, vocabulary=data["labels"])
+    stats = load_label_statistics()
+    counts = stats.cooccurrence.copy()
+    np.fill_diagonal(counts, stats.class_counts)
+    return LabelGraph(counts, num_examples=stats.num_images, vocabulary=list(stats.labels))
 
 
 def synthetic_graph(num_labels):
