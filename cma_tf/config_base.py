@@ -77,6 +77,7 @@ def get_base_config():
     config.asge.momentum = 0.9  # sgd only
     config.asge.balance_pairs = True  # weight zero pairs of a sparse graph down (False: Eq. 4 as printed)
     config.asge.alpha = 0.0  # Eq. 5 relaxation; 0.1 for YouTube-8M
+    config.asge.row_guard = 1.0  # weight of the term that keeps labels from dying (asge.row_guard_loss); 0: Eq. 4 alone
 
     config.train = ml_collections.ConfigDict()
     config.train.epochs = 100

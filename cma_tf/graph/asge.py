@@ -20,6 +20,11 @@ Decisions the paper leaves open (docs/design.md §2.2-2.4):
   the loss is to push every `cos` to 0, and Φ's last ReLU gets there by outputting the zero
   vector (`cos(0, x) = 0` by the epsilon below), a dead state gradients cannot leave. See
   `asge_model.fit_asge` for the optimizer side of the same problem.
+- Zero pairs balanced is not enough at thousands of labels: during a long fit single labels
+  still fall into that dead state one by one (3 of 3,862 by step 300, then a cascade of 160 at
+  step 700 that took the fit with it). `row_guard_loss` is added to Eq. 4 (weight
+  `config.asge.row_guard`, 1 by default, 0 for the paper's loss alone): it is zero for a label
+  with any last-stage unit above δ = 0.1 and lifts the largest unit of one below it.
 - The classifier either freezes E after ASGE (the paper's two-stage recipe: the encoder's
   `trainable=False`, so BatchNorm stays in inference mode) or fine-tunes Φ jointly with the
   classification loss plus `λ · L_ge` (see `models/classifier.py`).
@@ -33,6 +38,7 @@ from cma_tf.layers.ops import l2_normalize
 from cma_tf.saving import register, sync_sublayer_trainability
 
 COSINE_EPSILON = 1e-8
+ROW_GUARD_MARGIN = 0.1  # δ of `row_guard_loss`, in units of the last BatchNorm's output
 
 
 @register
@@ -77,14 +83,22 @@ class ASGEEncoder(keras.layers.Layer):
             norm.build((None, self.units))
 
     def call(self, label_ids, training=None):
-        x = ops.relu(self.norms[0](self.lookup(label_ids), training=training))
+        return ops.relu(self.last_preactivations(label_ids, training=training))
+
+    def last_preactivations(self, label_ids, training=None):
+        """The last stage's BatchNorm outputs, before its ReLU: `e_i = ReLU(z_i)`."""
+        z = self.norms[0](self.lookup(label_ids), training=training)
         for dense, norm in zip(self.dense, self.norms[1:]):
-            x = ops.relu(norm(dense(x), training=training))
-        return x
+            z = norm(dense(ops.relu(z)), training=training)
+        return z
 
     def all_embeddings(self, training=None):
         """`E = [e_1 … e_N]`, shape `[N, units]`."""
         return self(ops.arange(self.num_labels), training=training)
+
+    def all_last_preactivations(self, training=None):
+        """`Z = [z_1 … z_N]` of `last_preactivations`, shape `[N, units]` (`E = ReLU(Z)`)."""
+        return self.last_preactivations(ops.arange(self.num_labels), training=training)
 
     def set_statistics_to_the_full_batch(self):
         """Sets every BatchNorm's moving mean and variance to its statistics over all `N`
@@ -188,6 +202,19 @@ class LabelGraphLoss(keras.layers.Layer):
         config = super().get_config()
         config.update({"num_labels": self.num_labels, "alpha": self.alpha, "balance": self.balance})
         return config
+
+
+def row_guard_loss(preactivations, margin=ROW_GUARD_MARGIN):
+    """`Σ_i max(0, δ − max_k z_ik)` over the last stage's pre-ReLU outputs `z_i` (our addition to
+    Eq. 4, docs/design.md §2.21).
+
+    Zero for every label that has a unit above the margin `δ`, so it leaves a healthy fit alone;
+    for a label about to die (every `z_ik < δ`: `e_i = ReLU(z_i)` near or at the zero vector,
+    where Eq. 4 sends no gradient back) it raises that label's largest pre-activation. Eq. 4
+    itself never prefers a dead label: its cosine to every label becomes 0 while `A'` has non-zero
+    entries in its row; the ReLU just stops the gradient that would say so.
+    """
+    return ops.sum(ops.relu(margin - ops.max(preactivations, axis=1)))
 
 
 def off_diagonal_fit(embeddings, symmetric_adjacency, seed=0):

@@ -82,7 +82,8 @@ def fit_or_load_asge(config, graph, workdir):
     encoder, report = fit_asge(
         graph.adjacency, units=asge.units, depth=asge.depth, steps=asge.steps,
         learning_rate=asge.learning_rate, momentum=asge.momentum, alpha=asge.alpha,
-        optimizer=asge.optimizer, balance_pairs=asge.balance_pairs, seed=config.seed, verbose=1,
+        optimizer=asge.optimizer, balance_pairs=asge.balance_pairs, row_guard=asge.row_guard, seed=config.seed,
+        verbose=1,
     )
     print(
         f"ASGE: off-diagonal RMSE {report['rmse']:.4f}, Pearson r {report['pearson']:.3f} vs A' "

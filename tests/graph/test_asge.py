@@ -142,8 +142,8 @@ def test_the_papers_literal_recipe_collapses_on_a_sparse_graph_and_says_so(spars
     """SGD lr 0.01 on the unweighted sum: every embedding is exactly zero within 50 steps, which
     the report's RMSE (≈ 0.02) would not show; the fit now fails naming the cause."""
     with pytest.raises(DegenerateFitError, match=r"collapsed .*1000 of 1000 label embeddings are all zero"):
-        fit_asge(sparse_graph, steps=50, optimizer="sgd", balance_pairs=False, seed=0)
-    _, report = fit_asge(sparse_graph, steps=50, optimizer="sgd", balance_pairs=False, seed=0, check=False)
+        fit_asge(sparse_graph, steps=50, optimizer="sgd", balance_pairs=False, row_guard=0, seed=0)
+    _, report = fit_asge(sparse_graph, steps=50, optimizer="sgd", balance_pairs=False, row_guard=0, seed=0, check=False)
     assert report["zero_rows"] == SPARSE_LABELS and report["rmse"] < 0.03 and np.isnan(report["pearson"])
 
 

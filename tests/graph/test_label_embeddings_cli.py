@@ -51,7 +51,8 @@ def test_a_collapsed_fit_is_one_line_naming_the_cause(sparse_dataset, tmp_path):
     output = tmp_path / "E.npy"
     proc = run_label_embeddings(
         data_dir, graph, tmp_path / "run", output,
-        "--config.asge.optimizer=sgd", "--config.asge.balance_pairs=False", "--config.asge.steps=50",
+        "--config.asge.optimizer=sgd", "--config.asge.balance_pairs=False", "--config.asge.row_guard=0",
+        "--config.asge.steps=50",
     )
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
