@@ -7,7 +7,8 @@ popularity (`tests/graph/sparse_graph.topic_label_lists`, 20 videos a label), co
 streaming `LabelCooccurrence` (sparse above `DENSE_MAX_LABELS`). Every size runs in its own
 process, so its peak RSS (`ru_maxrss`, TensorFlow's own ~0.6 GB included) is its own.
 
-Per size, ASGE (the defaults: Adam 0.001, balanced zero pairs, C_e = 256, α = `--alpha`) fits
+Per size, ASGE (the defaults: Adam 0.001, balanced zero pairs, the row guard at `--row_guard`,
+C_e = 256, α = `--alpha`) fits
 from the non-zero pairs (`method="pairs"`) until the fit reaches the target, checked every
 `--check_every` steps in inference mode: off-diagonal RMSE ≤ 0.026 on the real COCO graph (the
 paper's figure), Pearson r ≥ 0.7 on the non-zero pairs of the synthetic ones, no zero row
@@ -102,15 +103,15 @@ def worker(args):
             encoder.set_statistics_to_the_full_batch()
             report = pair_off_diagonal_fit(np.asarray(encoder.all_embeddings(training=False)), pairs)
             self.excluded += time.perf_counter() - checking
-            self.checks.append(dict(step=done, seconds=seconds, **report))
-            if reached(report, num_labels):
+            self.checks.append(dict(step=done, seconds=seconds, guarded_rows=int(logs["guarded_rows"]), **report))
+            if self.reached_at is None and reached(report, num_labels):
                 self.reached_at = self.checks[-1]
-                self.model.stop_training = True
+                self.model.stop_training = not args.run_through
 
     checker = Checker()
     fit_start = time.perf_counter()
     _, report = fit_asge(adjacency, steps=args.max_steps, alpha=args.alpha, method=args.method, check=False,
-                         callbacks=[checker])
+                         row_guard=args.row_guard, callbacks=[checker])
     fit_seconds = time.perf_counter() - fit_start
     done = report["steps"]
     timed = checker.checks[-1]["seconds"] / (checker.checks[-1]["step"] - checker.first) if checker.checks else None
@@ -119,10 +120,12 @@ def worker(args):
         graph_sparse=bool(graph.is_sparse), build_seconds=build_seconds, steps=done,
         seconds_per_step=timed if timed else fit_seconds / done, fit_seconds=fit_seconds,
         reached=checker.reached_at, checks=[
-            {key: check[key] for key in ("step", "seconds", "rmse", "pearson_nonzero", "pearson_balanced", "zero_rows")}
+            {key: check[key] for key in
+             ("step", "seconds", "rmse", "pearson_nonzero", "pearson_balanced", "zero_rows", "guarded_rows")}
             for check in checker.checks
         ],
         first_zero_row_step=next((check["step"] for check in checker.checks if check["zero_rows"]), None),
+        most_zero_rows=max((check["zero_rows"] for check in checker.checks), default=0),
         rmse=report["rmse"], pearson_nonzero=report["pearson_nonzero"],
         pearson_balanced=report["pearson_balanced"], zero_rows=report["zero_rows"],
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -132,7 +135,8 @@ def worker(args):
 
 def run_worker(labels, method, steps, args, check_every=None):
     command = [sys.executable, os.path.abspath(__file__), "--worker", f"--labels={labels}", f"--method={method}",
-               f"--max_steps={steps}", f"--check_every={check_every or args.check_every}", f"--alpha={args.alpha}"]
+               f"--max_steps={steps}", f"--check_every={check_every or args.check_every}", f"--alpha={args.alpha}",
+               f"--row_guard={args.row_guard}"] + (["--run_through"] if args.run_through else [])
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     completed = subprocess.run(command, capture_output=True, text=True, env=env)
     if completed.returncode:
@@ -150,6 +154,10 @@ def main():
                         help="Steps of the dense reference timed where it fits (0: none).")
     parser.add_argument("--dense_max_labels", type=int, default=4096, help="Largest N the dense reference runs at.")
     parser.add_argument("--alpha", type=float, default=0.0, help="Eq. 5's α (> 0 adds the blocked N² pass).")
+    parser.add_argument("--row_guard", type=float, default=1.0,
+                        help="Weight of the row guard beside Eq. 4 (asge.row_guard_loss; 0: Eq. 4 alone).")
+    parser.add_argument("--run_through", action="store_true",
+                        help="Keep fitting to --max_steps after the target (is the fit still healthy at the end?).")
     parser.add_argument("--json_out", default="bench/results/asge.json")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", default="pairs", help=argparse.SUPPRESS)
@@ -182,18 +190,20 @@ def main():
             f"{1000 * reference['seconds_per_step']:.0f}" if reference else "not run",
             f"{ours['peak_rss_mb']:,.0f}", f"{reference['peak_rss_mb']:,.0f}" if reference else "–",
             f"{ours['rmse']:.4f}", f"{ours['pearson_nonzero']:.3f}", f"{ours['pearson_balanced']:.3f}",
-            f"{ours['zero_rows']:,}" + (f" (from {ours['first_zero_row_step']:,})" if ours["first_zero_row_step"] else ""),
+            f"{ours['zero_rows']:,}" + (
+                f" (most {ours['most_zero_rows']:,}, from {ours['first_zero_row_step']:,})" if ours["first_zero_row_step"] else ""
+            ),
         ])
-    print(f"ASGE fits (Adam 0.001, balanced, C_e = 256, α = {args.alpha}), one process per size")
+    print(f"ASGE fits (Adam 0.001, balanced, row guard {args.row_guard}, C_e = 256, α = {args.alpha}), one process per size")
     print_table(
         ["labels", "non-zero pairs", "counts", "graph s", "target", "steps to target", "s to target",
          "ms/step (pairs)", "ms/step (dense)", "peak RSS MB (pairs)", "peak RSS MB (dense)", "RMSE", "r non-zero",
-         "r balanced", "zero rows (from step)"],
+         "r balanced", "zero rows at the end (most at a check, first at step)"],
         rows, "rrlrlrrrrrrrrrr",
     )
     largest = max(sizes, key=int)
     write_report(dict(largest_n=int(largest), peak_rss_mb=sizes[largest]["peak_rss_mb"], alpha=args.alpha,
-                      sizes=sizes), args.json_out)
+                      row_guard=args.row_guard, sizes=sizes), args.json_out)
 
 
 if __name__ == "__main__":
