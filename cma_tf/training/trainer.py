@@ -88,7 +88,8 @@ def fit_or_load_asge(config, graph, workdir):
     print(
         f"ASGE: off-diagonal RMSE {report['rmse']:.4f}, Pearson r {report['pearson']:.3f} vs A' "
         f"({report['pearson_nonzero']:.3f} on the {100 * report['nonzero_fraction']:.1f} % non-zero pairs, "
-        f"{report['pearson_balanced']:.3f} with as many zero pairs)"
+        f"{report['pearson_balanced']:.3f} with as many zero pairs); "
+        f"{report['guarded_rows']} of {graph.num_classes} labels held up by the row guard"
     )
     tf.io.gfile.makedirs(os.path.dirname(weights_path))
     save_encoder_weights(encoder, weights_path)
