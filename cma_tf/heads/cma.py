@@ -40,8 +40,8 @@ class CMABranch(keras.layers.Layer):
     def call(self, features, embeddings, training=None, return_attention=False):
         visual = self.projection(features)
         semantic = self.cmt(visual, training=training)
-        pooled, attention = self.attention(visual, semantic, embeddings, return_attention=True)
-        logits = self.classifier(pooled)
+        attention = self.attention(visual, semantic, embeddings, return_pooled=False)
+        logits = self.classifier(attention, features=visual)  # Eq. 9-10 without h
         return (logits, attention) if return_attention else logits
 
     def compute_output_shape(self, features_shape, embeddings_shape=None):

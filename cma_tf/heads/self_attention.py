@@ -37,8 +37,8 @@ class SelfAttentionHead(keras.layers.Layer):
 
     def call(self, features, training=None, return_attention=False):
         visual = self.projection(deepest(features))
-        pooled, attention = self.attention(visual, return_attention=True)
-        logits = self.classifier(pooled)
+        attention = self.attention(visual, return_pooled=False)
+        logits = self.classifier(attention, features=visual)  # Eq. 9-10 without h
         return (logits, [attention]) if return_attention else logits
 
     def compute_output_shape(self, input_shape):

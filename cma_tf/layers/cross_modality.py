@@ -82,22 +82,25 @@ class CrossModalityAttention(keras.layers.Layer):
         projected: `[B, ..., C_e]` CMT output `I_s` (same positions as `features`).
         embeddings: `[N, C_e]` label embeddings `E`.
         return_attention: if True also return `a` as `[B, N, M]`.
+        return_pooled: if False return `a` `[B, N, M]` alone and skip Eq. 9: the heads hand
+            `a` and `I` to `PerClassClassifier`, which applies Eq. 9-10 without `h`.
 
     Returns:
-        `h` of shape `[B, N, C]` (and `a` when asked).
+        `h` of shape `[B, N, C]` (and `a` when asked), or `a` alone.
     """
 
     def __init__(self, epsilon=1e-6, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = epsilon
 
-    def call(self, features, projected, embeddings, return_attention=False):
-        visual = flatten_positions(features)
+    def call(self, features, projected, embeddings, return_attention=False, return_pooled=True):
         semantic = l2_normalize(flatten_positions(projected), self.epsilon)
         labels = l2_normalize(embeddings, self.epsilon)
         scores = ops.relu(ops.einsum("bmd,nd->bnm", semantic, labels))
         attention = scores / ops.maximum(ops.sum(scores, axis=-1, keepdims=True), self.epsilon)
-        pooled = ops.einsum("bnm,bmc->bnc", attention, visual)
+        if not return_pooled:
+            return attention
+        pooled = ops.einsum("bnm,bmc->bnc", attention, flatten_positions(features))
         if return_attention:
             return pooled, attention
         return pooled
@@ -118,6 +121,13 @@ class PerClassClassifier(keras.layers.Layer):
     One weight vector per class (a grouped linear, not a shared Dense): input `[B, N, C]`,
     output logits `[B, N]`; `y*_k = σ(logit_k)`. The paper writes a single `b`; we learn one
     bias per class, which contains the shared case and lets rare classes start calibrated.
+
+    Called with the attention `a` `[B, N, M]` and `features=I` `[B, ..., C]` instead of `h`,
+    it applies Eq. 9 and 10 together without forming `h`: with `h_k = Σ_i a_k^i I^i`,
+    `logit_k = Σ_i a_k^i (w_k · I^i) + b_k`, so `I` is projected onto the `N` class weights
+    once (`[B, M, N]`) and weighted by the attention. At YouTube-8M's setting (batch 256,
+    3,862 labels, SNet's 19 positions of 1,024 channels) `h` is 4 GB of float32 and as much
+    again for its gradient; the projection is 75 MB (docs/design.md §2.22).
 
     Args:
         num_classes: int, `N`.
@@ -140,8 +150,11 @@ class PerClassClassifier(keras.layers.Layer):
             name="bias", shape=(self.num_classes,), initializer=self.bias_initializer
         )
 
-    def call(self, pooled):
-        return ops.sum(pooled * self.kernel, axis=-1) + self.bias
+    def call(self, pooled, features=None):
+        if features is None:
+            return ops.sum(pooled * self.kernel, axis=-1) + self.bias
+        projected = ops.einsum("bmc,nc->bnm", flatten_positions(features), self.kernel)
+        return ops.sum(pooled * projected, axis=-1) + self.bias
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_classes)

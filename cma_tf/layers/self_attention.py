@@ -23,10 +23,12 @@ class SelfAttentionPooling(keras.layers.Layer):
         epsilon: float, clamp of the normalizer Σ_i z_k^i. Default 1e-6.
 
     Call args:
-        features: `[B, ..., C]`; return_attention: also return `a` `[B, N, M]`.
+        features: `[B, ..., C]`; return_attention: also return `a` `[B, N, M]`;
+        return_pooled: if False return `a` alone and skip Eq. 9 (see
+        `cross_modality.PerClassClassifier`, which then applies Eq. 9-10 without `h`).
 
     Returns:
-        `h` `[B, N, C]`.
+        `h` `[B, N, C]` (and `a` when asked), or `a` alone.
     """
 
     def __init__(self, num_classes, epsilon=1e-6, **kwargs):
@@ -39,10 +41,12 @@ class SelfAttentionPooling(keras.layers.Layer):
     def build(self, input_shape):
         self.score_conv.build(input_shape)
 
-    def call(self, features, return_attention=False):
+    def call(self, features, return_attention=False, return_pooled=True):
         visual = flatten_positions(features)
         scores = ops.transpose(ops.sigmoid(self.score_conv(visual)), (0, 2, 1))
         attention = scores / ops.maximum(ops.sum(scores, axis=-1, keepdims=True), self.epsilon)
+        if not return_pooled:
+            return attention
         pooled = ops.einsum("bnm,bmc->bnc", attention, visual)
         if return_attention:
             return pooled, attention
