@@ -10,6 +10,8 @@ import os
 
 import ml_collections
 
+from cma_tf.architecture import CMT_LAYERS
+
 
 def load_config_file(path):
     """The module of a config file (`configs/*.py`), loaded by path as `--config=<path>` loads it;
@@ -48,7 +50,7 @@ def get_base_config():
     config.model.snet_filters = (1024, 1024, 1024, 1024)  # snet only: Conv1D channels
     config.model.fc_units = (1024, 1024)  # fc only: the two frame-wise Dense layers
     config.model.feature_channels = ml_collections.config_dict.placeholder(int)  # C; None keeps the backbone's
-    config.model.cmt_layers = 2
+    config.model.cmt_layers = CMT_LAYERS
     config.model.extra_block_filters = 128  # MS-CMA I_3: 4 × 128 = 512 channels
     config.model.blocks_per_scale = 2  # HSVLT: interaction blocks (IVLA) per backbone scale
     config.model.gcn_hidden_units = 1024  # ML-GCN: width of the first GCN layer (the released)

@@ -8,11 +8,13 @@ runs on them unchanged (attention over `M = T'` positions).
 
 import keras
 
-DEFAULT_SNET_FILTERS = (1024, 1024, 1024, 1024)
-DEFAULT_FC_UNITS = (1024, 1024)
+from cma_tf.architecture import BN_EPSILON, BN_MOMENTUM, FC_LAYERS, SNET_KERNEL, SNET_LAYERS, SNET_POOL
+
+DEFAULT_SNET_FILTERS = (1024,) * SNET_LAYERS
+DEFAULT_FC_UNITS = (1024,) * FC_LAYERS
 
 
-def snet_backbone(frames, feature_size, filters=DEFAULT_SNET_FILTERS, kernel_size=3, name="snet"):
+def snet_backbone(frames, feature_size, filters=DEFAULT_SNET_FILTERS, kernel_size=SNET_KERNEL, name="snet"):
     """The Squeezing Network: 4 × (Conv1D → BatchNorm → ReLU → MaxPool1D 2) over time.
 
     The paper gives "4 successive 1D convolution and pooling layers" and no widths; ours are
@@ -27,9 +29,9 @@ def snet_backbone(frames, feature_size, filters=DEFAULT_SNET_FILTERS, kernel_siz
     x = inputs
     for index, width in enumerate(filters):
         x = keras.layers.Conv1D(width, kernel_size, padding="same", use_bias=False, name=f"conv{index}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"bn{index}")(x)
         x = keras.layers.ReLU(name=f"relu{index}")(x)
-        x = keras.layers.MaxPooling1D(2, padding="same", name=f"pool{index}")(x)
+        x = keras.layers.MaxPooling1D(SNET_POOL, padding="same", name=f"pool{index}")(x)
     return keras.Model(inputs, [x], name=name)
 
 
@@ -40,6 +42,6 @@ def fc_backbone(frames, feature_size, units=DEFAULT_FC_UNITS, name="fc"):
     x = inputs
     for index, width in enumerate(units):
         x = keras.layers.Dense(width, use_bias=False, name=f"dense{index}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"bn{index}")(x)
         x = keras.layers.ReLU(name=f"relu{index}")(x)
     return keras.Model(inputs, [x], name=name)

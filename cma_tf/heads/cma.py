@@ -2,6 +2,7 @@
 
 import keras
 
+from cma_tf.architecture import CMT_LAYERS
 from cma_tf.heads.registry import HeadSpec, register_head
 from cma_tf.heads.projection import deepest, deepest_shape, feature_projection
 from cma_tf.layers.cross_modality import CrossModalityAttention, CrossModalityTransformer, PerClassClassifier
@@ -19,7 +20,7 @@ class CMABranch(keras.layers.Layer):
         cmt_layers: int, conv-BN-ReLU stages in the CMT. Default 2.
     """
 
-    def __init__(self, num_classes, embedding_dim, feature_channels=None, cmt_layers=2, **kwargs):
+    def __init__(self, num_classes, embedding_dim, feature_channels=None, cmt_layers=CMT_LAYERS, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.embedding_dim = embedding_dim
@@ -103,7 +104,7 @@ class CMAHead(LabelEmbeddingHead):
     (2, 5)
     """
 
-    def __init__(self, num_classes, label_encoder, feature_channels=None, cmt_layers=2, **kwargs):
+    def __init__(self, num_classes, label_encoder, feature_channels=None, cmt_layers=CMT_LAYERS, **kwargs):
         super().__init__(num_classes, label_encoder, **kwargs)
         self.feature_channels = feature_channels
         self.cmt_layers = cmt_layers

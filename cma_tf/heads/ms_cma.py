@@ -1,5 +1,6 @@
 """The multi-scale CMA head (§3.2, Eq. 11; §4.1 for the three scales)."""
 
+from cma_tf.architecture import CMT_LAYERS
 from cma_tf.heads.registry import HeadSpec, register_head
 from cma_tf.heads.cma import CMABranch, LabelEmbeddingHead
 from cma_tf.saving import register, sync_sublayer_trainability
@@ -33,7 +34,7 @@ class MultiScaleCMAHead(LabelEmbeddingHead):
     """
 
     def __init__(
-        self, num_classes, label_encoder, feature_channels=None, cmt_layers=2,
+        self, num_classes, label_encoder, feature_channels=None, cmt_layers=CMT_LAYERS,
         extra_block_filters=128, **kwargs
     ):
         super().__init__(num_classes, label_encoder, **kwargs)

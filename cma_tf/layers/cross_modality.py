@@ -9,6 +9,7 @@ positions `M = H·W` (or `T`).
 import keras
 from keras import ops
 
+from cma_tf.architecture import ATTENTION_EPSILON, BN_EPSILON, BN_MOMENTUM, CMT_LAYERS
 from cma_tf.layers.ops import flatten_positions, l2_normalize
 from cma_tf.saving import register, sync_sublayer_trainability
 
@@ -29,7 +30,7 @@ class CrossModalityTransformer(keras.layers.Layer):
     (2, 7, 7, 8)
     """
 
-    def __init__(self, units=256, num_layers=2, **kwargs):
+    def __init__(self, units=256, num_layers=CMT_LAYERS, **kwargs):
         super().__init__(**kwargs)
         self.units = units
         self.num_layers = num_layers
@@ -38,7 +39,9 @@ class CrossModalityTransformer(keras.layers.Layer):
             self.stages.append(
                 (
                     keras.layers.Dense(units, use_bias=False, name=f"conv1x1_{index}", dtype=self.dtype_policy),
-                    keras.layers.BatchNormalization(name=f"bn_{index}", dtype=self.dtype_policy),
+                    keras.layers.BatchNormalization(
+                        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"bn_{index}", dtype=self.dtype_policy
+                    ),
                 )
             )
         sync_sublayer_trainability(self)
@@ -89,7 +92,7 @@ class CrossModalityAttention(keras.layers.Layer):
         `h` of shape `[B, N, C]` (and `a` when asked), or `a` alone.
     """
 
-    def __init__(self, epsilon=1e-6, **kwargs):
+    def __init__(self, epsilon=ATTENTION_EPSILON, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = epsilon
 

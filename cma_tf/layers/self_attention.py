@@ -10,6 +10,7 @@ classifier (Eq. 10).
 import keras
 from keras import ops
 
+from cma_tf.architecture import ATTENTION_EPSILON
 from cma_tf.layers.ops import flatten_positions
 from cma_tf.saving import register, sync_sublayer_trainability
 
@@ -31,7 +32,7 @@ class SelfAttentionPooling(keras.layers.Layer):
         `h` `[B, N, C]` (and `a` when asked), or `a` alone.
     """
 
-    def __init__(self, num_classes, epsilon=1e-6, **kwargs):
+    def __init__(self, num_classes, epsilon=ATTENTION_EPSILON, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.epsilon = epsilon

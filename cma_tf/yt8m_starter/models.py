@@ -46,6 +46,9 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
+from cma_tf.architecture import (
+    ATTENTION_EPSILON, BN_EPSILON, BN_MOMENTUM, CMT_LAYERS, FC_LAYERS, SNET_KERNEL, SNET_LAYERS,
+)
 from cma_tf.data.yt8m.frames import resample_frames
 from cma_tf.errors import ConfigError, DataError
 
@@ -66,13 +69,6 @@ for _define, _name, _default, _help in _FLAG_DEFINITIONS:
     if _name not in FLAGS:  # the starter code and tests may import this module more than once
         _define(_name, _default, _help)
 
-SNET_LAYERS = 4
-SNET_KERNEL = 3
-FC_LAYERS = 2
-CMT_LAYERS = 2
-BN_MOMENTUM = 0.99
-BN_EPSILON = 1e-3
-ATTENTION_EPSILON = 1e-6
 
 
 def load_label_embeddings(path, vocab_size):
