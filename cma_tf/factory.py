@@ -193,6 +193,7 @@ def build_classifier(config, num_classes, fitted_encoder=None, label_graph=None)
         build_head(config, num_classes, label_encoder, counts),
         graph_loss_weight=config.model.graph_loss_weight if joint else 0.0,
         graph_alpha=config.asge.alpha,
+        graph_row_guard=config.asge.row_guard if joint else 0.0,
         scale_loss_weight=config.model.scale_loss_weight,
         name=f"{config.model.head}_classifier",
     )

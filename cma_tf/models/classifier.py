@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from cma_tf.graph.asge import LabelGraphLoss
+from cma_tf.graph.asge import LabelGraphLoss, row_guard_loss
 from cma_tf.saving import register
 
 
@@ -33,6 +33,9 @@ class MultiLabelClassifier(keras.Model):
         graph_loss_weight: float, λ of the joint ASGE loss; 0 keeps E as the head's encoder
             makes it (frozen after ASGE in the paper's recipe). Default 0.
         graph_alpha: float, α of Eq. 5 for the joint loss. Default 0.
+        graph_row_guard: float, weight of `asge.row_guard_loss` beside the joint loss (it keeps
+            labels of Φ from dying while E is fine-tuned, docs/design.md §2.21); the `loss` is
+            `classification + λ (L_ge + graph_row_guard · guard)`. Default 0.
         scale_loss_weight: float, weight of the mean per-scale loss for multi-scale heads
             (heads with `scale_outputs`, i.e. MS-CMA): each scale's own logits are also
             trained against the labels (deep supervision; see `MultiScaleCMAHead`). Ignored
@@ -46,13 +49,16 @@ class MultiLabelClassifier(keras.Model):
     (2, 4)
     """
 
-    def __init__(self, backbone, head, graph_loss_weight=0.0, graph_alpha=0.0, scale_loss_weight=1.0, **kwargs):
+    def __init__(self, backbone, head, graph_loss_weight=0.0, graph_alpha=0.0, scale_loss_weight=1.0,
+                 graph_row_guard=0.0, **kwargs):
         # === Layers ===
         self.backbone = backbone
         self.head = head
         joint = graph_loss_weight > 0
         if joint and not hasattr(head, "label_encoder"):
             raise ValueError(f"graph_loss_weight > 0 needs a head with a label encoder, got {type(head).__name__}")
+        if joint and not hasattr(head.label_encoder, "all_last_preactivations"):
+            raise ValueError(f"graph_loss_weight > 0 fine-tunes an ASGEEncoder, got {type(head.label_encoder).__name__}")
         self.graph_loss = LabelGraphLoss(head.num_classes, graph_alpha, name="graph_loss") if joint else None
 
         # === Functional Model ===
@@ -64,6 +70,7 @@ class MultiLabelClassifier(keras.Model):
         # === Config ===
         self.graph_loss_weight = graph_loss_weight
         self.graph_alpha = graph_alpha
+        self.graph_row_guard = float(graph_row_guard)
         self.scale_loss_weight = scale_loss_weight
         self.supervises_scales = bool(scale_loss_weight) and hasattr(head, "scale_outputs")
         if self.graph_loss is not None:
@@ -101,8 +108,12 @@ class MultiLabelClassifier(keras.Model):
                 ]) / len(scale_logits)
                 loss = loss + self.scale_loss_weight * scale_loss
             if self.graph_loss is not None:
-                graph_loss = self.graph_loss(self.head.label_embeddings(training=True))
-                loss = loss + scale_for_replicas(self.graph_loss_weight * graph_loss)
+                preactivations = self.head.label_encoder.all_last_preactivations(training=True)
+                graph_loss = self.graph_loss(keras.ops.relu(preactivations))
+                joint_loss = graph_loss
+                if self.graph_row_guard:
+                    joint_loss = joint_loss + self.graph_row_guard * row_guard_loss(preactivations)
+                loss = loss + scale_for_replicas(self.graph_loss_weight * joint_loss)
             scaled_loss = self.optimizer.scale_loss(loss)
         weights = self.trainable_weights
         self.optimizer.apply_gradients(zip(tape.gradient(scaled_loss, weights), weights))
@@ -124,6 +135,7 @@ class MultiLabelClassifier(keras.Model):
             "head": keras.layers.serialize(self.head),
             "graph_loss_weight": self.graph_loss_weight,
             "graph_alpha": self.graph_alpha,
+            "graph_row_guard": self.graph_row_guard,
             "scale_loss_weight": self.scale_loss_weight,
             "name": self.name,
         }

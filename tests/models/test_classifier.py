@@ -104,6 +104,28 @@ def test_joint_fine_tuning_adds_the_graph_loss():
     assert not np.allclose(np.asarray(head.label_embeddings(training=True)), embeddings_before)
 
 
+@pytest.mark.parametrize("guard", [0.0, 1.0])
+def test_joint_fine_tuning_keeps_labels_alive_with_the_row_guard(guard):
+    """Φ starting with most labels dead (last BN shift −3): with the guard in the joint loss
+    they come back within a few steps; without it they stay dead (Eq. 4 sends them nothing)."""
+    adjacency = np.full((NUM_CLASSES, NUM_CLASSES), 0.3, "float32")
+    np.fill_diagonal(adjacency, 1.0)
+    encoder = frozen_encoder(trainable=True)
+    encoder.norms[-1].beta.assign(np.full(8, -3.0, "float32"))
+    model = build(CMAHead(NUM_CLASSES, encoder, feature_channels=16), graph_loss_weight=0.5, graph_row_guard=guard)
+    model.set_label_graph(adjacency)
+
+    def dead():
+        return int((np.asarray(encoder.all_last_preactivations(training=True)).max(axis=1) <= 0).sum())
+
+    assert dead() == NUM_CLASSES  # BN over 5 labels: no standardised value reaches 3
+    images, labels = batch()
+    for _ in range(30):
+        model.train_step((images, labels))
+    assert dead() == (0 if guard else NUM_CLASSES)
+    assert model.get_config()["graph_row_guard"] == guard
+
+
 def test_joint_mode_needs_a_label_encoder():
     with pytest.raises(ValueError, match="label encoder"):
         MultiLabelClassifier(small_backbone(TINY_IMAGE_SIZE, TINY_WIDTHS), PlainHead(NUM_CLASSES), graph_loss_weight=1.0)
