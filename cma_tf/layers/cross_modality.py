@@ -128,9 +128,13 @@ class PerClassClassifier(keras.layers.Layer):
     Called with the attention `a` `[B, N, M]` and `features=I` `[B, ..., C]` instead of `h`,
     it applies Eq. 9 and 10 together without forming `h`: with `h_k = Σ_i a_k^i I^i`,
     `logit_k = Σ_i a_k^i (w_k · I^i) + b_k`, so `I` is projected onto the `N` class weights
-    once (`[B, M, N]`) and weighted by the attention. At YouTube-8M's setting (batch 256,
+    once (`[B, N, M]`) and weighted by the attention. At YouTube-8M's setting (batch 256,
     3,862 labels, SNet's 19 positions of 1,024 channels) `h` is 4 GB of float32 and as much
     again for its gradient; the projection is 75 MB (docs/design.md §2.22).
+
+    Call args:
+        pooled: `h` `[B, N, C]`; or, with `features`, the attention `a` `[B, N, M]`.
+        features: None, or `I` `[B, ..., C]` (M positions) to apply Eq. 9-10 fused.
 
     Args:
         num_classes: int, `N`.
