@@ -26,13 +26,12 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.report import print_table, write_report  # noqa: E402
+from bench.report import print_table, run_worker, write_report  # noqa: E402
 
 COCO_RMSE = 0.026  # the paper's fit of the COCO graph
 SYNTHETIC_PEARSON = 0.7
@@ -133,16 +132,14 @@ def worker(args):
     print(json.dumps(result))
 
 
-def run_worker(labels, method, steps, args, check_every=None):
-    command = [sys.executable, os.path.abspath(__file__), "--worker", f"--labels={labels}", f"--method={method}",
-               f"--max_steps={steps}", f"--check_every={check_every or args.check_every}", f"--alpha={args.alpha}",
-               f"--row_guard={args.row_guard}"] + (["--run_through"] if args.run_through else [])
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    completed = subprocess.run(command, capture_output=True, text=True, env=env)
-    if completed.returncode:
-        sys.stderr.write(completed.stderr[-3000:])
+def fit_in_a_worker(labels, method, steps, args, check_every=None):
+    result, _ = run_worker(__file__, [
+        f"--labels={labels}", f"--method={method}", f"--max_steps={steps}",
+        f"--check_every={check_every or args.check_every}", f"--alpha={args.alpha}", f"--row_guard={args.row_guard}",
+    ] + (["--run_through"] if args.run_through else []))
+    if result is None:
         raise SystemExit(f"bench/asge.py: the {method} fit at {labels} labels failed")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main():
@@ -168,11 +165,11 @@ def main():
     sizes, rows = {}, []
     for labels in args.labels.split(","):
         print(f"N = {labels}: fitting from the pairs …", file=sys.stderr, flush=True)
-        ours = run_worker(labels, "pairs", args.max_steps, args)
+        ours = fit_in_a_worker(labels, "pairs", args.max_steps, args)
         reference = None
         if args.reference_steps and int(labels) <= args.dense_max_labels:
             print(f"N = {labels}: the dense reference …", file=sys.stderr, flush=True)
-            reference = run_worker(labels, "dense", args.reference_steps, args, check_every=args.reference_steps)
+            reference = fit_in_a_worker(labels, "dense", args.reference_steps, args, check_every=args.reference_steps)
         hit = ours["reached"]
         sizes[labels] = dict(
             ours, reference_seconds_per_step=reference and reference["seconds_per_step"],

@@ -28,13 +28,12 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.report import print_table, write_report  # noqa: E402
+from bench.report import print_table, run_worker, write_report  # noqa: E402
 
 HEADS = ("plain", "self_attention", "cma")
 SETTINGS = ("yt8m", "coco")
@@ -120,15 +119,13 @@ def worker(args):
 
 
 def run_case(setting, head, path, batch, args):
-    command = [sys.executable, os.path.abspath(__file__), "--worker", f"--setting={setting}", f"--head={head}",
-               f"--path={path}", f"--batch={batch}", f"--steps={args.steps}"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    completed = subprocess.run(command, capture_output=True, text=True, env=env)
-    if completed.returncode:
-        sys.stderr.write(completed.stderr[-2000:])
-        why = "killed (out of memory?)" if completed.returncode < 0 else f"exit {completed.returncode}"
+    result, code = run_worker(__file__, [
+        f"--setting={setting}", f"--head={head}", f"--path={path}", f"--batch={batch}", f"--steps={args.steps}",
+    ])
+    if result is None:
+        why = "killed (out of memory?)" if code < 0 else f"exit {code}"
         return dict(setting=setting, head=head, path=path, batch=batch, failed=why)
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main():

@@ -3,6 +3,8 @@ print them as the last line."""
 
 import json
 import os
+import subprocess
+import sys
 
 
 def write_report(result, json_out):
@@ -20,3 +22,18 @@ def print_table(headers, rows, align):
     print("|" + "|".join({"l": "---", "r": "---:"}[a] for a in align) + "|")
     for row in rows:
         print("| " + " | ".join(str(cell) for cell in row) + " |")
+
+
+def run_worker(script, flags):
+    """Runs `script` (a benchmark's own file) with `--worker` and `flags` in a fresh Python
+    process, so that its peak RSS is its own (TensorFlow's C++ logs off). Returns
+    `(result, returncode)`: the JSON object of its last stdout line, or `None` when it failed
+    (the end of its stderr is then copied to ours; a negative code is a signal, e.g. the
+    kernel's out-of-memory kill)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    completed = subprocess.run([sys.executable, os.path.abspath(script), "--worker", *flags],
+                               capture_output=True, text=True, env=env)
+    if completed.returncode:
+        sys.stderr.write(completed.stderr[-3000:])
+        return None, completed.returncode
+    return json.loads(completed.stdout.strip().splitlines()[-1]), 0

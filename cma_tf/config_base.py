@@ -10,7 +10,7 @@ import os
 
 import ml_collections
 
-from cma_tf.architecture import CMT_LAYERS
+from cma_tf.architecture import CMT_LAYERS, FC_LAYERS, SNET_LAYERS
 
 
 def load_config_file(path):
@@ -47,8 +47,8 @@ def get_base_config():
     config.model.backbone = "resnet101"  # images: "resnet101", "convnext_small" or "small"; video: "snet" or "fc"
     config.model.backbone_weights = "imagenet"  # resnet101, convnext_small: "imagenet", None, or a file
     config.model.backbone_widths = (32, 64, 128, 256)  # small only
-    config.model.snet_filters = (1024, 1024, 1024, 1024)  # snet only: Conv1D channels
-    config.model.fc_units = (1024, 1024)  # fc only: the two frame-wise Dense layers
+    config.model.snet_filters = (1024,) * SNET_LAYERS  # snet only: Conv1D channels
+    config.model.fc_units = (1024,) * FC_LAYERS  # fc only: the two frame-wise Dense layers
     config.model.feature_channels = ml_collections.config_dict.placeholder(int)  # C; None keeps the backbone's
     config.model.cmt_layers = CMT_LAYERS
     config.model.extra_block_filters = 128  # MS-CMA I_3: 4 × 128 = 512 channels

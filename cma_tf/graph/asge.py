@@ -217,6 +217,20 @@ def row_guard_loss(preactivations, margin=ROW_GUARD_MARGIN):
     return ops.sum(ops.relu(margin - ops.max(preactivations, axis=1)))
 
 
+def guarded_rows(preactivations, margin=ROW_GUARD_MARGIN):
+    """How many labels `row_guard_loss` acts on: those whose largest `z_ik` is below `δ`."""
+    return ops.sum(ops.cast(ops.max(preactivations, axis=1) < margin, "int32"))
+
+
+def dense_graph_loss_with_guard(graph_loss, preactivations, row_guard):
+    """`(L_ge, L_ge + row_guard · row_guard_loss)` for `E = ReLU(Z)`, `graph_loss` a
+    `LabelGraphLoss`: Eq. 4 alone (what is tracked) and what is minimised."""
+    loss = graph_loss(ops.relu(preactivations))
+    if not row_guard:
+        return loss, loss
+    return loss, loss + row_guard * row_guard_loss(preactivations)
+
+
 def off_diagonal_fit(embeddings, symmetric_adjacency, seed=0):
     """How well `cos(e_i, e_j)` fits `A'_ij` over `i ≠ j` (numpy), and whether Φ degenerated.
 

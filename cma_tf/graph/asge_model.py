@@ -11,7 +11,8 @@ from keras import ops
 from cma_tf.atomic import write_bytes
 from cma_tf.errors import ConfigError
 from cma_tf.graph.asge import (
-    COSINE_EPSILON, ROW_GUARD_MARGIN, ASGEEncoder, LabelGraphLoss, off_diagonal_fit, row_guard_loss,
+    COSINE_EPSILON, ASGEEncoder, LabelGraphLoss, dense_graph_loss_with_guard, guarded_rows, off_diagonal_fit,
+    row_guard_loss,
 )
 from cma_tf.graph.graph_pairs import GraphPairs, graph_loss_and_gradient, pair_off_diagonal_fit
 from cma_tf.layers.ops import l2_normalize
@@ -100,13 +101,11 @@ class ASGEModel(keras.Model):
         weights = self.encoder.trainable_weights
         with tf.GradientTape() as tape:
             preactivations = self.encoder.all_last_preactivations(training=True)
-            embeddings = ops.relu(preactivations)
-            guard = row_guard_loss(preactivations)
             if self.graph_loss is not None:
-                loss = self.graph_loss(embeddings)
-                total = loss + self.row_guard * guard if self.row_guard else loss
+                loss, total = dense_graph_loss_with_guard(self.graph_loss, preactivations, self.row_guard)
             else:
-                unit = l2_normalize(embeddings, COSINE_EPSILON)
+                unit = l2_normalize(ops.relu(preactivations), COSINE_EPSILON)
+                guard = row_guard_loss(preactivations)
         if self.graph_loss is not None:
             gradients = tape.gradient(total, weights)
         else:
@@ -118,8 +117,7 @@ class ASGEModel(keras.Model):
             gradients = tape.gradient(targets, weights, output_gradients=output_gradients)
         self.optimizer.apply_gradients(zip(gradients, weights))
         self.loss_tracker.update_state(loss)
-        guarded = ops.sum(ops.cast(ops.max(preactivations, axis=1) < ROW_GUARD_MARGIN, "int32"))
-        return {"graph_loss": self.loss_tracker.result(), "guarded_rows": guarded}
+        return {"graph_loss": self.loss_tracker.result(), "guarded_rows": guarded_rows(preactivations)}
 
 
 def save_encoder_weights(encoder, path):
@@ -261,7 +259,7 @@ def fit_asge(
     embeddings = np.maximum(preactivations, 0.0)
     report = {
         "final_loss": curve[-1][1], "steps": curve[-1][0], "num_labels": num_labels, "loss_curve": curve,
-        "guarded_rows": int(np.sum(preactivations.max(axis=1) < ROW_GUARD_MARGIN)),
+        "guarded_rows": int(guarded_rows(preactivations)),
     }
     if sparse:
         report.update(pair_off_diagonal_fit(embeddings, model.pairs, seed=seed))

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from cma_tf.graph.asge import LabelGraphLoss, row_guard_loss
+from cma_tf.graph.asge import LabelGraphLoss, dense_graph_loss_with_guard
 from cma_tf.saving import register
 
 
@@ -108,11 +108,9 @@ class MultiLabelClassifier(keras.Model):
                 ]) / len(scale_logits)
                 loss = loss + self.scale_loss_weight * scale_loss
             if self.graph_loss is not None:
-                preactivations = self.head.label_encoder.all_last_preactivations(training=True)
-                graph_loss = self.graph_loss(keras.ops.relu(preactivations))
-                joint_loss = graph_loss
-                if self.graph_row_guard:
-                    joint_loss = joint_loss + self.graph_row_guard * row_guard_loss(preactivations)
+                graph_loss, joint_loss = dense_graph_loss_with_guard(
+                    self.graph_loss, self.head.label_encoder.all_last_preactivations(training=True), self.graph_row_guard
+                )
                 loss = loss + scale_for_replicas(self.graph_loss_weight * joint_loss)
             scaled_loss = self.optimizer.scale_loss(loss)
         weights = self.trainable_weights
