@@ -123,6 +123,18 @@ def keras_scores(model, inputs):
     return 1.0 / (1.0 + np.exp(-logits))
 
 
+def numpy_frames(inputs):
+    """A model input as float numpy: 8-bit frames (`{"frame_codes", "num_frames"}`) dequantized
+    in numpy as the starter code's `Dequantize` (`q · 4/255 + 4/512 − 2`), rows from
+    `num_frames` on zero; float frames as they are."""
+    if not isinstance(inputs, dict):
+        return np.asarray(inputs, np.float32)
+    codes, counts = np.asarray(inputs["frame_codes"]), np.asarray(inputs["num_frames"])
+    floats = codes.astype(np.float32) * np.float32(4.0 / 255.0) + np.float32(4.0 / 512.0 - 2.0)
+    present = np.arange(codes.shape[1])[None, :] < counts[:, None]
+    return np.where(present[:, :, None], floats, np.float32(0.0))
+
+
 def numpy_layer_norm(x, layer):
     """`keras.layers.LayerNormalization` on the last axis, in float64 numpy."""
     gamma, beta = np.asarray(layer.gamma, np.float64), np.asarray(layer.beta, np.float64)

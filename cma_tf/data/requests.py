@@ -28,6 +28,8 @@ from cma_tf.data.yt8m import readers
 IMAGES = "images"
 SEQUENCE_EXAMPLES = "sequence_examples"
 EXAMPLES = "examples"
+# The signature of frame-level models that takes the 8-bit frames as the readers hand them.
+FRAME_CODES_SIGNATURE = "predict_frame_codes"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +43,8 @@ class RequestFormat:
         item_shape: the model's input shape without the batch axis.
         decode_one: one request item (a scalar `tf.string`) → float32 `item_shape`.
         description: one line for `--help` texts and the README.
+        codes_signature: for frame-level video models, the name of the signature of the
+            8-bit input (`frame_codes` uint8 `item_shape`, `num_frames` int32); "" for none.
     """
 
     bytes_input: str
@@ -49,6 +53,7 @@ class RequestFormat:
     item_shape: Tuple[int, ...]
     decode_one: Callable[[tf.Tensor], tf.Tensor]
     description: str
+    codes_signature: str = ""
 
 
 def image_request(image_size: int) -> RequestFormat:
@@ -77,7 +82,7 @@ def frame_request(frames: int, feature_names, max_frames: int) -> RequestFormat:
     return RequestFormat(
         SEQUENCE_EXAMPLES, "frames", "predict_frames", (frames, size), decode_one,
         f"serialized YouTube-8M frame-level SequenceExamples ({', '.join(feature_names)}), "
-        f"resampled to {frames} frames in the graph",
+        f"resampled to {frames} frames in the graph", codes_signature=FRAME_CODES_SIGNATURE,
     )
 
 

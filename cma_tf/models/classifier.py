@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from cma_tf.backbones.video import frames_from_codes, is_frame_codes
 from cma_tf.graph.asge import LabelGraphLoss, dense_graph_loss_with_guard
 from cma_tf.saving import register
 
@@ -20,6 +21,11 @@ def scale_for_replicas(value):
 @register
 class MultiLabelClassifier(keras.Model):
     """images `[B, S, S, 3]` (RGB, 0..255) → per-class logits `[B, N]`; `σ(logits)` = `y*`.
+
+    Video models take float frames `[B, T, D]` or, as the frame-level readers hand them, the
+    8-bit codes `{"frame_codes": uint8 [B, T, D], "num_frames": int [B]}`, which the model
+    dequantizes as its first step (`backbones.video.FrameDequantization`) inside the same
+    compiled step, on the accelerator; both give the same logits.
 
     Training minimises the compiled loss (Eq. 12). When `graph_loss_weight > 0` and the head
     owns a trainable label encoder (CMA, MS-CMA), Φ is fine-tuned jointly and the train step
@@ -79,6 +85,14 @@ class MultiLabelClassifier(keras.Model):
         self.graph_loss_tracker = keras.metrics.Mean(name="graph_loss") if joint else None
         self.scale_loss_tracker = keras.metrics.Mean(name="scale_loss") if self.supervises_scales else None
 
+    def __call__(self, inputs, *args, **kwargs):
+        return super().__call__(self.frames(inputs), *args, **kwargs)
+
+    @staticmethod
+    def frames(inputs):
+        """The backbone's float input: 8-bit frame codes dequantized, anything else as it is."""
+        return frames_from_codes(inputs) if is_frame_codes(inputs) else inputs
+
     def set_label_graph(self, adjacency):
         """Sets `A` (conditional probabilities) for the joint graph loss."""
         if self.graph_loss is None:
@@ -91,7 +105,7 @@ class MultiLabelClassifier(keras.Model):
             if self.supervises_scales:
                 # The same computation as self(x), keeping the per-scale logits.
                 scale_logits = [
-                    scale for scale, _ in self.head.scale_outputs(self.backbone(x, training=True), training=True)
+                    scale for scale, _ in self.head.scale_outputs(self.backbone(self.frames(x), training=True), training=True)
                 ]
                 logits = keras.ops.cast(self.head.fusion(scale_logits), "float32")
                 scale_logits = [keras.ops.cast(scale, "float32") for scale in scale_logits]
@@ -116,7 +130,7 @@ class MultiLabelClassifier(keras.Model):
         weights = self.trainable_weights
         self.optimizer.apply_gradients(zip(tape.gradient(scaled_loss, weights), weights))
 
-        batch = tf.shape(x)[0]
+        batch = tf.shape(logits)[0]
         replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, loss.dtype)
         self._loss_tracker.update_state(loss * replicas, sample_weight=batch)
         self.classification_loss_tracker.update_state(classification_loss * replicas, sample_weight=batch)

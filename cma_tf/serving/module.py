@@ -6,6 +6,9 @@ Signatures (`SIGNATURES` of a `ServingModule`; names of inputs by request format
     serving_default     <bytes input> tf.string [B]       one encoded image / serialized record each
     predict_pixels      pixels  float32 [B, S, S, 3]      image models: RGB 0..255, already S × S
     predict_frames      frames  float32 [B, T, D]         video models: dequantized features
+    predict_frame_codes frame_codes uint8 [B, T, D]       frame-level models: the published 8-bit
+                        num_frames  int32 [B]             codes, dequantized in the model (rows
+                                                          from num_frames on count as zeros)
 
 Every signature returns
 
@@ -29,6 +32,7 @@ than the model's fail with INVALID_ARGUMENT "pixels must be [batch, S, S, 3]" (o
 import tensorflow as tf
 
 from cma_tf.data.requests import RequestFormat, decode_each
+from cma_tf.data.yt8m.frames import FRAME_CODES, NUM_FRAMES
 
 DEFAULT_SIGNATURE = "serving_default"
 OUTPUT_KEYS = ("scores", "top_k_classes", "top_k_labels", "top_k_scores", "predicted", "predicted_labels")
@@ -84,6 +88,11 @@ class ServingModule(tf.Module):
             self._serve_tensor,
             input_signature=[tf.TensorSpec([None, *request.item_shape], tf.float32, name=request.tensor_input)],
         )
+        if request.codes_signature:
+            self.serve_codes = tf.function(self._serve_codes, input_signature=[
+                tf.TensorSpec([None, *request.item_shape], tf.uint8, name=FRAME_CODES),
+                tf.TensorSpec([None], tf.int32, name=NUM_FRAMES),
+            ])
         read = {}
         for function in self.signatures().values():
             read.update((id(variable), variable) for variable in function.variables)
@@ -91,10 +100,13 @@ class ServingModule(tf.Module):
 
     def signatures(self):
         """`{name: concrete function}` for `tf.saved_model.save(..., signatures=...)`."""
-        return {
+        signatures = {
             DEFAULT_SIGNATURE: self.serve_bytes.get_concrete_function(),
             self.request.tensor_signature: self.serve_tensor.get_concrete_function(),
         }
+        if self.request.codes_signature:
+            signatures[self.request.codes_signature] = self.serve_codes.get_concrete_function()
+        return signatures
 
     def _scores(self, inputs):
         return tf.sigmoid(tf.cast(self._logits(inputs), tf.float32))
@@ -128,6 +140,22 @@ class ServingModule(tf.Module):
         )
         with tf.control_dependencies([self._check_not_empty(inputs), shape_check]):
             return self._top_k(self._scores(inputs))
+
+    def _serve_codes(self, codes, num_frames):
+        expected = self.request.item_shape
+        checks = [
+            self._check_not_empty(codes),
+            tf.debugging.assert_equal(
+                tf.shape(codes)[1:], tf.constant(expected, tf.int32),
+                message=f"{FRAME_CODES} must be [batch, {', '.join(map(str, expected))}]",
+            ),
+            tf.debugging.assert_equal(
+                tf.shape(num_frames), tf.shape(codes)[:1], message=f"{NUM_FRAMES} must be [batch], one count per video",
+            ),
+            tf.debugging.assert_non_negative(num_frames, message=f"{NUM_FRAMES} must be ≥ 0"),
+        ]
+        with tf.control_dependencies(checks):
+            return self._top_k(self._scores({FRAME_CODES: codes, NUM_FRAMES: num_frames}))
 
     def _serve_bytes(self, items):
         with tf.control_dependencies([self._check_not_empty(items)]):

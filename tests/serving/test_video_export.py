@@ -13,7 +13,7 @@ from cma_tf.data.yt8m import readers
 from cma_tf.data.yt8m import records as yt8m_records
 from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
 from cma_tf.serving.saved_model import export_saved_model
-from tests.helpers import keras_scores, randomize_batch_norm
+from tests.helpers import keras_scores, numpy_frames, randomize_batch_norm
 
 FRAMES = 16
 NUM_CLASSES = 8
@@ -60,7 +60,8 @@ def test_serialized_records_give_the_keras_scores_of_evaluation(video_data, tmp_
     model, loaded = exported(config, str(tmp_path / "video" / "1"))
     (shard,) = factory.list_data_files(config, "validate")
     dataset = factory.build_dataset(config, NUM_CLASSES, "validate", training=False)
-    inputs = np.concatenate([batch[0].numpy() for batch in dataset])
+    batches = [tf.nest.map_structure(lambda t: t.numpy(), batch[0]) for batch in dataset]
+    inputs = np.concatenate([numpy_frames(batch) for batch in batches])
     serialized = [record.numpy() for record in tf.data.TFRecordDataset(shard)]
     signature = loaded.signatures["serving_default"]
     name = "sequence_examples" if data_format == "yt8m_frame" else "examples"
@@ -72,6 +73,15 @@ def test_serialized_records_give_the_keras_scores_of_evaluation(video_data, tmp_
     tensor = loaded.signatures["predict_frames"](frames=tf.constant(inputs))
     np.testing.assert_allclose(tensor["scores"].numpy(), expected, atol=TOLERANCE)
     assert outputs["top_k_labels"].numpy()[0, 0].decode().startswith("label ")
+    if data_format == "yt8m_frame":  # the 8-bit frames the reader hands the model: the same scores
+        assert isinstance(batches[0], dict) and batches[0]["frame_codes"].dtype == np.uint8
+        codes = loaded.signatures["predict_frame_codes"](
+            frame_codes=tf.constant(np.concatenate([b["frame_codes"] for b in batches])),
+            num_frames=tf.constant(np.concatenate([b["num_frames"] for b in batches])),
+        )
+        np.testing.assert_allclose(codes["scores"].numpy(), expected, atol=TOLERANCE)
+    else:
+        assert "predict_frame_codes" not in loaded.signatures
 
 
 def test_frame_records_resample_as_an_independent_numpy_reading(video_data, tmp_path):

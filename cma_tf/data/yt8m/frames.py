@@ -13,6 +13,11 @@ same function inside a TF1-style graph.
 
 import tensorflow as tf
 
+# The keys of the 8-bit model input that the frame-level readers make (`resample_codes`) and the
+# model dequantizes (`cma_tf.backbones.video.FrameDequantization`).
+FRAME_CODES = "frame_codes"
+NUM_FRAMES = "num_frames"
+
 
 def resample_frames(video_matrix, num_frames, frames, offsets=None):
     """`[B, F, D]` padded frames + `[B]` counts → `[B, frames, D]`.
@@ -36,3 +41,12 @@ def resample_frames(video_matrix, num_frames, frames, offsets=None):
 def random_offsets(batch_size, frames, seed):
     """`[B, T]` offsets in [0, 1) from a stateless seed (`[2]` int), for training."""
     return tf.random.stateless_uniform([batch_size, frames], seed=seed)
+
+
+def resample_codes(codes, num_frames, frames, offsets=None):
+    """uint8 codes `[B, F, D]` + counts `[B]` → the 8-bit model input `{FRAME_CODES: uint8
+    [B, frames, D], NUM_FRAMES: int32 [B]}`: the frames resampled as `resample_frames` does,
+    still codes, and `frames` real rows per video (0 for a video without frames, whose rows
+    the model zeroes)."""
+    picked = resample_frames(codes, num_frames, frames, offsets)
+    return {FRAME_CODES: picked, NUM_FRAMES: tf.where(tf.cast(num_frames, tf.int32) > 0, frames, 0)}

@@ -3,7 +3,8 @@
 Three record readers give what the starter code's readers give, as dicts of batches:
 
 - `frame_records`: frame-level `SequenceExample`s → `video_ids` `[B]`, `video_matrix`
-  `[B, max_frames, D]` (dequantized, zero after the last frame), `num_frames` `[B]`, `labels`
+  `[B, max_frames, D]` (dequantized, zero after the last frame; or, with `dequantize=False`,
+  the uint8 codes, code 0 after the last frame), `num_frames` `[B]`, `labels`
   `[B, N]` (multi-hot); `D` = the sizes of `feature_names` concatenated (rgb 1024, audio 128).
 - `video_level_records`: video-level `Example`s → the same keys, `video_matrix` `[B, D]`.
 - `segment_records`: segment-rated `SequenceExample`s → one element per rated 5-frame segment:
@@ -14,11 +15,13 @@ Three record readers give what the starter code's readers give, as dicts of batc
 Records are parsed a batch at a time (`tf.io.parse_sequence_example`); frames are decoded,
 concatenated and padded as uint8 codes and dequantized in one fused (XLA) pass, because the
 float work, not the parsing, is most of a reader's cost (`bench/yt8m_reader.py` compares with
-the starter code's reader). Training picks its `T` frames from the codes and dequantizes only
-those.
+the starter code's reader).
 
 `make_frame_dataset` and `make_video_level_dataset` turn them into the `(features, multi_hot)`
-pairs that training and evaluation consume: frames resampled to a fixed `T` (`frames.py`).
+pairs that training and evaluation consume: frames resampled to a fixed `T` (`frames.py`). The
+frame-level features stay uint8 codes up to the model, which dequantizes them itself
+(`cma_tf.backbones.video.FrameDequantization`): the host copies, and the accelerator
+receives, a byte per feature instead of four.
 """
 
 from typing import Sequence
@@ -27,7 +30,7 @@ import tensorflow as tf
 
 from cma_tf.data.yt8m import records
 from cma_tf.data.records import list_matching_files
-from cma_tf.data.yt8m.frames import random_offsets, resample_frames
+from cma_tf.data.yt8m.frames import random_offsets, resample_codes, resample_frames
 from cma_tf.errors import ConfigError
 
 DEFAULT_FRAME_FEATURES = (records.RGB, records.AUDIO)
@@ -307,12 +310,14 @@ def resample_and_dequantize(codes, num_frames, frames, offsets=None, dequantize=
 def make_frame_dataset(
     files, num_classes, frames, batch_size, training, feature_names=DEFAULT_FRAME_FEATURES,
     max_frames=records.MAX_FRAMES, seed=0, shuffle_buffer=1024, deterministic=False, repeat=False,
-    input_context=None,
+    input_context=None, codes=True,
 ):
-    """`(features [B, frames, D], multi_hot [B, N])` for `fit` / evaluation: each video's frames
-    resampled to `frames` positions (a random frame of each bin when training, the centre one
-    otherwise; `frames.py`). `batch_size` is global; under `input_context` each pipeline
-    yields its replica's share."""
+    """`(inputs, multi_hot [B, N])` for `fit` / evaluation: each video's frames resampled to
+    `frames` positions (a random frame of each bin when training, the centre one otherwise;
+    `frames.py`). `inputs` is the 8-bit model input `{"frame_codes": uint8 [B, frames, D],
+    "num_frames": int32 [B]}` (`frames.resample_codes`), which the model dequantizes, or with
+    `codes=False` the float features `[B, frames, D]` dequantized here (the same values).
+    `batch_size` is global; under `input_context` each pipeline yields its replica's share."""
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     dataset = frame_records(
@@ -320,9 +325,10 @@ def make_frame_dataset(
         shuffle_buffer=shuffle_buffer if training else 0, seed=seed, deterministic=deterministic,
         repeat=repeat, input_context=input_context, drop_remainder=training, dequantize=False,
     )
+    resample = resample_codes if codes else resample_and_dequantize
 
     def resampled(batch, offsets=None):
-        return resample_and_dequantize(batch["video_matrix"], batch["num_frames"], frames, offsets), batch["labels"]
+        return resample(batch["video_matrix"], batch["num_frames"], frames, offsets), batch["labels"]
 
     if training:
         dataset = dataset.enumerate().map(

@@ -21,6 +21,7 @@ import pytest
 import tensorflow as tf
 
 from cma_tf.data.yt8m import frames, readers, records
+from tests.helpers import numpy_frames
 
 NUM_CLASSES = 30
 MAX_FRAMES = 10  # small, so that truncation is exercised by short records
@@ -349,8 +350,15 @@ def test_make_frame_dataset_evaluation_resamples_the_reference(data):
         data["frame_files"][:1], NUM_CLASSES, frames_t, batch_size=2, training=False,
         max_frames=MAX_FRAMES, deterministic=True,
     )
-    features = np.concatenate([f.numpy() for f, _ in dataset])
+    inputs = [{key: value.numpy() for key, value in f.items()} for f, _ in dataset]
+    assert all(batch["frame_codes"].dtype == np.uint8 for batch in inputs)  # the model dequantizes
+    features = np.concatenate([numpy_frames(batch) for batch in inputs])
     labels = np.concatenate([l.numpy() for _, l in dataset])
+    floats = readers.make_frame_dataset(
+        data["frame_files"][:1], NUM_CLASSES, frames_t, batch_size=2, training=False,
+        max_frames=MAX_FRAMES, deterministic=True, codes=False,
+    )
+    np.testing.assert_allclose(np.concatenate([f.numpy() for f, _ in floats]), features, rtol=0, atol=1e-6)
     refs = [data["frame_reference"][v["id"]] for v in data["frame_videos"][:FILE_SPLIT]]
     expected = frames.resample_frames(
         tf.constant(np.stack([r["matrix"] for r in refs]), tf.float32),
@@ -369,7 +377,7 @@ def test_make_frame_dataset_training_is_deterministic_for_a_seed(data):
             data["frame_files"], NUM_CLASSES, frames_t, batch_size=3, training=True,
             max_frames=MAX_FRAMES, seed=seed, shuffle_buffer=16, deterministic=True,
         )
-        return [(f.numpy(), l.numpy()) for f, l in dataset]
+        return [(numpy_frames({key: value.numpy() for key, value in f.items()}), l.numpy()) for f, l in dataset]
 
     first, again, other = run(5), run(5), run(6)
     assert len(first) == len(FRAME_VIDEOS) // 3  # drop_remainder in training
