@@ -27,7 +27,7 @@ def get_base_config():
     config.seed = 0
 
     config.data = ml_collections.ConfigDict()
-    config.data.format = "image"  # a registered data kind (cma_tf/kinds/): "image", YouTube-8M "yt8m_frame" / "yt8m_video"
+    config.data.format = "image"  # a registered data kind (cma_tf/kinds/): "image", "tfds", YouTube-8M "yt8m_frame" / "yt8m_video"
     config.data.data_dir = ""  # image: labels.txt + {split}-*-of-*.tfrecord; YouTube-8M: {split}*.tfrecord
     config.data.vocabulary = ml_collections.config_dict.placeholder(str)  # None: <data_dir>/labels.txt or vocabulary.csv
     config.data.label_graph = ml_collections.config_dict.placeholder(str)  # None: <data_dir>/label_graph_<split>.npz
@@ -41,6 +41,10 @@ def get_base_config():
     config.data.max_frames = 300  # frames read per video (the published maximum)
     config.data.frames = 300  # T: each video's frames resampled to this many (frames.py)
     config.data.eval_segments = False  # evaluate on the rated 5-frame segments of eval_split
+    # TensorFlow Datasets only (format "tfds"): a prepared image dataset, read where it is
+    config.data.tfds_name = ""  # e.g. "coco/2014", "voc/2007"
+    config.data.tfds_data_dir = ""  # where it is prepared; "" = TFDS's default ($TFDS_DATA_DIR or ~/tensorflow_datasets)
+    config.data.tfds_label_field = ""  # the ClassLabel field; "" = the first of labels, objects/label, label
 
     config.model = ml_collections.ConfigDict()
     config.model.head = "ms_cma"  # a registered head (cma_tf/heads/): plain, self_attention, cma, ms_cma, hsvlt, mmdsr, mlgcn, q2l, ml_decoder
@@ -126,6 +130,17 @@ def get_paper_image_config(variant, data_dir, beta):
     # An unknown variant becomes the head name, which the factory reports as config.model.head.
     for field, value in PAPER_VARIANTS.get(variant, dict(head=variant)).items():
         config.model[field] = value
+    return config
+
+
+def get_tfds_image_config(variant, tfds_name, train_split, eval_split, beta=0.0):
+    """A paper image recipe (`get_paper_image_config`) over a dataset TensorFlow Datasets has
+    prepared (`config.data.format="tfds"`; `--config.data.tfds_data_dir` says where)."""
+    config = get_paper_image_config(variant, data_dir="", beta=beta)
+    config.data.format = "tfds"
+    config.data.tfds_name = tfds_name
+    config.data.train_split = train_split
+    config.data.eval_split = eval_split
     return config
 
 

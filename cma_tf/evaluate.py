@@ -27,8 +27,8 @@ from cma_tf import cli
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None,
     "Optional (older command lines): each workdir is evaluated with its own config.json, not this "
-    "file's values. Only its --config.<field>=… overrides are used: data.data_dir, data.vocabulary, "
-    "data.label_graph, data.eval_split and train.eval_batch_size apply to every workdir; any other "
+    "file's values. Only its --config.<field>=… overrides are used: data.data_dir, data.tfds_data_dir, "
+    "data.vocabulary, data.label_graph, data.eval_split and train.eval_batch_size apply to every workdir; any other "
     "overridden field must equal each workdir's own value.",
 )
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Comma-separated training workdirs to evaluate.")
@@ -173,7 +173,7 @@ def write_html_report(report_dir, workdirs, names, checkpoint, rows, keys, runs,
     attention, note = None, "No evaluated run has a head with attention maps (plain, mlgcn)."
     for name, workdir in zip(names, workdirs):
         config, run_vocabulary = runs[name]
-        if factory.data_kind(config).name != "image":
+        if not factory.data_kind(config).reads_images:
             note = "Attention grids are drawn for image runs (use `python -m cma_tf.visualize attention` for video)."
             break
         model = keras.saving.load_model(files.trained_model_path(workdir, checkpoint))
@@ -203,7 +203,9 @@ def write_html_report(report_dir, workdirs, names, checkpoint, rows, keys, runs,
 
 def describe_splits(runs):
     """`split 'val' of data/x`, or one such phrase per workdir when they differ."""
-    splits = {name: f"split '{config.data.eval_split}' of {config.data.data_dir}" for name, (config, _) in runs.items()}
+    from cma_tf import factory
+
+    splits = {name: f"split '{config.data.eval_split}' of {factory.data_kind(config).source(config)}" for name, (config, _) in runs.items()}
     if len(set(splits.values())) == 1:
         return next(iter(splits.values()))
     return "; ".join(f"{name}: {split}" for name, split in splits.items())

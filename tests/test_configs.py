@@ -25,6 +25,8 @@ CASES = [
         head_names() if os.path.basename(path) == "demo.py"
         else tuple(load_config_file(path).entries()) if os.path.basename(path) == "bench_heads.py"
         else tuple(VIDEO_VARIANTS) if os.path.basename(path).startswith("yt8m")
+        # the same recipes as coco.py over TFDS data: one variant checks the data fields
+        else ("cma",) if os.path.basename(path).endswith("_tfds.py")
         else tuple(PAPER_VARIANTS)
     )
 ]

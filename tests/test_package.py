@@ -107,7 +107,7 @@ def test_a_saved_model_loads_after_import_cma_tf_alone(head, tmp_path):
 
 def test_the_registries_hold_the_package_heads_and_kinds():
     assert set(head_names()) >= {"plain", "self_attention", "cma", "ms_cma"}
-    assert kind_names() == ("image", "yt8m_frame", "yt8m_video")
+    assert kind_names() == ("image", "tfds", "yt8m_frame", "yt8m_video")
     # Other heads may be registered besides (one file each), so check the paper's four by name.
     assert [get_head(name).label_embeddings for name in ("plain", "self_attention", "cma", "ms_cma")] == [
         False, False, True, True
@@ -122,8 +122,8 @@ def test_unknown_names_list_the_registered_ones():
     with pytest.raises(ConfigError, match=rf"config.model.head: unknown head 'transformer' \({registered}\)"):
         factory.validate_config(config)
     config = get_base_config()
-    config.data.format = "tfds"
-    with pytest.raises(ConfigError, match=r"config.data.format: unknown format 'tfds' \(image, yt8m_frame, yt8m_video\)"):
+    config.data.format = "parquet"
+    with pytest.raises(ConfigError, match=r"config.data.format: unknown format 'parquet' \(image, tfds, yt8m_frame, yt8m_video\)"):
         factory.validate_config(config)
 
 

@@ -136,19 +136,25 @@ def random_crop_and_flip(encoded: tf.Tensor, image_size: int, seed: tf.Tensor) -
     return tf.image.stateless_random_flip_left_right(cropped, seed=flip_seed)
 
 
-def _parse(serialized: tf.Tensor, num_classes: int):
-    """(encoded image bytes, float32 [N] multi-hot) from one serialized example."""
+def parse_record(serialized: tf.Tensor):
+    """(encoded image bytes, int64 [L] label ids) from one serialized example of our format."""
     parsed = records.parse_image_example(serialized)
-    return parsed[records.ENCODED], labels_to_multi_hot(parsed[records.LABELS], num_classes)
+    return parsed[records.ENCODED], parsed[records.LABELS]
 
 
-def _training_example(serialized, element_seed, num_classes: int, image_size: int):
-    encoded, multi_hot = _parse(serialized, num_classes)
+def _parse(serialized: tf.Tensor, num_classes: int, parse=parse_record):
+    """(encoded image bytes, float32 [N] multi-hot) from one serialized example."""
+    encoded, labels = parse(serialized)
+    return encoded, labels_to_multi_hot(labels, num_classes)
+
+
+def _training_example(serialized, element_seed, num_classes: int, image_size: int, parse=parse_record):
+    encoded, multi_hot = _parse(serialized, num_classes, parse)
     return random_crop_and_flip(encoded, image_size, element_seed), multi_hot
 
 
-def _eval_example(serialized, num_classes: int, image_size: int):
-    encoded, multi_hot = _parse(serialized, num_classes)
+def _eval_example(serialized, num_classes: int, image_size: int, parse=parse_record):
+    encoded, multi_hot = _parse(serialized, num_classes, parse)
     return decode_and_resize(encoded, image_size), multi_hot
 
 
@@ -184,6 +190,7 @@ def make_image_dataset(
     drop_remainder: Optional[bool] = None,
     repeat: bool = False,
     input_context: Optional[tf.distribute.InputContext] = None,
+    parse=parse_record,
 ) -> tf.data.Dataset:
     """Batches of (images float32 [B,S,S,3] in 0..255, multi_hot float32 [B,N]).
 
@@ -202,6 +209,8 @@ def make_image_dataset(
       input_context: for `strategy.distribute_datasets_from_function`: this pipeline reads
         every `num_input_pipelines`-th shard and makes per-replica batches. Without it (Keras
         `fit` under a strategy) tf.data's AUTO shard policy splits the shards across workers.
+      parse: one serialized record → (encoded image bytes, int64 [L] label ids); default our
+        format (`records.py`); `tfds_records.example_parser` reads TFDS-prepared shards.
     """
     files = resolve_files(file_pattern_or_files)
     if input_context is not None and input_context.num_input_pipelines > 1:
@@ -223,14 +232,14 @@ def make_image_dataset(
     if training:
         dataset = tf.data.Dataset.zip((dataset, _augment_seeds(seed))).map(
             lambda serialized, element_seed: _training_example(
-                serialized, element_seed, num_classes, image_size
+                serialized, element_seed, num_classes, image_size, parse
             ),
             num_parallel_calls=AUTOTUNE,
             deterministic=deterministic,
         )
     else:
         dataset = dataset.map(
-            lambda serialized: _eval_example(serialized, num_classes, image_size),
+            lambda serialized: _eval_example(serialized, num_classes, image_size, parse),
             num_parallel_calls=AUTOTUNE,
             deterministic=deterministic,
         )

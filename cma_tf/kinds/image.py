@@ -17,6 +17,7 @@ class ImageKind(DataKind):
     full_keys = image_metrics.FULL_KEYS
     monitor = "mAP"
     labels_field = records.LABELS
+    reads_images = True
 
     def list_files(self, config, split):
         return records.list_shards(config.data.data_dir, split)

@@ -12,6 +12,7 @@ from typing import Optional
 
 from cma_tf.data import vocab
 from cma_tf.data.yt8m import validate as yt8m_validate
+from cma_tf.errors import ConfigError
 from cma_tf.registry import Registry
 
 KINDS = Registry("cma_tf.kinds", "config.data.format", "format")
@@ -29,6 +30,7 @@ class DataKind:
         monitor: the metric (one of `metric_keys`, higher is better) that picks `best.keras`.
         labels_field: the record field holding the label ids (for error messages).
         supports_eval_segments: whether `config.data.eval_segments` (rated segments) applies.
+        reads_images: whether the inputs are images (attention grids over the picture).
     """
 
     name = ""
@@ -39,9 +41,21 @@ class DataKind:
     monitor = ""
     labels_field = ""
     supports_eval_segments = False
+    reads_images = False
 
     def validate(self, config) -> None:
         """Kind-specific config checks, before any data is read (`ConfigError`)."""
+
+    def cache_dir(self, config) -> str:
+        """Where the training label graph is cached (`label_graph_<split>.npz`): the data's own
+        directory, `config.data.data_dir`."""
+        if not config.data.data_dir:
+            raise ConfigError("config.data.data_dir is empty: point it at a converted dataset")
+        return config.data.data_dir
+
+    def source(self, config) -> str:
+        """The data's name in messages ("split 'val' of <source>")."""
+        return config.data.data_dir
 
     def list_files(self, config, split) -> list:
         """The record files of `split` (a `FileNotFoundError` naming the pattern if none)."""

@@ -40,9 +40,7 @@ from cma_tf.training.strategy import is_chief, is_multi_worker
 
 def load_dataset_info(config):
     """The vocabulary and the training label graph (built and cached on first use)."""
-    data_dir = config.data.data_dir
-    if not data_dir:
-        raise ConfigError("config.data.data_dir is empty: point it at a converted dataset")
+    data_dir = factory.data_kind(config).cache_dir(config)
     vocabulary = factory.read_vocabulary(config)
     split = config.data.train_split
     shards = factory.list_data_files(config, split)
@@ -196,7 +194,7 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
     if graph.num_examples == 0:
         split = config.data.train_split
         raise DataError(
-            f"split '{split}' of {config.data.data_dir} holds no examples (its record files are empty): "
+            f"split '{split}' of {factory.data_kind(config).source(config)} holds no examples (its record files are empty): "
             "nothing to train on; convert data into it or set config.data.train_split"
         )
     if files.has_trained_state(workdir):

@@ -37,6 +37,7 @@ RESUMABLE_FIELDS = (
     # the dataset moved: its labels must still be the run's labels.txt (checked)
     "data.data_dir",
     "data.vocabulary",
+    "data.tfds_data_dir",
     # where the label-graph cache lives (e.g. a writable copy for gs:// data); the ASGE fit
     # records the graph's counts and is refitted if they differ
     "data.label_graph",
@@ -51,7 +52,8 @@ RESUMABLE_FIELDS = (
 # The fields `evaluate`, `segment_inference` and the like take from the command line on top of
 # a workdir's `config.json`: where the data is, which split, and batching; nothing the model
 # depends on.
-EVALUATION_FIELDS = ("data.data_dir", "data.vocabulary", "data.label_graph", "data.eval_split", "train.eval_batch_size")
+EVALUATION_FIELDS = ("data.data_dir", "data.tfds_data_dir", "data.vocabulary", "data.label_graph", "data.eval_split",
+                     "train.eval_batch_size")
 
 
 def path(workdir: str, name: str) -> str:

@@ -74,7 +74,7 @@ def test_train_cli_refuses_another_config_in_a_finished_workdir(finished, tiny_d
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "Traceback" not in result.stderr
     assert f"{workdir} holds a run of another config (model.head 'ms_cma' → 'plain')" in error[0]
-    assert "train.epochs, data.data_dir, data.vocabulary, data.label_graph, train.eval_batch_size" in error[0]
+    assert "train.epochs, data.data_dir, data.vocabulary, data.tfds_data_dir, data.label_graph, train.eval_batch_size" in error[0]
     assert read(workdir, files.CONFIG) == config_before and read(workdir, files.METRICS) == metrics_before
 
 
