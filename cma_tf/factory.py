@@ -68,6 +68,12 @@ def validate_config(config) -> None:
             f"config.data.eval_segments needs config.data.format={' or '.join(map(repr, segmented))} "
             "(segment-rated records)"
         )
+    tfds_fields = [f"config.data.{field}" for field in ("tfds_name", "tfds_data_dir", "tfds_label_field") if config.data[field]]
+    if tfds_fields and kind.name != "tfds":
+        raise ConfigError(
+            f"{', '.join(tfds_fields)} set but config.data.format={config.data.format!r}: they are read only "
+            "with --config.data.format=tfds"
+        )
     kind.validate(config)
     if config.train.optimizer not in OPTIMIZERS:
         raise ConfigError(

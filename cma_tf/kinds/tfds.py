@@ -27,6 +27,11 @@ class TFDSKind(ImageKind):
             raise ConfigError(
                 "config.data.format='tfds' needs config.data.tfds_name (e.g. --config.data.tfds_name=coco/2014)"
             )
+        if config.data.data_dir:
+            raise ConfigError(
+                f"config.data.data_dir={config.data.data_dir!r} with config.data.format='tfds': the data is where "
+                "TFDS prepared it; give that folder as --config.data.tfds_data_dir and leave data_dir empty"
+            )
         if config.data.vocabulary:
             raise ConfigError(
                 f"config.data.vocabulary={config.data.vocabulary!r} with config.data.format='tfds': the labels "

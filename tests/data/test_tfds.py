@@ -132,6 +132,15 @@ def test_wrong_fields_and_an_unlabelled_eval_split_are_refused(prepared):
         factory.read_vocabulary(config)
     with pytest.raises(ConfigError, match="leave config.data.vocabulary unset"):
         factory.validate_config(tfds_config("coco", data_dir, vocabulary="labels.txt"))
+    with pytest.raises(ConfigError, match="give that folder as --config.data.tfds_data_dir and leave data_dir empty"):
+        with_data_dir = tfds_config("coco", data_dir)
+        with_data_dir.data.data_dir = data_dir
+        factory.validate_config(with_data_dir)
+    image = tfds_config("coco", data_dir)
+    image.data.format = "image"
+    with pytest.raises(ConfigError, match="config.data.tfds_name, config.data.tfds_data_dir set but config.data.format="
+                                          "'image': they are read only with --config.data.format=tfds"):
+        factory.validate_config(image)
     with pytest.raises(DataError, match="has no split 'val' .*it has test, train, validation"):
         factory.list_data_files(tfds_config("coco", data_dir), "val")
     voc = tfds_config("voc", data_dir)
