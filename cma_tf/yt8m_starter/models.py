@@ -48,6 +48,7 @@ from absl import flags
 
 from cma_tf.architecture import (
     ATTENTION_EPSILON, BN_EPSILON, BN_MOMENTUM, CMT_LAYERS, FC_LAYERS, SNET_KERNEL, SNET_LAYERS,
+    SNET_POOL,
 )
 from cma_tf.data.yt8m.frames import resample_frames
 from cma_tf.errors import ConfigError, DataError
@@ -126,24 +127,28 @@ def batch_norm(x, is_training, scope, momentum=BN_MOMENTUM, epsilon=BN_EPSILON):
     return tf.nn.batch_normalization(x, mean, variance, beta, gamma, epsilon)
 
 
-def max_pool2(x):
-    """Max-pool 2, stride 2, 'SAME' over time (an odd last frame is pooled alone): T → ⌈T/2⌉."""
+def max_pool_same(x, pool=SNET_POOL):
+    """Max-pool `pool`, stride `pool`, 'SAME' over time, as `keras.layers.MaxPooling1D(pool,
+    padding="same")`: T → ⌈T/pool⌉, the padding (⌊total/2⌋ before, the rest after) never
+    chosen (edge frames repeat in it)."""
     length, channels = x.shape.as_list()[1:]
-    if length % 2:
-        x = tf.concat([x, x[:, -1:]], axis=1)
-    return tf.reduce_max(tf.reshape(x, [-1, (length + 1) // 2, 2, channels]), axis=2)
+    out = -(-length // pool)
+    pad = out * pool - length
+    before, after = pad // 2, pad - pad // 2
+    x = tf.concat([x[:, :1]] * before + [x] + [x[:, -1:]] * after, axis=1) if pad else x
+    return tf.reduce_max(tf.reshape(x, [-1, out, pool, channels]), axis=2)
 
 
 def snet(frames, is_training, filters):
-    """SNet: 4 × (Conv1D kernel 3 'SAME' → BN → ReLU → max-pool 2 'SAME'): `[B, T, D]` →
-    `[B, ⌈T/16⌉, filters]`."""
+    """SNet: `SNET_LAYERS` × (Conv1D kernel `SNET_KERNEL` 'SAME' → BN → ReLU → max-pool
+    `SNET_POOL` 'SAME'): `[B, T, D]` → `[B, ⌈T/16⌉, filters]` with the architecture's 4, 3, 2."""
     x = frames
     for index in range(SNET_LAYERS):
         with v1.variable_scope("snet_%d" % index):
             kernel = _variable("kernel", [SNET_KERNEL, _channels(x), filters],
                                v1.glorot_uniform_initializer())
             x = tf.nn.conv1d(x, kernel, 1, "SAME")
-            x = max_pool2(tf.nn.relu(batch_norm(x, is_training, "bn")))
+            x = max_pool_same(tf.nn.relu(batch_norm(x, is_training, "bn")))
     return x
 
 

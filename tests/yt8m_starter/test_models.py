@@ -381,3 +381,15 @@ def test_starter_eval_py_without_the_embeddings_flag_is_one_line(starter_dir, st
 def test_runner_refuses_an_unknown_script():
     with pytest.raises(SystemExit, match=r"--script=export: not one of train, eval, inference"):
         starter_train.split_runner_args(["--starter_dir=/nowhere", "--script=export"])
+
+
+@pytest.mark.parametrize("pool", [2, 3, 4])
+@pytest.mark.parametrize("length", [1, 7, 9, 10, 19])
+def test_the_tf1_max_pool_is_keras_same_pooling(pool, length):
+    """`max_pool_same` is `keras.layers.MaxPooling1D(pool, padding="same")` for any pool size
+    (the architecture's is 2), on lengths that need padding before and after."""
+    import keras
+
+    x = np.random.default_rng(length * 10 + pool).normal(size=(2, length, 3)).astype(np.float32)
+    expected = keras.layers.MaxPooling1D(pool, padding="same")(x).numpy()
+    np.testing.assert_array_equal(starter_models.max_pool_same(tf.constant(x), pool).numpy(), expected)
