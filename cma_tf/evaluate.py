@@ -159,6 +159,7 @@ def write_html_report(report_dir, workdirs, names, checkpoint, rows, keys, runs,
     import tensorflow as tf
 
     from cma_tf import factory
+    from cma_tf.metrics.thresholds import DEFAULT_THRESHOLD
     from cma_tf.training import workdir as files
     from cma_tf.visualization.attention import attention_maps, has_attention
     from cma_tf.visualization.figures import attention_grid
@@ -169,7 +170,7 @@ def write_html_report(report_dir, workdirs, names, checkpoint, rows, keys, runs,
     thresholds = {}
     for name, workdir in zip(names, workdirs):
         stored = files.read_thresholds(workdir, checkpoint, runs[name][1])
-        thresholds[name] = stored if stored is not None else np.full(len(runs[name][1]), 0.5)
+        thresholds[name] = stored if stored is not None else np.full(len(runs[name][1]), DEFAULT_THRESHOLD)
     attention, note = None, "No evaluated run has a head with attention maps (plain, mlgcn)."
     for name, workdir in zip(names, workdirs):
         config, run_vocabulary = runs[name]

@@ -16,6 +16,7 @@ Conventions used throughout:
 
 import numpy as np
 
+from cma_tf.metrics.thresholds import DEFAULT_THRESHOLD
 from cma_tf.metrics.validate import as_numeric_array, check_axes, positive_integer
 
 # Number of score entries sorted at once when computing per-class AP or top-k;
@@ -301,7 +302,7 @@ def _top_k_unchecked(scores, k, threshold):
     return predicted
 
 
-def top_k_predictions(scores, k=3, threshold=0.5) -> np.ndarray:
+def top_k_predictions(scores, k=3, threshold=DEFAULT_THRESHOLD) -> np.ndarray:
     """Bool predictions keeping, per example, at most the k highest scores.
 
     For each row, the k highest-scoring classes are selected (ties broken in
@@ -335,7 +336,7 @@ def top_k_predictions(scores, k=3, threshold=0.5) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
-def multilabel_metrics(scores, targets, threshold=0.5, k=3) -> dict:
+def multilabel_metrics(scores, targets, threshold=DEFAULT_THRESHOLD, k=3) -> dict:
     """All metrics of the paper's tables, as python floats in [0, 1].
 
     Keys:

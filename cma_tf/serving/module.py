@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from cma_tf.data.requests import RequestFormat, decode_each
 from cma_tf.data.yt8m.frames import FRAME_CODES, NUM_FRAMES
+from cma_tf.metrics.thresholds import DEFAULT_THRESHOLD
 
 DEFAULT_SIGNATURE = "serving_default"
 OUTPUT_KEYS = ("scores", "top_k_classes", "top_k_labels", "top_k_scores", "predicted", "predicted_labels")
@@ -69,7 +70,7 @@ class ServingModule(tf.Module):
         self.num_classes = num_classes
         self.request = request
         self.top_k = min(int(top_k), num_classes)
-        thresholds = [0.5] * num_classes if thresholds is None else [float(t) for t in thresholds]
+        thresholds = [DEFAULT_THRESHOLD] * num_classes if thresholds is None else [float(t) for t in thresholds]
         if len(thresholds) != num_classes:
             raise ValueError(f"{len(thresholds)} thresholds for {num_classes} classes")
         self.thresholds = tf.constant(thresholds, tf.float32)
