@@ -277,7 +277,7 @@ def main():
     starter = loaders["starter"]
     labels = {"cma_tf": "cma_tf (uint8 codes)", "cma_tf_float": "cma_tf, float (before)", "starter": "starter (float)"}
     print_table(
-        ["loader", "frames/s", "videos/s", "× starter", "frames per CPU-second", "× starter", "MB per batch to the model"],
+        ["loader", "frames/s", "videos/s", "× starter", "frames per CPU-second", "× starter", "MiB per batch to the model"],
         [[labels[name], f"{f['frames_per_s']:.0f}", f"{f['videos_per_s']:.1f}", f"{f['frames_per_s'] / starter['frames_per_s']:.2f}",
           f"{f['frames_per_cpu_s']:.0f}", f"{f['frames_per_cpu_s'] / starter['frames_per_cpu_s']:.2f}",
           f"{batch_bytes[name] / 2**20:.1f}"]
