@@ -246,9 +246,8 @@ def main():
     }
     feature_size = readers.feature_size(FEATURE_NAMES)
     batch_bytes = {  # one full batch of video_matrix [B, 300, D] as the model receives it
-        "cma_tf": args.batch_size * records.MAX_FRAMES * feature_size * np.dtype(np.uint8).itemsize,
-        "cma_tf_float": args.batch_size * records.MAX_FRAMES * feature_size * np.dtype(np.float32).itemsize,
-        "starter": args.batch_size * records.MAX_FRAMES * feature_size * np.dtype(np.float32).itemsize,
+        name: args.batch_size * records.MAX_FRAMES * feature_size * np.dtype(dtype).itemsize
+        for name, dtype in (("cma_tf", np.uint8), ("cma_tf_float", np.float32), ("starter", np.float32))
     }
     result = {
         "ratio_to_starter": loaders["cma_tf"]["frames_per_s"] / loaders["starter"]["frames_per_s"],

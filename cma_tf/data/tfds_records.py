@@ -151,7 +151,7 @@ def _check_image_field(builder):
     if IMAGE_FIELD not in features.keys() or type(features[IMAGE_FIELD]).__name__ != "Image":
         raise ConfigError(
             f"TFDS dataset {builder.info.full_name} has no '{IMAGE_FIELD}' Image feature (its features are "
-            f"{', '.join(_feature_paths(builder.info.features))}): config.data.format='tfds' reads image datasets"
+            f"{', '.join(_feature_paths(features))}): config.data.format='tfds' reads image datasets"
         )
 
 
@@ -162,16 +162,22 @@ def _labels_of(example, field):
     return tf.unique(tf.reshape(tf.cast(node, tf.int64), [-1])).y
 
 
+def _deserializer(builder):
+    """serialized example (scalar) → the dataset's feature dict, the image left encoded."""
+    decoders = {IMAGE_FIELD: _tfds().decode.SkipDecoding()}
+    features = builder.info.features
+    return lambda serialized: features.deserialize_example(serialized, decoders=decoders)
+
+
 def example_parser(builder, field: str):
     """serialized example (scalar) → `(encoded image bytes, int64 [L] label ids, each once)`,
     decoded with the dataset's feature spec; the image stays encoded (our pipeline decodes,
     crops and resizes it)."""
-    tfds = _tfds()
     _check_image_field(builder)
-    features = builder.info.features
+    deserialize = _deserializer(builder)
 
     def parse(serialized):
-        example = features.deserialize_example(serialized, decoders={IMAGE_FIELD: tfds.decode.SkipDecoding()})
+        example = deserialize(serialized)
         return example[IMAGE_FIELD], _labels_of(example, field)
 
     return parse
@@ -180,16 +186,12 @@ def example_parser(builder, field: str):
 def labels_parser(builder, field: str):
     """serialized examples `[B]` → sparse label ids `[B, L]` (each label once per example), for
     the streaming label graph."""
-    tfds = _tfds()
-    features = builder.info.features
-
-    def labels_of_one(serialized):
-        example = features.deserialize_example(serialized, decoders={IMAGE_FIELD: tfds.decode.SkipDecoding()})
-        return _labels_of(example, field)
+    deserialize = _deserializer(builder)
 
     def parse(serialized):
         ragged = tf.map_fn(
-            labels_of_one, serialized, fn_output_signature=tf.RaggedTensorSpec([None], tf.int64, ragged_rank=0)
+            lambda one: _labels_of(deserialize(one), field), serialized,
+            fn_output_signature=tf.RaggedTensorSpec([None], tf.int64, ragged_rank=0),
         )
         return ragged.to_sparse()
 

@@ -19,8 +19,12 @@ class TFDSKind(ImageKind):
     def builder(self, config):
         return tfds_records.load_builder(config.data.tfds_name, config.data.tfds_data_dir or None)
 
-    def label_field(self, config, builder=None):
-        return tfds_records.label_field(builder or self.builder(config), config.data.tfds_label_field)
+    def label_field(self, config):
+        return tfds_records.label_field(self.builder(config), config.data.tfds_label_field)
+
+    def builder_and_field(self, config):
+        """The prepared dataset and its label field (`tfds_label_field`, or the one found)."""
+        return self.builder(config), self.label_field(config)
 
     def validate(self, config):
         if not config.data.tfds_name:
@@ -51,34 +55,31 @@ class TFDSKind(ImageKind):
         return tfds_records.split_files(self.builder(config), split)
 
     def read_vocabulary(self, config):
-        builder = self.builder(config)
-        return tfds_records.vocabulary(builder, self.label_field(config, builder))
+        return tfds_records.vocabulary(*self.builder_and_field(config))
 
     def label_parser(self, config):
-        builder = self.builder(config)
-        return tfds_records.labels_parser(builder, self.label_field(config, builder))
+        return tfds_records.labels_parser(*self.builder_and_field(config))
 
     def first_bad_record(self, config, files, num_classes):
         return None  # TFDS wrote the shards from its own feature spec
 
     def check_eval_split(self, config, split, files):
-        builder = self.builder(config)
-        if not tfds_records.first_labelled(builder, files, self.label_field(config, builder)):
+        builder, field = self.builder_and_field(config)
+        if not tfds_records.first_labelled(builder, files, field):
             others = [name for name in builder.info.splits if name not in (split, config.data.train_split)]
             example = f" (e.g. --config.data.eval_split={others[0]})" if others else ""
             raise DataError(
                 f"split '{split}' of TFDS dataset {builder.info.full_name} cannot be evaluated: its first examples "
-                f"have no labels in {self.label_field(config, builder)!r}; set config.data.eval_split to a "
+                f"have no labels in {field!r}; set config.data.eval_split to a "
                 f"labelled split{example}"
             )
 
     def build_dataset(self, config, files, num_classes, batch_size, training, seed, repeat, input_context):
         data = config.data
-        builder = self.builder(config)
         return images.make_image_dataset(
             files, num_classes=num_classes, image_size=data.image_size, batch_size=batch_size, training=training,
             seed=seed, shuffle_buffer=data.shuffle_buffer, deterministic=data.deterministic, repeat=repeat,
-            input_context=input_context, parse=tfds_records.example_parser(builder, self.label_field(config, builder)),
+            input_context=input_context, parse=tfds_records.example_parser(*self.builder_and_field(config)),
         )
 
 

@@ -63,8 +63,7 @@ def label_sets(kind_labels, splits):
 
 def parsed_label_sets(config, split):
     kind = factory.data_kind(config)
-    builder = kind.builder(config)
-    parse = tfds_records.example_parser(builder, kind.label_field(config, builder))
+    parse = tfds_records.example_parser(*kind.builder_and_field(config))
     found = Counter()
     for serialized in tf.data.TFRecordDataset(factory.list_data_files(config, split)):
         encoded, labels = parse(serialized)

@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from cma_tf.data.yt8m import records
 from cma_tf.data.records import list_matching_files
-from cma_tf.data.yt8m.frames import random_offsets, resample_codes, resample_frames
+from cma_tf.data.yt8m.frames import FRAME_CODES, NUM_FRAMES, random_offsets, resample_codes, resample_frames
 from cma_tf.errors import ConfigError
 
 DEFAULT_FRAME_FEATURES = (records.RGB, records.AUDIO)
@@ -303,8 +303,8 @@ def resample_and_dequantize(codes, num_frames, frames, offsets=None, dequantize=
     """uint8 codes `[B, F, D]` + counts `[B]` → float `[B, frames, D]`: each video's frames
     resampled (`frames.py`) from the codes and only the picked ones dequantized; zeros for a
     video without frames. The serving graph passes `dequantize=mask_and_dequantize` (no XLA)."""
-    picked = resample_frames(codes, num_frames, frames, offsets)
-    return dequantize(picked, tf.where(num_frames > 0, frames, 0))
+    picked = resample_codes(codes, num_frames, frames, offsets)
+    return dequantize(picked[FRAME_CODES], picked[NUM_FRAMES])
 
 
 def make_frame_dataset(
