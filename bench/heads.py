@@ -29,7 +29,8 @@ mean ± standard deviation over the seeds (sample std, ddof=1), whether every se
 best before them, from each run's `history.csv`), the val mAP gained over the last
 `LATE_EPOCHS` epochs (mean over seeds: after the lr decay a run passes the test above while
 still gaining a little), and the per-label AP of the labels that look
-alike and are told apart only by what they co-occur with. Per head, once: the parameters
+alike and are told apart only by what they co-occur with, and the mean AP of the other labels
+in thirds by their number of training images. Per head, once: the parameters
 (model and head), FLOPs per image at inference (TensorFlow's profiler over the traced graph,
 plus 2·∏ of the index sizes for each `Einsum`, which the profiler does not count), and the
 train-step time relative to plain (median of interleaved steps on one fixed batch, as
@@ -108,6 +109,33 @@ def ambiguous_labels(name, data_dir):
 
         pairs = AMBIGUOUS_PAIRS
     return [label for pair in pairs or () for label in pair]
+
+
+def label_groups(data_dir, ambiguous):
+    """`{group: [labels]}`: the look-alike labels, then the others split into thirds by their
+    number of training images (from the label graph the training cached in `data_dir`), so that
+    a head's mAP can be read as where it gains: rare labels, common ones, or the look-alikes."""
+    from cma_tf.graph.cooccurrence import LabelGraph, default_graph_path
+
+    path = default_graph_path(data_dir)
+    if not os.path.exists(path):
+        return {}
+    graph = LabelGraph.load(path)
+    counts = np.asarray(graph.counts.diagonal()).astype(int)
+    others = sorted((count, label) for label, count in zip(graph.vocabulary, counts) if label not in ambiguous)
+    groups = {"look-alike": list(ambiguous)} if ambiguous else {}
+    for name, third in zip(("rarest third", "middle third", "most frequent third"), np.array_split(np.arange(len(others)), 3)):
+        if len(third):
+            low, high = others[third[0]][0], others[third[-1]][0]
+            groups[f"{name} ({low}-{high} train images)"] = [others[i][1] for i in third]
+    return groups
+
+
+def group_ap(metrics, labels):
+    """Mean AP over `labels` (a label without positives in val, AP NaN, left out)."""
+    values = [metrics["AP_per_class"].get(label) for label in labels]
+    values = [v for v in values if v is not None and not np.isnan(v)]
+    return float(np.mean(values)) if values else float("nan")
 
 
 # What makes two runs comparable: a workdir trained with other values is not re-read.
@@ -317,10 +345,10 @@ def cell(mean, std):
     return f"{100 * mean:.1f} ± {100 * std:.1f}" if std is not None else f"{100 * mean:.1f} (1 seed)"
 
 
-def summarize(runs, ambiguous):
-    """`{head: {mAP, mAP_std, …, converged, seeds, diverged, ambiguous_AP}}` from each seed's
-    metrics; a seed whose training diverged counts in `diverged`, not in the means (None when
-    every seed diverged)."""
+def summarize(runs, ambiguous, groups=None):
+    """`{head: {mAP, mAP_std, …, converged, seeds, diverged, ambiguous_AP, group_AP}}` from each
+    seed's metrics; a seed whose training diverged counts in `diverged`, not in the means (None
+    when every seed diverged)."""
     summary = {}
     for head, all_seeds in runs.items():
         seeds = [m for m in all_seeds if "diverged" not in m and "failed" not in m]
@@ -334,6 +362,10 @@ def summarize(runs, ambiguous):
         row["ambiguous_AP"] = {
             label: mean_std([m["AP_per_class"][label] for m in seeds]) if seeds else (None, None)
             for label in ambiguous
+        }
+        row["group_AP"] = {
+            group: mean_std([group_ap(m, labels) for m in seeds]) if seeds else (None, None)
+            for group, labels in (groups or {}).items()
         }
         summary[head] = row
     return summary
@@ -356,6 +388,11 @@ def print_dataset(name, summary, ambiguous, schedule, losses):
             for label in ambiguous
         ]
         print_table(["label"] + list(summary), rows, "l" + "r" * len(summary))
+    groups = next(iter(summary.values()))["group_AP"] if summary else {}
+    if groups:
+        print(f"\nMean AP (%) per group of labels on {name}:\n")
+        rows = [[group] + [cell(*summary[h]["group_AP"][group]) for h in summary] for group in groups]
+        print_table(["labels"] + list(summary), rows, "l" + "r" * len(summary))
 
 
 def plot(results, raw, datasets, path):
@@ -448,7 +485,8 @@ def main():
             raise
         pool.shutdown()
         failures += [(name, head, seed, m["failed"]) for head in heads for seed, m in zip(seeds, runs[head]) if "failed" in m]
-        results[name], raw[name] = summarize(runs, ambiguous[name]), runs
+        groups = label_groups(data_dirs[name], ambiguous[name])
+        results[name], raw[name] = summarize(runs, ambiguous[name], groups), runs
     primary = "coco_stats" if "coco_stats" in results else datasets[0]
     costs = cost_figures(heads, num_classes[primary], args.step_rounds)
     recipes = {name: bench_config("plain", name).train for name in datasets}
@@ -473,14 +511,17 @@ def main():
     for head in heads:
         entry = dict(results[primary][head])
         entry.pop("ambiguous_AP")
+        entry.pop("group_AP")
         for name in datasets:
             if name != primary:
                 other = dict(results[name][head])
                 other.pop("ambiguous_AP")
+                other.pop("group_AP")
                 entry[name] = other
         entry.update({k: costs[head][k] for k in ("step_ratio", "params", "head_params", "flops_per_image")})
         out[head] = entry
     details = {"heads": out, "ambiguous_AP": {n: {h: results[n][h]["ambiguous_AP"] for h in heads} for n in datasets},
+               "group_AP": {n: {h: results[n][h]["group_AP"] for h in heads} for n in datasets},
                "datasets": datasets, "primary": primary, "epochs": epochs, "seeds": seeds,
                "step_s": {h: costs[h]["step_s"] for h in heads}, "cores": os.cpu_count(),
                "wall_s": time.perf_counter() - wall}
