@@ -4,6 +4,7 @@
     python bench/heads.py --jobs=2              # two one-thread trainings at a time (about 2× faster on 2 cores)
     python bench/heads.py --quick               # smoke run: demo data, 1 seed, 2 epochs, ≤ 15 min on 2 cores
     python bench/heads.py --heads=plain,cma --seeds=0,1,2,3,4 --datasets=coco_stats
+    python bench/heads.py --no_train            # the tables of the runs finished so far, while another invocation trains
 
 What is compared: each head of `cma_tf/heads/` (plain, self-attention, CMA, MS-CMA, HSVLT,
 MMDSR, ML-GCN, Query2Label, ML-Decoder and whatever else is registered), each with the loss of
@@ -180,10 +181,11 @@ def recipe_differences(workdir, dataset, head, seed, epochs):
     return differences
 
 
-def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir):
+def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=True):
     """Trains (or resumes, or re-reads) one run with the package's commands; returns its final
     metrics with `AP_per_class` and `converged`, or `{"diverged": line}`, or `{"failed": text}`
-    (a failed run is retried by the next invocation; a diverged one is a result and is not)."""
+    (a failed run is retried by the next invocation; a diverged one is a result and is not).
+    With `train=False` nothing is run: an unfinished run is `{"pending": True}`."""
     workdir = os.path.join(work_dir, dataset, head, f"seed{seed}")
     differences = recipe_differences(workdir, dataset, head, seed, epochs)
     if differences:
@@ -195,6 +197,8 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir):
         with open(diverged_path) as f:
             return {"diverged": f.read().strip()}
     evaluate = ["cma_tf.evaluate", f"--workdirs={workdir}", "--per_class", f"--calibrate={CALIBRATION_SPLIT}"]
+    if not os.path.exists(metrics_path) and not train:
+        return {"pending": True}
     if not os.path.exists(metrics_path):
         length = f"{epochs} epochs" if epochs else "the config's epochs"
         print(f"training {head} on {dataset}, seed {seed}, {length} …", file=sys.stderr)
@@ -221,7 +225,7 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir):
         print(f"  {head} seed {seed}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     with open(metrics_path) as f:
         metrics = json.load(f)
-    if not all(key in metrics for key in CALIBRATED):  # evaluated before the benchmark calibrated
+    if train and not all(key in metrics for key in CALIBRATED):  # evaluated before the benchmark calibrated
         print(f"calibrating the thresholds of {head} on {dataset}, seed {seed} …", file=sys.stderr)
         try:
             run(evaluate, os.path.join(workdir, "bench_evaluate.log"))
@@ -351,28 +355,30 @@ def cost_figures(heads, num_classes, step_rounds, seed=0):
 
 
 def mean_std(values):
-    """Mean and sample std (None from one seed: no spread is known)."""
+    """Mean and sample std (None from one seed: no spread is known; both None from none)."""
+    if not values:
+        return None, None
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
-def cell(mean, std):
+def cell(mean, std, missing="diverged"):
     if mean is None:
-        return "diverged"
+        return missing
     return f"{100 * mean:.1f} ± {100 * std:.1f}" if std is not None else f"{100 * mean:.1f} (1 seed)"
 
 
 def summarize(runs, ambiguous, groups=None):
-    """`{head: {mAP, mAP_std, …, converged, seeds, diverged, ambiguous_AP, group_AP}}` from each
-    seed's metrics; a seed whose training diverged counts in `diverged`, not in the means (None
-    when every seed diverged)."""
+    """`{head: {mAP, mAP_std, …, converged, seeds, diverged, pending, ambiguous_AP, group_AP}}`
+    from each seed's metrics; a seed whose training diverged counts in `diverged`, not in the
+    means (None when every seed diverged), and one not trained yet (`--no_train`) in `pending`."""
     summary = {}
     for head, all_seeds in runs.items():
-        seeds = [m for m in all_seeds if "diverged" not in m and "failed" not in m]
+        seeds = [m for m in all_seeds if not {"diverged", "failed", "pending"} & set(m)]
         row = {"seeds": len(seeds), "diverged": sum("diverged" in m for m in all_seeds),
-               "failed": sum("failed" in m for m in all_seeds),
+               "failed": sum("failed" in m for m in all_seeds), "pending": sum("pending" in m for m in all_seeds),
                "converged": bool(seeds) and all(m["converged"] for m in seeds)}
         for key in REPORTED + CALIBRATED:
-            row[key], row[f"{key}_std"] = mean_std([m[key] for m in seeds]) if seeds else (None, None)
+            row[key], row[f"{key}_std"] = mean_std([m[key] for m in seeds if key in m])
         gains = [m["late_gain"] for m in seeds if m.get("late_gain") is not None]
         row["late_gain"] = float(np.mean(gains)) if gains else None
         row["ambiguous_AP"] = {
@@ -387,11 +393,18 @@ def summarize(runs, ambiguous, groups=None):
     return summary
 
 
+def missing_text(row):
+    """What a cell without a mean says: why no seed of this head gave one."""
+    return "diverged" if row["diverged"] else "pending" if row["pending"] else "failed" if row["failed"] else "—"
+
+
 def print_dataset(name, summary, ambiguous, schedule, losses):
     print(f"\n### {name}: mean ± std over seeds, final model, {schedule}\n")
     rows = [
-        [head, losses[head]] + [cell(row[k], row[f"{k}_std"]) for k in REPORTED + CALIBRATED]
-        + [row["seeds"], row["diverged"], "yes" if row["converged"] else "**no**",
+        [head, losses[head]] + [cell(row[k], row[f"{k}_std"], missing_text(row)) for k in REPORTED]
+        + [cell(row[k], row[f"{k}_std"], "not calibrated" if row["seeds"] else missing_text(row)) for k in CALIBRATED]
+        + [row["seeds"] if not row["pending"] else f"{row['seeds']} (+{row['pending']} pending)", row["diverged"],
+           "" if not row["seeds"] else "yes" if row["converged"] else "**no**",
            "" if row["late_gain"] is None else f"{100 * row['late_gain']:+.1f}"]
         for head, row in summary.items()
     ]
@@ -400,14 +413,15 @@ def print_dataset(name, summary, ambiguous, schedule, losses):
     if ambiguous:
         print(f"\nAP (%) of the look-alike labels on {name}:\n")
         rows = [
-            [label] + [cell(*summary[h]["ambiguous_AP"][label]) for h in summary]
+            [label] + [cell(*summary[h]["ambiguous_AP"][label], missing_text(summary[h])) for h in summary]
             for label in ambiguous
         ]
         print_table(["label"] + list(summary), rows, "l" + "r" * len(summary))
     groups = next(iter(summary.values()))["group_AP"] if summary else {}
     if groups:
         print(f"\nMean AP (%) per group of labels on {name}:\n")
-        rows = [[group] + [cell(*summary[h]["group_AP"][group]) for h in summary] for group in groups]
+        rows = [[group] + [cell(*summary[h]["group_AP"][group], missing_text(summary[h])) for h in summary]
+                for group in groups]
         print_table(["labels"] + list(summary), rows, "l" + "r" * len(summary))
 
 
@@ -425,7 +439,7 @@ def plot(results, raw, datasets, path):
         for row, head in enumerate(heads):
             mean, std = results[name][head]["mAP"], results[name][head]["mAP_std"]
             if mean is None:
-                axis.text(0.03, row, "diverged (every seed)", va="center", transform=axis.get_yaxis_transform())
+                axis.text(0.03, row, missing_text(results[name][head]), va="center", transform=axis.get_yaxis_transform())
                 continue
             axis.barh(row, 100 * mean, xerr=100 * (std or 0.0), color="#9db9d8", capsize=3)
             seeds = [100 * m["mAP"] for m in raw[name][head] if "mAP" in m]
@@ -460,8 +474,15 @@ def main():
                         help="Datasets and one workdir per run (default runs/bench_heads; reused: runs resume).")
     parser.add_argument("--quick", action="store_true",
                         help="Smoke run: the demo data, seed 0 only, 2 epochs, 3 timed rounds, in --work_dir/quick (same JSON keys).")
-    parser.add_argument("--json_out", default=os.path.join(ROOT, "bench", "results", "heads.json"), help="Where to write the JSON.")
+    parser.add_argument("--no_train", action="store_true",
+                        help="Only print the tables from the runs already finished in --work_dir, e.g. while another "
+                             "invocation trains the rest: trains, evaluates and times nothing (unfinished runs are "
+                             "'pending'; no cost figures). Writes --json_out, by default bench/results/heads_partial.json.")
+    parser.add_argument("--json_out", default=None,
+                        help="Where to write the JSON (default bench/results/heads.json; heads_partial.json with --no_train).")
     args = parser.parse_args()
+    if args.json_out is None:
+        args.json_out = os.path.join(ROOT, "bench", "results", "heads_partial.json" if args.no_train else "heads.json")
     if args.quick:
         args.seeds, args.epochs, args.step_rounds = QUICK["seeds"], QUICK["epochs"], QUICK["step_rounds"]
         args.datasets = QUICK["datasets"]
@@ -484,6 +505,8 @@ def main():
 
     results, raw, ambiguous, num_classes, data_dirs, failures = {}, {}, {}, {}, {}, []
     for name in datasets:
+        if args.no_train and not os.path.exists(os.path.join(args.work_dir, name, "data", "summary.json")):
+            parser.error(f"--no_train: no {name} data in {args.work_dir}: no run of the benchmark is there yet")
         data_dirs[name] = ensure_dataset(name, args.work_dir)
         with open(os.path.join(data_dirs[name], "labels.txt")) as f:
             num_classes[name] = len([line for line in f if line.strip()])
@@ -492,7 +515,8 @@ def main():
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs))
         try:
             futures = {
-                (head, seed): pool.submit(train_and_evaluate, name, data_dirs[name], head, seed, args.epochs, args.work_dir)
+                (head, seed): pool.submit(train_and_evaluate, name, data_dirs[name], head, seed, args.epochs, args.work_dir,
+                                          not args.no_train)
                 for head in heads for seed in seeds
             }
             runs = {head: [futures[head, seed].result() for seed in seeds] for head in heads}
@@ -504,20 +528,26 @@ def main():
         groups = label_groups(data_dirs[name], ambiguous[name])
         results[name], raw[name] = summarize(runs, ambiguous[name], groups), runs
     primary = "coco_stats" if "coco_stats" in results else datasets[0]
-    costs = cost_figures(heads, num_classes[primary], args.step_rounds)
+    if args.no_train:
+        costs = {h: dict(step_ratio=None, params=None, head_params=None, flops_per_image=None, step_s=[]) for h in heads}
+    else:
+        costs = cost_figures(heads, num_classes[primary], args.step_rounds)
     recipes = {name: bench_config("plain", name).train for name in datasets}
     epochs = {name: args.epochs or recipes[name].epochs for name in datasets}
     recipe = recipes[primary]
 
     print(f"\n## Heads on the same backbone and recipe (configs/bench_heads.py: {recipe.optimizer}, lr {recipe.learning_rate:g}, "
           f"{recipe.warmup_epochs:g} warm-up epoch, then ÷{recipe.lr_decay_factor:g} as below; seeds {args.seeds})\n")
-    print(f"Parameters and FLOPs with {num_classes[primary]} labels ({primary}); step time on one fixed batch.\n")
-    rows = [
-        [h, f"{costs[h]['params']:,}", f"{costs[h]['head_params']:,}", f"{costs[h]['flops_per_image'] / 1e6:.1f}",
-         f"{costs[h]['step_ratio']:.2f}"]
-        for h in heads
-    ]
-    print_table(["head", "params", "head params", "MFLOPs / image", "step time / plain"], rows, "lrrrr")
+    if args.no_train:
+        print("--no_train: the runs finished so far; no cost figures.")
+    else:
+        print(f"Parameters and FLOPs with {num_classes[primary]} labels ({primary}); step time on one fixed batch.\n")
+        rows = [
+            [h, f"{costs[h]['params']:,}", f"{costs[h]['head_params']:,}", f"{costs[h]['flops_per_image'] / 1e6:.1f}",
+             f"{costs[h]['step_ratio']:.2f}"]
+            for h in heads
+        ]
+        print_table(["head", "params", "head params", "MFLOPs / image", "step time / plain"], rows, "lrrrr")
     for name in datasets:
         decay = recipes[name].lr_decay_epochs
         schedule = f"{epochs[name]} epochs, " + (f"lr ÷10 after epoch {decay}" if epochs[name] > decay else "no lr decay")
