@@ -456,6 +456,37 @@ def plot(results, raw, datasets, path):
     plt.close(fig)
 
 
+def plot_groups(results, datasets, path):
+    """One heatmap per dataset: the mean AP of each group of labels (columns) per head (rows),
+    each cell written as mean ± std, so where a head gains can be read at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = [name for name in datasets if any(row["group_AP"] for row in results[name].values())]
+    if not datasets:
+        return False
+    heads = list(results[datasets[0]])
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 1.4 + 0.42 * len(heads)), squeeze=False)
+    for axis, name in zip(axes[0], datasets):
+        groups = list(next(iter(results[name].values()))["group_AP"])
+        means = np.array([[results[name][h]["group_AP"][g][0] or np.nan for g in groups] for h in heads], float)
+        axis.imshow(100 * means, cmap="viridis", aspect="auto", vmin=np.nanmin(100 * means) if np.isfinite(means).any() else 0)
+        for i, head in enumerate(heads):
+            for j, group in enumerate(groups):
+                text = cell(*results[name][head]["group_AP"][group], missing_text(results[name][head]))
+                color = "gray" if np.isnan(means[i, j]) else "white" if means[i, j] < np.nanmean(means) else "black"
+                axis.text(j, i, text, ha="center", va="center", fontsize=7, color=color)
+        axis.set_xticks(range(len(groups)), [g.replace(" (", "\n(") for g in groups], fontsize=7)
+        axis.set_yticks(range(len(heads)), heads)
+        axis.set_title(f"{name}: mean AP (%) per group of labels")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--heads", default=None,
@@ -578,6 +609,8 @@ def main():
     try:
         plot(results, raw, datasets, stem + ".png")
         print(f"\nplot: {stem}.png")
+        if plot_groups(results, datasets, stem + "_groups.png"):
+            print(f"plot: {stem}_groups.png")
     except Exception as error:  # noqa: BLE001 (a plot is not worth the figures printed below)
         print(f"\nno plot ({type(error).__name__}: {error})")
     for name, head, seed, text in failures:
