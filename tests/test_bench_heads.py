@@ -1,0 +1,97 @@
+"""The summary arithmetic of `bench/heads.py` (what users read to pick a head), against
+`statistics` and hand-counted groups; no model is trained."""
+
+import csv
+import importlib.util
+import math
+import os
+import statistics
+import sys
+
+import numpy as np
+import pytest
+
+from cma_tf.graph.cooccurrence import LabelGraph, default_graph_path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def heads():
+    path = list(sys.path)  # the script puts bench/ first on sys.path: not for the other tests
+    spec = importlib.util.spec_from_file_location("bench_heads_script", os.path.join(ROOT, "bench", "heads.py"))
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = path
+    return module
+
+
+def metrics(mAP, calibrated=True, **ap):
+    out = {"mAP": mAP, "CF1": mAP - 0.1, "OF1": mAP - 0.05, "converged": True, "late_gain": 0.01, "AP_per_class": ap}
+    if calibrated:
+        out.update(CF1_calibrated=mAP - 0.02, OF1_calibrated=mAP - 0.01)
+    return out
+
+
+def test_summary_is_the_sample_mean_and_std_over_finished_seeds(heads):
+    runs = {
+        "a": [metrics(0.90, x=0.5), metrics(0.92, x=0.7), {"diverged": "loss NaN"}],
+        "b": [metrics(0.80, x=0.1), {"pending": True}, metrics(0.84, calibrated=False, x=0.3)],
+        "c": [{"pending": True}, {"pending": True}, {"failed": "boom"}],
+    }
+    summary = heads.summarize(runs, ["x"], {"only x": ["x"]})
+    a, b, c = summary["a"], summary["b"], summary["c"]
+    assert (a["seeds"], a["diverged"], a["pending"]) == (2, 1, 0)
+    assert a["mAP"] == pytest.approx(statistics.mean([0.90, 0.92]))
+    assert a["mAP_std"] == pytest.approx(statistics.stdev([0.90, 0.92]))
+    assert a["ambiguous_AP"]["x"] == pytest.approx((0.6, statistics.stdev([0.5, 0.7])))
+    assert (b["seeds"], b["pending"]) == (2, 1)
+    # the calibrated F1 only from the seed that has it: one seed, so no spread
+    assert b["CF1_calibrated"] == pytest.approx(0.78) and b["CF1_calibrated_std"] is None
+    assert b["group_AP"]["only x"] == pytest.approx((0.2, statistics.stdev([0.1, 0.3])))
+    assert c["seeds"] == 0 and c["mAP"] is None and not c["converged"]
+    assert heads.missing_text(c) == "pending"
+    assert heads.missing_text(a) == "diverged"
+
+
+def write_history(path, values):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, ["epoch", "loss", "val_mAP"])
+        writer.writeheader()
+        for epoch, value in enumerate(values):
+            writer.writerow({"epoch": epoch, "loss": 1.0, "val_mAP": value})
+
+
+def test_late_gain_and_convergence_from_history(heads, tmp_path):
+    path = str(tmp_path / "history.csv")
+    # after a decay: +0.1 point an epoch passes the convergence test, and the gain says so
+    values = [0.5 + 0.02 * i for i in range(10)] + [0.70 + 0.001 * i for i in range(1, 11)]
+    write_history(path, values)
+    assert heads.converged(path)
+    assert heads.late_gain(path) == pytest.approx(values[-1] - values[-1 - heads.LATE_EPOCHS])
+    write_history(path, values[:4])
+    assert heads.late_gain(path) is None
+
+
+def test_label_groups_are_thirds_by_training_images_without_the_look_alikes(heads, tmp_path):
+    names = [f"l{i}" for i in range(8)]
+    diagonal = np.array([5, 1, 9, 3, 7, 2, 8, 4])
+    LabelGraph(np.diag(diagonal).astype(np.int64), 20, names).save(default_graph_path(str(tmp_path)))
+    groups = heads.label_groups(str(tmp_path), ["l2", "l6"])  # the two most frequent are look-alikes
+    assert list(groups) == ["look-alike", "rarest third (1-2 train images)", "middle third (3-4 train images)",
+                            "most frequent third (5-7 train images)"]
+    assert [sorted(v) for v in groups.values()] == [["l2", "l6"], ["l1", "l5"], ["l3", "l7"], ["l0", "l4"]]
+    assert heads.label_groups(str(tmp_path / "missing"), []) == {}
+
+
+def test_group_ap_leaves_out_labels_without_positives(heads):
+    assert heads.group_ap({"AP_per_class": {"a": 0.5, "b": float("nan"), "c": 0.7}}, ["a", "b", "c"]) == pytest.approx(0.6)
+    assert math.isnan(heads.group_ap({"AP_per_class": {"b": float("nan")}}, ["b"]))
+
+
+def test_no_train_reports_an_unfinished_run_as_pending(heads, tmp_path):
+    result = heads.train_and_evaluate("demo", str(tmp_path / "data"), "plain", 0, None, str(tmp_path), train=False)
+    assert result == {"pending": True}
+    assert not os.path.exists(tmp_path / "demo" / "plain" / "seed0")
