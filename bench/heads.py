@@ -71,7 +71,7 @@ GENERATORS = {"demo": "cma_tf.data.demo", "coco_stats": "cma_tf.data.coco_stats"
 CONFIG = os.path.join(ROOT, "configs", "bench_heads.py")
 CONVERGED_EPOCHS = 3
 CONVERGED_TOLERANCE = 0.005
-LATE_EPOCHS = 5  # the "gain over the last epochs" column: how far from a plateau a run stopped
+LATE_EPOCHS = 3  # the "gain over the last epochs" column: how far from a plateau a run stopped
 REPORTED = ("mAP", "CF1", "OF1")
 # F1 at per-label thresholds chosen on the training split (`cma_tf.evaluate --calibrate=train`):
 # a loss such as ASL leaves many absent labels above 0.5, so F1 at 0.5 alone misjudges its heads.

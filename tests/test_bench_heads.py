@@ -71,7 +71,7 @@ def test_late_gain_and_convergence_from_history(heads, tmp_path):
     write_history(path, values)
     assert heads.converged(path)
     assert heads.late_gain(path) == pytest.approx(values[-1] - values[-1 - heads.LATE_EPOCHS])
-    write_history(path, values[:4])
+    write_history(path, values[:heads.LATE_EPOCHS])
     assert heads.late_gain(path) is None
 
 
