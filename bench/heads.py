@@ -109,8 +109,7 @@ def ensure_dataset(name, work_dir):
 
 def ambiguous_labels(name, data_dir):
     """The labels of the dataset's look-alike pairs (its `summary.json`, or the demo's constant)."""
-    with open(os.path.join(data_dir, "summary.json")) as f:
-        summary = json.load(f)
+    summary = read_json(os.path.join(data_dir, "summary.json"))
     pairs = summary.get("ambiguous_pairs")
     if pairs is None and name == "demo":
         from cma_tf.data.demo import AMBIGUOUS_PAIRS
@@ -161,8 +160,7 @@ def recipe_differences(workdir, dataset, head, seed, epochs):
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return []
-    with open(path) as f:
-        saved = json.load(f)
+    saved = read_json(path)
     expected = bench_config(head, dataset)
     expected.seed = seed
     if epochs:
@@ -181,6 +179,11 @@ def recipe_differences(workdir, dataset, head, seed, epochs):
     return differences
 
 
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=True):
     """Trains (or resumes, or re-reads) one run with the package's commands; returns its final
     metrics with `AP_per_class` and `converged`, or `{"diverged": line}`, or `{"failed": text}`
@@ -196,13 +199,13 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=Tr
     if os.path.exists(diverged_path):
         with open(diverged_path) as f:
             return {"diverged": f.read().strip()}
-    evaluate = ["cma_tf.evaluate", f"--workdirs={workdir}", "--per_class", f"--calibrate={CALIBRATION_SPLIT}"]
-    if not os.path.exists(metrics_path) and not train:
+    evaluated = os.path.exists(metrics_path)
+    if not evaluated and not train:
         return {"pending": True}
-    if not os.path.exists(metrics_path):
+    start = time.perf_counter()
+    if not evaluated:
         length = f"{epochs} epochs" if epochs else "the config's epochs"
         print(f"training {head} on {dataset}, seed {seed}, {length} …", file=sys.stderr)
-        start = time.perf_counter()
         os.makedirs(workdir, exist_ok=True)
         command = ["cma_tf.train", f"--config={CONFIG}:{head},{dataset}", f"--workdir={workdir}",
                    f"--config.data.data_dir={data_dir}", f"--config.seed={seed}"]
@@ -218,21 +221,18 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=Tr
                 f.write(message + "\n")
             print(f"  {head} seed {seed}: {message}", file=sys.stderr)
             return {"diverged": message}
+    metrics = read_json(metrics_path) if evaluated else {}
+    if train and not all(key in metrics for key in CALIBRATED):  # new, or evaluated before the benchmark calibrated
+        if evaluated:
+            print(f"calibrating the thresholds of {head} on {dataset}, seed {seed} …", file=sys.stderr)
+        evaluate = ["cma_tf.evaluate", f"--workdirs={workdir}", "--per_class", f"--calibrate={CALIBRATION_SPLIT}"]
         try:
             run(evaluate, os.path.join(workdir, "bench_evaluate.log"))
         except RuntimeError as error:
             return {"failed": str(error)}
+        metrics = read_json(metrics_path)
+    if not evaluated:
         print(f"  {head} seed {seed}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    with open(metrics_path) as f:
-        metrics = json.load(f)
-    if train and not all(key in metrics for key in CALIBRATED):  # evaluated before the benchmark calibrated
-        print(f"calibrating the thresholds of {head} on {dataset}, seed {seed} …", file=sys.stderr)
-        try:
-            run(evaluate, os.path.join(workdir, "bench_evaluate.log"))
-        except RuntimeError as error:
-            return {"failed": str(error)}
-        with open(metrics_path) as f:
-            metrics = json.load(f)
     metrics["converged"] = converged(os.path.join(workdir, "history.csv"))
     metrics["late_gain"] = late_gain(os.path.join(workdir, "history.csv"))
     return metrics
@@ -361,7 +361,7 @@ def mean_std(values):
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
-def cell(mean, std, missing="diverged"):
+def cell(mean, std, missing):
     if mean is None:
         return missing
     return f"{100 * mean:.1f} ± {100 * std:.1f}" if std is not None else f"{100 * mean:.1f} (1 seed)"
@@ -382,11 +382,11 @@ def summarize(runs, ambiguous, groups=None):
         gains = [m["late_gain"] for m in seeds if m.get("late_gain") is not None]
         row["late_gain"] = float(np.mean(gains)) if gains else None
         row["ambiguous_AP"] = {
-            label: mean_std([m["AP_per_class"][label] for m in seeds]) if seeds else (None, None)
+            label: mean_std([m["AP_per_class"][label] for m in seeds])
             for label in ambiguous
         }
         row["group_AP"] = {
-            group: mean_std([group_ap(m, labels) for m in seeds]) if seeds else (None, None)
+            group: mean_std([group_ap(m, labels) for m in seeds])
             for group, labels in (groups or {}).items()
         }
         summary[head] = row
@@ -396,6 +396,11 @@ def summarize(runs, ambiguous, groups=None):
 def missing_text(row):
     """What a cell without a mean says: why no seed of this head gave one."""
     return "diverged" if row["diverged"] else "pending" if row["pending"] else "failed" if row["failed"] else "—"
+
+
+def without_per_label(row):
+    """A summary row without its per-label and per-group AP (those go to `--json_out` only)."""
+    return {key: value for key, value in row.items() if key not in ("ambiguous_AP", "group_AP")}
 
 
 def print_dataset(name, summary, ambiguous, schedule, losses):
@@ -586,15 +591,10 @@ def main():
 
     out = {}
     for head in heads:
-        entry = dict(results[primary][head])
-        entry.pop("ambiguous_AP")
-        entry.pop("group_AP")
+        entry = without_per_label(results[primary][head])
         for name in datasets:
             if name != primary:
-                other = dict(results[name][head])
-                other.pop("ambiguous_AP")
-                other.pop("group_AP")
-                entry[name] = other
+                entry[name] = without_per_label(results[name][head])
         entry.update({k: costs[head][k] for k in ("step_ratio", "params", "head_params", "flops_per_image")})
         out[head] = entry
     details = {"heads": out, "ambiguous_AP": {n: {h: results[n][h]["ambiguous_AP"] for h in heads} for n in datasets},
