@@ -553,7 +553,7 @@ def main():
             futures = {
                 (head, seed): pool.submit(train_and_evaluate, name, data_dirs[name], head, seed, args.epochs, args.work_dir,
                                           not args.no_train)
-                for head in heads for seed in seeds
+                for seed in seeds for head in heads  # seed-major: an interrupted benchmark has every head's first seeds
             }
             runs = {head: [futures[head, seed].result() for seed in seeds] for head in heads}
         except BaseException:  # Ctrl-C: no queued training starts after the running ones stop
