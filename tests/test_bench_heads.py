@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from cma_tf.graph.cooccurrence import LabelGraph, default_graph_path
+from cma_tf.graph.cooccurrence import LabelGraph
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -75,15 +75,14 @@ def test_late_gain_and_convergence_from_history(heads, tmp_path):
     assert heads.late_gain(path) is None
 
 
-def test_label_groups_are_thirds_by_training_images_without_the_look_alikes(heads, tmp_path):
+def test_label_groups_are_thirds_by_training_images_without_the_look_alikes(heads):
     names = [f"l{i}" for i in range(8)]
     diagonal = np.array([5, 1, 9, 3, 7, 2, 8, 4])
-    LabelGraph(np.diag(diagonal).astype(np.int64), 20, names).save(default_graph_path(str(tmp_path)))
-    groups = heads.label_groups(str(tmp_path), ["l2", "l6"])  # the two most frequent are look-alikes
+    graph = LabelGraph(np.diag(diagonal).astype(np.int64), 20, names)
+    groups = heads.label_groups(graph, ["l2", "l6"])  # the two most frequent are look-alikes
     assert list(groups) == ["look-alike", "rarest third (1-2 train images)", "middle third (3-4 train images)",
                             "most frequent third (5-7 train images)"]
     assert [sorted(v) for v in groups.values()] == [["l2", "l6"], ["l1", "l5"], ["l3", "l7"], ["l0", "l4"]]
-    assert heads.label_groups(str(tmp_path / "missing"), []) == {}
 
 
 def test_group_ap_leaves_out_labels_without_positives(heads):
@@ -95,3 +94,81 @@ def test_no_train_reports_an_unfinished_run_as_pending(heads, tmp_path):
     result = heads.train_and_evaluate("demo", str(tmp_path / "data"), "plain", 0, None, str(tmp_path), train=False)
     assert result == {"pending": True}
     assert not os.path.exists(tmp_path / "demo" / "plain" / "seed0")
+
+
+def write_record(heads, record, head="plain", seed=0, data_parameters=None, **config_changes):
+    """A finished run as `bench/heads.py` records it: the benchmark's config, a history, the metrics."""
+    import json
+
+    config = heads.bench_config(head, "demo")
+    config.seed = seed
+    for key, value in config_changes.items():
+        section, field = key.split(".")
+        config[section][field] = value
+    os.makedirs(record)
+    with open(os.path.join(record, "config.json"), "w") as f:
+        json.dump(config.to_dict(), f)
+    write_history(os.path.join(record, "history.csv"), [0.5, 0.6, 0.7, 0.71, 0.711, 0.712, 0.712])
+    with open(os.path.join(record, "eval_metrics_final.json"), "w") as f:
+        json.dump(metrics(0.71, x=0.4), f)
+    with open(os.path.join(record, "dataset.json"), "w") as f:
+        json.dump(data_parameters or {"dataset": "demo", "seed": 0}, f)
+
+
+@pytest.fixture
+def demo_data(tmp_path):
+    import json
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with open(data_dir / "summary.json", "w") as f:
+        json.dump({"parameters": {"dataset": "demo", "seed": 0}}, f)
+    return str(data_dir)
+
+
+def test_a_recorded_run_is_read_instead_of_trained(heads, tmp_path, demo_data):
+    records = str(tmp_path / "records")
+    write_record(heads, os.path.join(records, "demo", "plain", "seed1"), seed=1)
+    # train=True: were the record not used, this would start a training (and fail without data)
+    result = heads.train_and_evaluate("demo", demo_data, "plain", 1, None, str(tmp_path / "work"), True, records)
+    assert result["mAP"] == pytest.approx(0.71) and result["CF1_calibrated"] == pytest.approx(0.69)
+    assert result["late_gain"] == pytest.approx(0.712 - 0.71) and result["converged"]
+    assert not os.path.exists(tmp_path / "work")
+
+
+@pytest.mark.parametrize("change", ["data", "recipe", "epochs"])
+def test_a_record_of_other_data_or_recipe_is_not_used_and_says_why(heads, tmp_path, demo_data, capsys, change):
+    records = str(tmp_path / "records")
+    record = os.path.join(records, "demo", "plain", "seed0")
+    if change == "data":
+        write_record(heads, record, data_parameters={"dataset": "demo", "seed": 7})
+    else:
+        write_record(heads, record, **({"train.learning_rate": 0.05} if change == "recipe" else {}))
+    epochs = 3 if change == "epochs" else None  # a shortened run neither reads nor writes records
+    result = heads.train_and_evaluate("demo", demo_data, "plain", 0, epochs, str(tmp_path / "work"), False, records)
+    assert result == {"pending": True}
+    said = capsys.readouterr().err
+    if change == "data":
+        assert "seed 7 → 0" in said and record in said
+    elif change == "recipe":
+        assert "train.learning_rate 0.05 → 0.001" in said
+    else:
+        assert said == ""
+
+
+def test_a_record_is_a_copy_of_the_finished_run(heads, tmp_path):
+    records = heads.run_records
+    workdir, record = str(tmp_path / "work"), str(tmp_path / "record")
+    write_record(heads, workdir)
+    os.makedirs(record)
+    with open(os.path.join(record, records.DIVERGED), "w") as f:  # from an earlier run that diverged
+        f.write("training diverged\n")
+    assert records.finished(workdir, heads.CALIBRATED)
+    assert not records.finished(workdir, heads.CALIBRATED + ("not_a_metric",))
+    records.save(workdir, record, {"dataset": "demo", "seed": 0})
+    assert not os.path.exists(os.path.join(record, records.DIVERGED))
+    for name in ("config.json", "history.csv", "eval_metrics_final.json"):
+        with open(os.path.join(workdir, name)) as a, open(os.path.join(record, name)) as b:
+            assert a.read() == b.read()
+    assert records.mismatch(record, {"dataset": "demo", "seed": 0}) is None
+    assert "dataset 'demo' → 'coco_stats'" in records.mismatch(record, {"dataset": "coco_stats", "seed": 0})

@@ -1,0 +1,77 @@
+"""The figures of finished benchmark runs, kept in the repository.
+
+A benchmark of many trainings (`bench/heads.py`: ten entries × three seeds × two datasets, about
+eleven hours on 2 cores) outlives the machine it started on: workdirs, checkpoints and generated
+datasets are not kept from one machine to the next, but the repository is. So when a run has
+finished, the files its table rows are made from are copied here, and a later invocation on any
+machine reads them instead of training that run again:
+
+    <record_dir>/<dataset>/<entry>/seed<k>/config.json              the run's full config (its recipe)
+                                          /history.csv              per-epoch figures (convergence)
+                                          /eval_metrics_final.json  final val metrics, per class, calibrated
+                                          /bench_diverged.txt       instead of the metrics, for a run that diverged
+                                          /dataset.json             the generator parameters of its data
+
+A record is only used for the same recipe and the same generated data: `mismatch` says why not
+otherwise, and the caller trains the run again (its new record then replaces the old one).
+"""
+
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from cma_tf import atomic  # noqa: E402
+
+METRICS = "eval_metrics_final.json"
+DIVERGED = "bench_diverged.txt"
+FILES = ("config.json", "history.csv", METRICS, DIVERGED)
+DATASET = "dataset.json"
+
+
+def record_path(record_dir, dataset, entry, seed):
+    return os.path.join(record_dir, dataset, entry, f"seed{seed}")
+
+
+def finished(directory, required_metrics=()):
+    """Whether `directory` (a workdir or a record) holds a finished run: it diverged, or its
+    final metrics are there with every key of `required_metrics`."""
+    if os.path.exists(os.path.join(directory, DIVERGED)):
+        return True
+    path = os.path.join(directory, METRICS)
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        metrics = json.load(f)
+    return all(key in metrics for key in required_metrics)
+
+
+def mismatch(record, data_parameters):
+    """Why the record cannot stand for a run on data generated with `data_parameters` (the
+    `parameters` of the dataset's `summary.json`), or None when it can."""
+    path = os.path.join(record, DATASET)
+    if not os.path.exists(path):
+        return f"{path} is missing: the data it was trained on is unknown"
+    with open(path) as f:
+        recorded = json.load(f)
+    if recorded != data_parameters:
+        changed = sorted(key for key in set(recorded) | set(data_parameters) if recorded.get(key) != data_parameters.get(key))
+        listed = ", ".join(f"{key} {recorded.get(key)!r} → {data_parameters.get(key)!r}" for key in changed)
+        return f"it was trained on other data ({listed})"
+    return None
+
+
+def save(workdir, record, data_parameters):
+    """Copies the finished run in `workdir` to `record` (each file written atomically; a stale
+    file of an earlier record, e.g. a diverged marker, is removed)."""
+    os.makedirs(record, exist_ok=True)
+    for name in FILES:
+        source, target = os.path.join(workdir, name), os.path.join(record, name)
+        if os.path.exists(source):
+            with open(source, "rb") as f:
+                atomic.write_bytes(target, f.read())
+        elif os.path.exists(target):
+            os.remove(target)
+    atomic.write_text(os.path.join(record, DATASET), json.dumps(data_parameters, indent=2, sort_keys=True) + "\n")
