@@ -208,7 +208,7 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=Tr
         problem = run_records.mismatch(record, data_parameters) or differences_text(
             recipe_differences(record, dataset, head, seed, epochs))
         if problem is None:
-            return finished_metrics(record)
+            return dict(finished_metrics(record), record=run_records.recorded_commit(record))
         print(f"{record} is not used: {problem}; the run is trained again and its record replaced", file=sys.stderr)
     problem = differences_text(recipe_differences(workdir, dataset, head, seed, epochs))
     if problem:
@@ -263,6 +263,32 @@ def finished_metrics(directory):
     metrics["converged"] = converged(os.path.join(directory, "history.csv"))
     metrics["late_gain"] = late_gain(os.path.join(directory, "history.csv"))
     return metrics
+
+
+def records_text(raw, record_dir):
+    """One line per commit the runs read from records were trained at: how many, and which files
+    of the package and configs changed since (whether a change alters a head's results is for the
+    reader to judge: a record cannot tell)."""
+    commits = {}
+    for runs in raw.values():
+        for seeds in runs.values():
+            for metrics in seeds:
+                if "record" in metrics:
+                    commits[metrics["record"]] = commits.get(metrics["record"], 0) + 1
+    lines = []
+    for commit, count in sorted(commits.items(), key=lambda item: item[0] or ""):
+        line = f"{count} runs read from {os.path.relpath(record_dir, ROOT)}, trained at commit {commit[:10] if commit else '(not recorded)'}: "
+        changed = run_records.changed_since(commit)
+        if changed is None:
+            line += "whether cma_tf/ or configs/ changed since cannot be told here."
+        elif not changed:
+            line += "cma_tf/ and configs/ are unchanged since."
+        else:
+            shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+            line += (f"{len(changed)} files of cma_tf/ and configs/ changed since ({shown}); remove the records of "
+                     "a head those changes alter, and run again.")
+        lines.append(line)
+    return lines
 
 
 def differences_text(differences):
@@ -612,6 +638,9 @@ def main():
 
     print(f"\n## Heads on the same backbone and recipe (configs/bench_heads.py: {recipe.optimizer}, lr {recipe.learning_rate:g}, "
           f"{recipe.warmup_epochs:g} warm-up epoch, then ÷{recipe.lr_decay_factor:g} as below; seeds {args.seeds})\n")
+    recorded = records_text(raw, args.record_dir) if args.record_dir else []
+    for line in recorded:
+        print(line + "\n")
     if args.no_train:
         print("--no_train: the runs finished so far; no cost figures.")
     else:
@@ -638,7 +667,7 @@ def main():
     details = {"heads": out, "ambiguous_AP": {n: {h: results[n][h]["ambiguous_AP"] for h in heads} for n in datasets},
                "group_AP": {n: {h: results[n][h]["group_AP"] for h in heads} for n in datasets},
                "datasets": datasets, "primary": primary, "epochs": epochs, "seeds": seeds,
-               "step_s": {h: costs[h]["step_s"] for h in heads}, "cores": os.cpu_count(),
+               "step_s": {h: costs[h]["step_s"] for h in heads}, "cores": os.cpu_count(), "records": recorded,
                "wall_s": time.perf_counter() - wall}
     os.makedirs(os.path.dirname(args.json_out), exist_ok=True)
     with open(args.json_out, "w") as f:

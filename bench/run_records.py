@@ -11,13 +11,18 @@ machine reads them instead of training that run again:
                                           /eval_metrics_final.json  final val metrics, per class, calibrated
                                           /bench_diverged.txt       instead of the metrics, for a run that diverged
                                           /dataset.json             the generator parameters of its data
+                                          /provenance.json          the commit of the code that trained it
 
 A record is only used for the same recipe and the same generated data: `mismatch` says why not
 otherwise, and the caller trains the run again (its new record then replaces the old one).
+Whether the code changed since a record was made is not decided here (a fix to one layer may
+or may not change a head's results): `changed_since` lists the files of the package and the
+configs changed since the record's commit, for the benchmark to print beside the table.
 """
 
 import json
 import os
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,6 +34,8 @@ METRICS = "eval_metrics_final.json"
 DIVERGED = "bench_diverged.txt"
 FILES = ("config.json", "history.csv", METRICS, DIVERGED)
 DATASET = "dataset.json"
+PROVENANCE = "provenance.json"
+CODE = ("cma_tf", "configs")  # what decides a run's result (bench/ only reads and prints)
 
 
 def record_path(record_dir, dataset, entry, seed):
@@ -75,3 +82,39 @@ def save(workdir, record, data_parameters):
         elif os.path.exists(target):
             os.remove(target)
     atomic.write_text(os.path.join(record, DATASET), json.dumps(data_parameters, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(os.path.join(record, PROVENANCE), json.dumps(provenance(), indent=2) + "\n")
+
+
+def git(*args):
+    """`git -C ROOT args` as text, or None where there is no git or no repository."""
+    try:
+        result = subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+def provenance():
+    """`{"commit": HEAD, "uncommitted": [files of CODE that differ from it]}` of this checkout
+    (the commit None outside a git repository)."""
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--", *CODE) or ""
+    return {"commit": commit.strip() if commit else None,
+            "uncommitted": sorted(line[3:] for line in status.splitlines() if line.strip())}
+
+
+def recorded_commit(record):
+    path = os.path.join(record, PROVENANCE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f).get("commit")
+
+
+def changed_since(commit):
+    """The files of CODE that differ between `commit` and this checkout's work tree, or None when
+    that cannot be told (no commit recorded, no git, or a history without that commit)."""
+    if not commit:
+        return None
+    changed = git("diff", "--name-only", commit, "--", *CODE)
+    return None if changed is None else sorted(changed.split())

@@ -172,3 +172,32 @@ def test_a_record_is_a_copy_of_the_finished_run(heads, tmp_path):
             assert a.read() == b.read()
     assert records.mismatch(record, {"dataset": "demo", "seed": 0}) is None
     assert "dataset 'demo' → 'coco_stats'" in records.mismatch(record, {"dataset": "coco_stats", "seed": 0})
+
+
+def test_a_record_names_the_commit_that_trained_it(heads, tmp_path):
+    import subprocess
+
+    records = heads.run_records
+    workdir, record = str(tmp_path / "work"), str(tmp_path / "record")
+    write_record(heads, workdir)
+    records.save(workdir, record, {"dataset": "demo", "seed": 0})
+    head = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode:
+        pytest.skip("not a git checkout")
+    assert records.recorded_commit(record) == head.stdout.strip()
+    assert records.changed_since(None) is None
+    assert records.changed_since("0" * 40) is None  # a commit this history does not have
+
+
+def test_the_table_says_what_changed_since_the_recorded_runs(heads, monkeypatch):
+    raw = {"demo": {"plain": [{"mAP": 0.9, "record": "a" * 40}, {"mAP": 0.9, "record": "a" * 40}, {"mAP": 0.9}],
+                    "cma": [{"mAP": 0.9, "record": None}, {"diverged": "x", "record": "b" * 40}, {"pending": True}]}}
+    changed = {"a" * 40: [], "b" * 40: ["cma_tf/heads/cma.py", "cma_tf/layers/a.py", "configs/b.py", "configs/c.py",
+                                        "configs/d.py"], None: None}
+    monkeypatch.setattr(heads.run_records, "changed_since", changed.get)
+    lines = heads.records_text(raw, os.path.join(ROOT, "bench", "records", "heads"))
+    assert len(lines) == 3
+    assert lines[0].startswith("1 runs read from bench/records/heads, trained at commit (not recorded)")
+    assert "cannot be told" in lines[0]
+    assert lines[1].startswith("2 runs read") and "aaaaaaaaaa" in lines[1] and lines[1].endswith("unchanged since.")
+    assert "5 files of cma_tf/ and configs/ changed since (cma_tf/heads/cma.py" in lines[2] and "and 1 more" in lines[2]
