@@ -208,7 +208,7 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=Tr
         problem = run_records.mismatch(record, data_parameters) or differences_text(
             recipe_differences(record, dataset, head, seed, epochs))
         if problem is None:
-            return dict(finished_metrics(record), record=run_records.recorded_commit(record))
+            return dict(finished_metrics(record), record=run_records.recorded_code(record))
         print(f"{record} is not used: {problem}; the run is trained again and its record replaced", file=sys.stderr)
     problem = differences_text(recipe_differences(workdir, dataset, head, seed, epochs))
     if problem:
@@ -276,9 +276,11 @@ def records_text(raw, record_dir):
                 if "record" in metrics:
                     commits[metrics["record"]] = commits.get(metrics["record"], 0) + 1
     lines = []
-    for commit, count in sorted(commits.items(), key=lambda item: item[0] or ""):
-        line = f"{count} runs read from {os.path.relpath(record_dir, ROOT)}, trained at commit {commit[:10] if commit else '(not recorded)'}: "
-        changed = run_records.changed_since(commit)
+    for code, count in sorted(commits.items(), key=lambda item: (item[0][0] or "", item[0][1])):
+        commit, uncommitted = code
+        line = (f"{count} runs read from {os.path.relpath(record_dir, ROOT)}, trained at commit "
+                f"{commit[:10] if commit else '(not recorded)'}{' with uncommitted changes' if uncommitted else ''}: ")
+        changed = run_records.changed_since(code)
         if changed is None:
             line += "whether cma_tf/ or configs/ changed since cannot be told here."
         elif not changed:

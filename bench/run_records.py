@@ -103,18 +103,22 @@ def provenance():
             "uncommitted": sorted(line[3:] for line in status.splitlines() if line.strip())}
 
 
-def recorded_commit(record):
+def recorded_code(record):
+    """`(commit, uncommitted files)` of the code that trained the record (`(None, ())` unknown)."""
     path = os.path.join(record, PROVENANCE)
     if not os.path.exists(path):
-        return None
+        return None, ()
     with open(path) as f:
-        return json.load(f).get("commit")
+        saved = json.load(f)
+    return saved.get("commit"), tuple(saved.get("uncommitted", ()))
 
 
-def changed_since(commit):
-    """The files of CODE that differ between `commit` and this checkout's work tree, or None when
-    that cannot be told (no commit recorded, no git, or a history without that commit)."""
+def changed_since(code):
+    """The files of CODE that differ between the code `(commit, uncommitted files)` that trained
+    a record and this checkout's work tree (the files uncommitted then count as changed), or None
+    when that cannot be told (no commit recorded, no git, or a history without that commit)."""
+    commit, uncommitted = code
     if not commit:
         return None
     changed = git("diff", "--name-only", commit, "--", *CODE)
-    return None if changed is None else sorted(changed.split())
+    return None if changed is None else sorted(set(changed.split()) | set(uncommitted))

@@ -184,16 +184,19 @@ def test_a_record_names_the_commit_that_trained_it(heads, tmp_path):
     head = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True)
     if head.returncode:
         pytest.skip("not a git checkout")
-    assert records.recorded_commit(record) == head.stdout.strip()
-    assert records.changed_since(None) is None
-    assert records.changed_since("0" * 40) is None  # a commit this history does not have
+    assert records.recorded_code(record)[0] == head.stdout.strip()
+    assert records.changed_since((None, ())) is None
+    assert records.changed_since(("0" * 40, ())) is None  # a commit this history does not have
+    # a file that differed from the commit when the run trained counts as changed
+    assert "cma_tf/heads/cma.py" in records.changed_since((head.stdout.strip(), ("cma_tf/heads/cma.py",)))
 
 
 def test_the_table_says_what_changed_since_the_recorded_runs(heads, monkeypatch):
-    raw = {"demo": {"plain": [{"mAP": 0.9, "record": "a" * 40}, {"mAP": 0.9, "record": "a" * 40}, {"mAP": 0.9}],
-                    "cma": [{"mAP": 0.9, "record": None}, {"diverged": "x", "record": "b" * 40}, {"pending": True}]}}
-    changed = {"a" * 40: [], "b" * 40: ["cma_tf/heads/cma.py", "cma_tf/layers/a.py", "configs/b.py", "configs/c.py",
-                                        "configs/d.py"], None: None}
+    a, b, unknown = ("a" * 40, ()), ("b" * 40, ("configs/d.py",)), (None, ())
+    raw = {"demo": {"plain": [{"mAP": 0.9, "record": a}, {"mAP": 0.9, "record": a}, {"mAP": 0.9}],
+                    "cma": [{"mAP": 0.9, "record": unknown}, {"diverged": "x", "record": b}, {"pending": True}]}}
+    changed = {a: [], b: ["cma_tf/heads/cma.py", "cma_tf/layers/a.py", "configs/b.py", "configs/c.py",
+                          "configs/d.py"], unknown: None}
     monkeypatch.setattr(heads.run_records, "changed_since", changed.get)
     lines = heads.records_text(raw, os.path.join(ROOT, "bench", "records", "heads"))
     assert len(lines) == 3
@@ -201,3 +204,4 @@ def test_the_table_says_what_changed_since_the_recorded_runs(heads, monkeypatch)
     assert "cannot be told" in lines[0]
     assert lines[1].startswith("2 runs read") and "aaaaaaaaaa" in lines[1] and lines[1].endswith("unchanged since.")
     assert "5 files of cma_tf/ and configs/ changed since (cma_tf/heads/cma.py" in lines[2] and "and 1 more" in lines[2]
+    assert "bbbbbbbbbb with uncommitted changes" in lines[2]
