@@ -52,6 +52,7 @@ of every seed's mAP with the mean ± std per head and dataset beside it (`.png`)
 """
 
 import argparse
+import collections
 import concurrent.futures
 import csv
 import json
@@ -266,17 +267,14 @@ def finished_metrics(directory):
 
 
 def records_text(raw, record_dir):
-    """One line per commit the runs read from records were trained at: how many, and which files
-    of the package and configs changed since (whether a change alters a head's results is for the
-    reader to judge: a record cannot tell)."""
-    commits = {}
-    for runs in raw.values():
-        for seeds in runs.values():
-            for metrics in seeds:
-                if "record" in metrics:
-                    commits[metrics["record"]] = commits.get(metrics["record"], 0) + 1
+    """One line per code (commit and its uncommitted files) the runs read from records were
+    trained with: how many, and which files of the package and configs changed since (whether a
+    change alters a head's results is for the reader to judge: a record cannot tell)."""
+    codes = collections.Counter(
+        metrics["record"] for runs in raw.values() for seeds in runs.values() for metrics in seeds
+        if "record" in metrics)
     lines = []
-    for code, count in sorted(commits.items(), key=lambda item: (item[0][0] or "", item[0][1])):
+    for code, count in sorted(codes.items(), key=lambda item: (item[0][0] or "", item[0][1])):
         commit, uncommitted = code
         line = (f"{count} runs read from {os.path.relpath(record_dir, ROOT)}, trained at commit "
                 f"{commit[:10] if commit else '(not recorded)'}{' with uncommitted changes' if uncommitted else ''}: ")
