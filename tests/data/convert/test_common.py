@@ -12,6 +12,7 @@ from cma_tf.data import records
 from cma_tf.data.convert import common
 from cma_tf.data.convert.common import ConversionError, Problem, SourceImage, convert_split
 from cma_tf.errors import DataError
+from tests.data.image_modes import mode_cases
 from tests.data.convert.helpers import (
     Expected,
     check_conversion,
@@ -164,6 +165,40 @@ def test_read_image_rejects_what_is_not_a_decodable_image(tmp_path, kind):
             f.write("<html>404 not found</html>\n")
     with pytest.raises(ValueError):
         common.read_image(path)
+
+
+@pytest.mark.parametrize("case", mode_cases(), ids=lambda case: case.name)
+def test_read_image_stores_the_documented_pixels_of_each_mode(tmp_path, case):
+    """16-bit gray, palette, alpha and CMYK, in PNG/JPEG/GIF and in TIFF: the stored image,
+    decoded as training decodes it, holds the documented conversion (tests/data/image_modes.py)."""
+    import tensorflow as tf
+
+    path = tmp_path / f"x.{case.extension}"
+    path.write_bytes(case.data)
+    data, stored_format, height, width = common.read_image(str(path))
+    stored = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    np.testing.assert_array_equal(stored, case.expected)
+    assert (height, width) == stored.shape[:2] and stored_format in ("jpeg", "png")
+
+
+@pytest.mark.parametrize("kind", ["empty", "random", "text"])
+def test_read_image_says_in_words_why_a_file_is_not_an_image(tmp_path, kind):
+    path = str(tmp_path / "bad.jpg")
+    if kind == "empty":
+        open(path, "wb").close()
+    elif kind == "random":
+        save_random_bytes(path)
+    else:
+        with open(path, "w") as f:
+            f.write("<html>404 not found</html>\n")
+    with pytest.raises(ValueError) as error:
+        common.read_image(path)
+    message = str(error.value)
+    assert "BytesIO" not in message and " at 0x" not in message, message
+    if kind == "empty":
+        assert message == "empty file (0 bytes)"
+    else:
+        assert message.startswith("not an image"), message
 
 
 def test_encode_source_image_reports_problems(tmp_path):
