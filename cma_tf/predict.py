@@ -4,7 +4,7 @@ Scores image files, folders of images or TFRecords (image records, or YouTube-8M
 video models) with an exported SavedModel or straight from a training workdir, through the
 same `serving_default` graph TF Serving runs (decoding and resizing included), and writes the
 top-k labels and scores of every item. An item that does not decode is written with
-`valid=0` and listed at the end; it does not stop the run.
+`valid=0` and listed at the end with the reason; it does not stop the run.
 
 Examples:
     python -m cma_tf.predict --model=models/cma/1 --input=photos/ --output=predictions.csv
@@ -25,7 +25,7 @@ _MODEL = flags.DEFINE_string(
 )
 _INPUT = flags.DEFINE_list(
     "input", None,
-    "Comma-separated image files, folders (every .jpg/.jpeg/.png/.gif/.bmp below them), TFRecord "
+    "Comma-separated image files, folders (every .jpg/.jpeg/.png/.gif/.bmp/.webp/.tif/.tiff below them), TFRecord "
     "files (.tfrecord/.tfrecords/.tfrec) or glob patterns of them; local or gs://.",
 )
 _OUTPUT = flags.DEFINE_string(

@@ -70,7 +70,8 @@ def labels_to_multi_hot(labels: tf.Tensor, num_classes: int) -> tf.Tensor:
 
 
 def decode_image(encoded: tf.Tensor) -> tf.Tensor:
-    """uint8 [H, W, 3] from JPEG/PNG/... bytes; grayscale becomes RGB."""
+    """uint8 [H, W, 3] from JPEG/PNG/GIF bytes: TensorFlow's decoders, whose conversions of gray,
+    16-bit, palette, alpha and CMYK images `decode.py` writes out for every other format."""
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image

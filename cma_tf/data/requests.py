@@ -4,8 +4,10 @@ lets one bad item fail alone.
 
 Three request formats, one per kind of data (`cma_tf.factory.serving_request` picks it):
 
-    images             JPEG/PNG/GIF/BMP bytes → float32 [S, S, 3]: decoded to RGB, bilinear
-                       resize to S × S, 0..255 (`data/images.py`, the evaluation path)
+    images             JPEG/PNG/GIF bytes → float32 [S, S, 3]: decoded to RGB (as
+                       `data/decode.py` says), bilinear resize to S × S, 0..255
+                       (`data/images.py`, the evaluation path); other formats are sent as PNG
+                       (`decode.for_serving`)
     sequence_examples  a frame-level `SequenceExample` → float32 [T, D]: the first
                        `max_frames` frames, resampled to T at bin centres, dequantized
                        (`data/yt8m/readers.py` + `frames.py`, the evaluation path)
@@ -62,7 +64,8 @@ def image_request(image_size: int) -> RequestFormat:
 
     return RequestFormat(
         IMAGES, "pixels", "predict_pixels", (image_size, image_size, 3), decode_one,
-        f"encoded images (JPEG/PNG/GIF/BMP), decoded and resized to {image_size}×{image_size} in the graph",
+        f"encoded images (JPEG/PNG/GIF; other formats as PNG), decoded and resized to {image_size}×{image_size} "
+        "in the graph",
     )
 
 

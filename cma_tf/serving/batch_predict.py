@@ -14,7 +14,8 @@ from cma_tf.training import workdir as run_files
 
 
 def predict(model, inputs, output, batch_size=32, top_k=None, checkpoint="final", progress=True, vocabulary_file=None):
-    """Writes the predictions; returns a summary dict (items, flagged ids, seconds)."""
+    """Writes the predictions; returns a summary dict (items, seconds, and `flagged`: one
+    "id (why)" for each item that did not decode)."""
     format_of(output)  # a bad --output name fails before the model loads
     if batch_size < 1:
         raise ConfigError(f"--batch_size must be at least 1, got {batch_size}")
@@ -38,7 +39,10 @@ def predict(model, inputs, output, batch_size=32, top_k=None, checkpoint="final"
         for ids, items in sources.batches(files, predictor.input_name, batch_size):
             outputs = predictor(items)
             writer.write(ids, outputs)
-            flagged.extend(item_id for item_id, valid in zip(ids, outputs["valid"]) if not valid)
+            flagged.extend(
+                f"{item_id} ({sources.why_not_decoded(item, predictor.input_name)})"
+                for item_id, item, valid in zip(ids, items, outputs["valid"]) if not valid
+            )
             count += len(ids)
             bar.update(len(ids))
     return {"items": count, "flagged": flagged, "seconds": time.perf_counter() - start, "source": predictor.source}

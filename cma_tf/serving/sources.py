@@ -2,13 +2,17 @@
 batches of `(ids, request items)` for the `serving_default` signature.
 
     image files    any path not ending in a record extension; the id is the path
-    folders        every image and TFRecord file below them (by extension), sorted
+    folders        every image (`decode.IMAGE_EXTENSIONS`, the formats the converter reads) and
+                   TFRecord file below them, sorted
     TFRecords      `.tfrecord`, `.tfrecords`, `.tfrec`: image records (`data/records.py`; the id
                    is `image/source_id`) for image models, YouTube-8M records as they are for
                    video models (the id is the record's `id`); `<file>:<index>` when there is none
 
-Items are read as bytes and never decoded here: an item that does not decode is the model's
-per-item `valid=False`, not a failure of the run. The first record of each TFRecord file is
+Items are read as bytes and left to the model's graph to decode, except image files in a format
+other than JPEG, PNG and GIF (TIFF, WebP, BMP, …), which are decoded here by the converter's
+rules and sent as PNG (`decode.for_serving`), so the model sees the pixels it was trained on.
+An item that does not decode is the model's per-item `valid=False`, not a failure of the run;
+`why_not_decoded` says why in words. The first record of each TFRecord file is
 checked for its kind, though: records of another kind than the model reads (video-level
 records for a frame-level model, YouTube-8M records for an image model, …) would make every
 item `valid=False`, so they are refused with one line saying which records the model reads.
@@ -19,13 +23,14 @@ from typing import Iterator, List, Sequence, Tuple
 
 import tensorflow as tf
 
+from cma_tf.data import decode
 from cma_tf.data import records as image_records
 from cma_tf.data.yt8m import records as yt8m_records
 from cma_tf.data.yt8m import validate as yt8m_validate
 from cma_tf.errors import DataError
 from cma_tf.data.requests import EXAMPLES, IMAGES, SEQUENCE_EXAMPLES
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+IMAGE_EXTENSIONS = decode.IMAGE_EXTENSIONS
 RECORD_EXTENSIONS = (".tfrecord", ".tfrecords", ".tfrec")
 
 
@@ -122,7 +127,23 @@ def read_items(files: Sequence[str], input_name: str) -> Iterator[Tuple[str, byt
             raise DataError(f"{path}: this model reads YouTube-8M records ({input_name}); give .tfrecord files")
         else:
             with tf.io.gfile.GFile(path, "rb") as f:
-                yield path, f.read()
+                yield path, _image_item(f.read())
+
+
+def _image_item(data: bytes) -> bytes:
+    """The request item of an image file (see the module's docstring); bytes that do not decode
+    are sent as they are, for the model to flag."""
+    try:
+        return decode.for_serving(data)
+    except decode.UndecodableImage:
+        return data
+
+
+def why_not_decoded(item: bytes, input_name: str) -> str:
+    """Why the model flagged `item` (`valid=False`), in words."""
+    if input_name == IMAGES:
+        return decode.why_not_decoded(item) or "the model's graph could not decode it"
+    return f"not a record the model reads ({input_name}): malformed, or a feature of the wrong size"
 
 
 def batches(files: Sequence[str], input_name: str, batch_size: int) -> Iterator[Tuple[List[str], List[bytes]]]:

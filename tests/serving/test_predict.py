@@ -75,6 +75,43 @@ def test_a_folder_with_a_saved_model_gives_the_signature_top_k(photo_folder, ima
     assert [row["label_1"] for row in rows[3:5]] == [label.decode() for label in pixels["top_k_labels"].numpy()[:, 0]]
 
 
+def test_every_format_the_converter_reads_is_scored_and_a_bad_file_is_flagged_with_its_reason(image_export, tmp_path):
+    """A folder of one picture as PNG, TIFF, WebP and BMP, an empty file and a broken TIFF: the
+    folder scan finds them all, the four copies score alike, the two bad files are flagged
+    with the reason in words; an explicit .tiff path is scored too."""
+    from PIL import Image
+
+    from cma_tf.serving.batch_predict import predict
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    picture = random_image(np.random.default_rng(3), 40, 40)
+    for name, image_format, options in [("a.png", "PNG", {}), ("b.tiff", "TIFF", {}), ("c.TIF", "TIFF", {}),
+                                        ("d.webp", "WEBP", {"lossless": True}), ("e.bmp", "BMP", {})]:
+        Image.fromarray(picture).save(folder / name, format=image_format, **options)
+    (folder / "f_empty.png").write_bytes(b"")
+    (folder / "g_broken.tiff").write_bytes(b"II*\x00 and nothing a TIFF needs")
+    output = str(tmp_path / "out.jsonl")
+    summary = predict(image_export, [str(folder)], output, progress=False)
+    with open(output) as f:
+        rows = [json.loads(line) for line in f]
+    assert [os.path.basename(row["id"]) for row in rows] == [
+        "a.png", "b.tiff", "c.TIF", "d.webp", "e.bmp", "f_empty.png", "g_broken.tiff"]
+    assert [row["valid"] for row in rows] == [True] * 5 + [False] * 2
+    for row in rows[1:5]:
+        assert row["labels"] == rows[0]["labels"], row["id"]
+        np.testing.assert_allclose(row["scores"], rows[0]["scores"], atol=1e-6)
+    assert summary["flagged"] == [
+        f"{folder / 'f_empty.png'} (empty file (0 bytes))",
+        f"{folder / 'g_broken.tiff'} (TIFF header, but PIL cannot read the file (damaged, or a TIFF variant it "
+        "does not read))",
+    ]
+    explicit = predict(image_export, [str(folder / "b.tiff")], str(tmp_path / "one.jsonl"), progress=False)
+    with open(tmp_path / "one.jsonl") as f:
+        (row,) = [json.loads(line) for line in f]
+    assert explicit["flagged"] == [] and row["valid"] and row["labels"] == rows[0]["labels"]
+
+
 def test_records_from_a_workdir_and_from_its_export_agree(image_data, image_workdir, image_export, tmp_path):
     pattern = os.path.join(image_data, "val-*.tfrecord")
     outputs = {}

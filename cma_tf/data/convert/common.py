@@ -14,8 +14,9 @@ shards in the format of `records.py` plus `labels.txt`:
   label outside the vocabulary and an image left with no labels are each counted and listed
   with the reason in `{split}_problems.tsv`; `strict=True` turns any of them into a non-zero
   exit, after everything else has been written.
-- JPEG and PNG bytes are stored as they are; other formats PIL reads (GIF, BMP, WebP, TIFF, …)
-  are re-encoded as PNG, since the pipeline decodes JPEG and PNG.
+- An image's pixels are `decode.decode_rgb`'s, the ones `predict` serves for the same file
+  (docs/design.md §3.1 "Pixels"): 8-bit gray and RGB JPEG and PNG are stored as they are, every
+  other image (16-bit, palette, alpha, CMYK; GIF, BMP, WebP, TIFF, …) as a PNG of its pixels.
 - Every split of a directory shares its `labels.txt`: a split converted into a directory that
   has one uses it (`choose_vocabulary`), and a conversion that would change it is refused, so
   converting `val` can never change what the label ids of the `train` shards mean.
@@ -34,7 +35,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from cma_tf.atomic import atomic_write, write_text
-from cma_tf.data import records
+from cma_tf.data import decode, records
 from cma_tf.data.vocab import first_difference, read_vocabulary, vocabulary_path, write_vocabulary
 from cma_tf.errors import DataError
 
@@ -52,6 +53,7 @@ REASONS = {
 }
 SKIPPING_REASONS = (BAD_ANNOTATION, MISSING_FILE, UNREADABLE_IMAGE, NO_LABELS)
 STORED_FORMATS = {"JPEG": "jpeg", "PNG": "png"}
+STORED_MODES = ("RGB", "L")  # 8-bit; other modes are stored as a PNG of their converted pixels
 STATE_DIR = ".convert"
 
 
@@ -79,22 +81,32 @@ class ConversionError(RuntimeError):
 
 
 def read_image(path: str):
-    """`(bytes, format, height, width)` ready for a record, or raises `ValueError` saying why."""
-    from PIL import Image
+    """`(bytes, format, height, width)` ready for a record, or raises `ValueError` saying why.
 
+    The pixels are `decode.decode_rgb`'s, the ones `predict` serves for the same file: 8-bit
+    gray or RGB JPEG and PNG are stored as they are (the training pipeline decodes them with the
+    same op), everything else as a PNG of those pixels.
+    """
     with open(path, "rb") as f:
         data = f.read()
+    pixels = decode.decode_rgb(data)  # decodes fully: truncated files fail here, not during training
+    height, width = pixels.shape[:2]
+    image_format = decode.graph_format(data)
+    if image_format in STORED_FORMATS and _mode(data) in STORED_MODES:
+        return data, STORED_FORMATS[image_format], height, width
+    return decode.png_bytes(pixels), "png", height, width
+
+
+def _mode(data: bytes) -> str:
+    """PIL's mode of an image ("RGB", "L", "P", "I;16", …) read from its header; "" if PIL
+    cannot open it."""
+    from PIL import Image
+
     try:
         with Image.open(io.BytesIO(data)) as image:
-            image.load()  # decodes fully: truncated files fail here, not during training
-            width, height = image.size
-            if image.format in STORED_FORMATS and image.mode in ("RGB", "L"):
-                return data, STORED_FORMATS[image.format], height, width
-            buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, format="PNG")
-            return buffer.getvalue(), "png", height, width
-    except Exception as error:  # PIL raises many types for bad files
-        raise ValueError(f"{type(error).__name__}: {error}") from error
+            return image.mode
+    except Exception:  # noqa: BLE001 - PIL raises many types for headers it does not read
+        return ""
 
 
 def encode_source_image(image: SourceImage, label_ids: Dict[str, int]):

@@ -30,6 +30,12 @@ from tests.data.convert.helpers import (
 VOCABULARY = ["boat", "cat", "dog", "person"]
 
 
+def tf_decoded(path):
+    import tensorflow as tf
+
+    return tf.io.decode_image(file_bytes(path), channels=3, expand_animations=False).numpy()
+
+
 def make_source(root):
     """SourceImages with every kind of problem the shared code detects, and their expectation."""
     images, written, problems, raw, reencoded = [], {}, [], {}, {}
@@ -41,7 +47,8 @@ def make_source(root):
             if kind in ("JPEG", "PNG") and mode in ("RGB", "L"):
                 raw[name] = file_bytes(path)
             else:
-                reencoded[name] = exact if kind != "JPEG" else np.asarray(Image.open(path).convert("RGB"))
+                # A CMYK JPEG's pixels are TensorFlow's conversion (docs/design.md §3.1 "Pixels").
+                reencoded[name] = exact if kind != "JPEG" else tf_decoded(path)
         elif kind == "random":
             save_random_bytes(path, seed=len(images))
         elif kind == "truncated":
