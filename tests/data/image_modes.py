@@ -12,6 +12,7 @@ so that a test compares the decoder with this page, not with itself.
 
 import dataclasses
 import io
+import os
 
 import numpy as np
 from PIL import Image
@@ -112,8 +113,6 @@ def mode_cases(seed=0):
 
 def write_cases(folder, cases):
     """Writes each case as `folder/{name}.{extension}`; returns {path: case}."""
-    import os
-
     os.makedirs(folder, exist_ok=True)
     paths = {}
     for case in cases:
