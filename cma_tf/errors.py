@@ -12,3 +12,8 @@ class DataError(ValueError):
 
 class TrainingDivergedError(ConfigError):
     """The training loss became NaN or infinite: the config's recipe does not train this model."""
+
+
+class WorkerLostError(ConfigError):
+    """A peer of a multi-worker run stopped answering (killed, or its machine lost): not a
+    mistake, but owed as one line naming the worker and where re-running resumes."""

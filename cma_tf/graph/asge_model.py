@@ -21,6 +21,11 @@ OPTIMIZERS = ("adam", "sgd")
 METHODS = ("pairs", "dense")
 DEFAULT_LEARNING_RATES = {"adam": 0.001, "sgd": 0.01}  # sgd: the paper's
 LOSS_CURVE_POINTS = 100
+MIN_LABELS = 3  # see `check_graph`: BatchNorm over a batch of fewer labels leaves nothing to fit
+NO_LABEL_EMBEDDINGS_ADVICE = (
+    "train a head that reads no label embeddings (--config.model.head=plain, or self_attention, q2l, ml_decoder) "
+    "or give label vectors of your own (--config.model.label_embedding=file)"
+)
 
 
 class LossCurve(keras.callbacks.Callback):
@@ -150,6 +155,65 @@ def build_optimizer(name, learning_rate, momentum):
     raise ConfigError(f"config.asge.optimizer: unknown optimizer {name!r} ({', '.join(OPTIMIZERS)})")
 
 
+def check_graph(adjacency):
+    """Raises `DegenerateFitError` before a fit when `A` (dense or scipy sparse, `[N, N]`) is a
+    graph ASGE cannot embed whatever its settings (docs/design.md §2.3):
+
+    - fewer than `MIN_LABELS` labels: every step's batch is all `N` labels, so each BatchNorm
+      normalises a unit over `N` values. Over 2 that leaves only which label is larger: the last
+      stage outputs `β ± γ` per unit, so from `β = 0` the two embeddings never share a unit after
+      the ReLU, their cosine is exactly 0 whatever `A'` says, and Eq. 4 sends no gradient back
+      (over 1 label every unit is `β = 0`: a zero embedding).
+    - the same non-zero `A'_ij` for every pair (e.g. every training image has every label): the
+      graph says nothing about which labels go together, and the fit it asks for, every cosine
+      alike, is the degenerate one `check_fit` refuses.
+    """
+    num_labels = adjacency.shape[0]
+    if num_labels < MIN_LABELS:
+        raise DegenerateFitError(
+            f"ASGE cannot embed a graph of {num_labels} label{'s' if num_labels != 1 else ''}: its BatchNorm normalises "
+            f"each unit over the batch of all labels, and over {num_labels} that leaves "
+            + ("only which of the two is larger, so the two embeddings never share a unit and their cosine is 0 "
+               "whatever the label graph says" if num_labels == 2 else "nothing (a zero embedding)")
+            + f"; ASGE needs at least {MIN_LABELS} labels: {NO_LABEL_EMBEDDINGS_ADVICE}"
+        )
+    off_diagonal = _off_diagonal_targets(adjacency)
+    if off_diagonal.size == num_labels * (num_labels - 1) and off_diagonal.min() > 0 and np.ptp(off_diagonal) == 0:
+        value = float(off_diagonal[0])
+        cause = "every training image has every label" if value == 1 else "every two labels co-occur alike"
+        raise DegenerateFitError(
+            f"the label graph carries no information for ASGE to embed: A'_ij = {value:.3g} for every pair of the "
+            f"{num_labels} labels ({cause}), so every label embedding would be alike; {NO_LABEL_EMBEDDINGS_ADVICE}, "
+            "or train on data whose images differ in their labels"
+        )
+
+
+def _off_diagonal_targets(adjacency):
+    """The stored off-diagonal values of `A' = (A + Aᵀ)/2` (a sparse graph's zeros are not stored)."""
+    if scipy.sparse.issparse(adjacency):
+        symmetric = ((adjacency + adjacency.T) / 2).tocoo()
+        values = symmetric.data[symmetric.row != symmetric.col]
+        return values[values != 0]
+    adjacency = np.asarray(adjacency, np.float64)
+    return ((adjacency + adjacency.T) / 2)[~np.eye(len(adjacency), dtype=bool)]
+
+
+def fit_summary(report):
+    """The one line a command prints about a fit of `fit_asge`: RMSE and Pearson r of the cosines
+    against `A'`; a correlation that is undefined (no pairs, or one side constant: e.g. every
+    non-zero pair of a block graph is 1) is written "undefined", not `nan`."""
+    def r(key):
+        value = report[key]
+        return "undefined" if np.isnan(value) else f"{value:.3f}"
+
+    return (
+        f"ASGE: off-diagonal RMSE {report['rmse']:.4f}, Pearson r {r('pearson')} vs A' "
+        f"({r('pearson_nonzero')} on the {100 * report['nonzero_fraction']:.1f} % non-zero pairs, "
+        f"{r('pearson_balanced')} with as many zero pairs); "
+        f"{report['guarded_rows']} of {report['num_labels']} labels held up by the row guard"
+    )
+
+
 def check_fit(report, settings=""):
     """Raises `DegenerateFitError` naming the cause when the fit in `report` (of `fit_asge`) is
     unusable: a label with a NaN/inf or an all-zero embedding (its CMA scores would all be 0,
@@ -211,7 +275,8 @@ def fit_asge(
     Args:
         adjacency: `A` (`A_ij = P(v_i | v_j)`), a dense `[N, N]` array or a scipy sparse
             matrix (`LabelGraph.adjacency` above `DENSE_MAX_LABELS` labels).
-        check: raise `DegenerateFitError` when the fit is unusable (see `check_fit`).
+        check: raise `DegenerateFitError` when the graph cannot be embedded (`check_graph`, before
+            fitting) or the fit is unusable (`check_fit`).
         method: "pairs" (default): Eq. 4 from the non-zero pairs of `A'`, memory
             `O(N·C_e + P)` (+ `block_rows × N` when `alpha > 0`; `graph_pairs.py`), the only
             one that runs at Open Images' 20,000 labels; "dense": the direct `N × N`
@@ -233,6 +298,8 @@ def fit_asge(
     if not sparse:
         adjacency = np.asarray(adjacency, np.float32)
     num_labels = adjacency.shape[0]
+    if check:
+        check_graph(adjacency)
     keras.utils.set_random_seed(seed)
     encoder = ASGEEncoder(num_labels, units=units, depth=depth, name="asge_encoder")
     if method == "dense":

@@ -4,6 +4,7 @@ import math
 
 import keras
 import numpy as np
+import scipy.special
 
 from cma_tf.errors import TrainingDivergedError
 
@@ -17,7 +18,7 @@ def predict_scores(model, dataset):
     for batch in dataset:
         inputs, labels = batch[0], batch[1]
         logits = keras.ops.convert_to_numpy(model(inputs, training=False)).astype(np.float64)
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        probabilities = scipy.special.expit(logits)  # 1/(1+exp(-x)) overflows (warns) for x < -709
         if len(batch) > 2:
             probabilities = probabilities * keras.ops.convert_to_numpy(batch[2])
         scores.append(probabilities)

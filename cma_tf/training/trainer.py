@@ -23,7 +23,7 @@ from cma_tf import factory
 from cma_tf.atomic import atomic_write
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph.asge import ASGEEncoder
-from cma_tf.graph.asge_model import fit_asge, load_encoder_weights, save_encoder_weights
+from cma_tf.graph.asge_model import fit_asge, fit_summary, load_encoder_weights, save_encoder_weights
 from cma_tf.graph.cooccurrence import load_or_build_label_graph
 from cma_tf.graph.word2vec import fit_word2vec
 from cma_tf.training import workdir as files
@@ -83,12 +83,7 @@ def fit_or_load_asge(config, graph, workdir):
         optimizer=asge.optimizer, balance_pairs=asge.balance_pairs, row_guard=asge.row_guard, seed=config.seed,
         verbose=1,
     )
-    print(
-        f"ASGE: off-diagonal RMSE {report['rmse']:.4f}, Pearson r {report['pearson']:.3f} vs A' "
-        f"({report['pearson_nonzero']:.3f} on the {100 * report['nonzero_fraction']:.1f} % non-zero pairs, "
-        f"{report['pearson_balanced']:.3f} with as many zero pairs); "
-        f"{report['guarded_rows']} of {graph.num_classes} labels held up by the row guard"
-    )
+    print(fit_summary(report))
     tf.io.gfile.makedirs(os.path.dirname(weights_path))
     save_encoder_weights(encoder, weights_path)
     files.write_json(report_path, dict(report, settings=settings))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cma_tf.graph.asge import ASGEEncoder, LabelGraphLoss, graph_embedding_loss, off_diagonal_fit
-from cma_tf.graph.asge_model import DegenerateFitError, LossCurve, check_fit, fit_asge
+from cma_tf.graph.asge_model import DegenerateFitError, LossCurve, check_fit, fit_asge, fit_summary
 from tests.graph.sparse_graph import conditional_adjacency, sparse_topic_counts
 from tests.helpers import label_stats, run_layer_serialization_test
 
@@ -198,3 +198,48 @@ def test_check_fit_names_each_degenerate_case():
         check_fit(_report(nan_row, a))
     with pytest.raises(DegenerateFitError, match="same cosine"):
         check_fit(_report(np.ones((5, 4), np.float32), a))
+
+
+def numpy_cosines(embeddings):
+    e = np.asarray(embeddings, np.float64)
+    unit = e / np.linalg.norm(e, axis=1, keepdims=True)
+    return unit @ unit.T
+
+
+def test_two_labels_are_refused_naming_the_reason():
+    """Over a batch of 2 labels BatchNorm leaves each unit only ±γ + β: from β = 0 the two rows
+    never share a unit after the ReLU, cosine 0 where A' is 0.751, and no gradient leaves it."""
+    a = np.array([[1.0, 0.9], [0.602, 1.0]], np.float32)
+    with pytest.raises(DegenerateFitError, match=r"2 labels: its BatchNorm.*cosine is 0.*at least 3 labels.*head=plain.*label_embedding=file"):
+        fit_asge(a, units=16, steps=20, seed=0)
+
+
+def test_three_labels_fit_a_prime():
+    """The smallest graph ASGE fits: the cosines of E (re-derived in numpy) equal A'."""
+    a = np.array([[1.0, 0.9, 0.2], [0.602, 1.0, 0.1], [0.4, 0.1, 1.0]], np.float32)
+    encoder, report = fit_asge(a, units=32, steps=300, seed=0)
+    cosines = numpy_cosines(encoder.all_embeddings(training=False))
+    np.testing.assert_allclose(cosines, (a + a.T) / 2, atol=1e-3)
+    assert report["pearson"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_graph_where_every_image_has_every_label_is_refused_with_advice_that_helps():
+    """A' = 1 for every pair: the graph holds nothing to embed, whatever ASGE's settings; the
+    advice names what helps (no label embeddings, or other data), not ASGE's settings."""
+    with pytest.raises(DegenerateFitError) as raised:
+        fit_asge(np.ones((4, 4), np.float32), units=8, steps=20, seed=0)
+    message = str(raised.value)
+    assert "carries no information" in message and "every training image has every label" in message, message
+    assert "--config.model.head=plain" in message and "label_embedding=file" in message, message
+    assert "config.asge" not in message, message
+
+
+def test_the_fit_summary_says_undefined_where_a_correlation_is():
+    """Pearson over pairs with one target value is undefined: the summary says so, never 'nan'."""
+    a = block_graph([2, 3])
+    e = np.eye(5, 4, dtype=np.float32) + 0.1
+    report = dict(_report(e, a), guarded_rows=0)
+    assert np.isnan(report["pearson_nonzero"])  # every non-zero pair is 1
+    line = fit_summary(report)
+    assert "nan" not in line.lower(), line
+    assert "undefined" in line and f"Pearson r {report['pearson']:.3f}" in line, line
