@@ -309,3 +309,27 @@ def test_images_flag_sets_the_root_of_relative_paths(tmp_path):
     listing = read_csv_list(csv_path, str(images_root))
     assert listing.images[0].path == str(images_root / "imgs" / "a.png")
     assert csv_source_images(csv_path, str(images_root))[0] == listing.images
+
+
+def test_training_and_evaluate_name_the_labels_without_a_training_example(tmp_path, capsys):
+    """'bird' is in val, never in train: today its AP counts in val's mAP and nothing says so."""
+    from cma_tf.evaluate import evaluate_workdirs
+    from cma_tf.training.trainer import train_and_evaluate
+    from tests.test_cli import tiny_config
+
+    out = str(tmp_path / "data")
+    vocabulary = ["bird", "cat", "dog"]
+    train_rows = [(f"t{i}.png", ["cat", "dog", "cat|dog"][i % 3]) for i in range(8)]
+    convert(make_list(str(tmp_path / "train"), train_rows), out, "train", vocabulary)
+    convert(make_list(str(tmp_path / "val"), [("v0.png", "bird"), ("v1.png", "cat"), ("v2.png", "bird|dog")]),
+            out, "val", vocabulary)
+    config = tiny_config("plain", out)
+    config.train.epochs = 1
+    workdir = str(tmp_path / "run")
+    capsys.readouterr()
+    train_and_evaluate(config, workdir)
+    trained = [line for line in capsys.readouterr().out.splitlines() if "no example in split 'train'" in line]
+    assert len(trained) == 1 and trained[0].startswith("1 labels") and trained[0].endswith(": bird"), trained
+    evaluate_workdirs([workdir], ["run"])
+    evaluated = [line for line in capsys.readouterr().out.splitlines() if "no example in split 'train'" in line]
+    assert evaluated == [f"{workdir}: {trained[0]}"]
