@@ -10,10 +10,13 @@ shards in the format of `records.py` plus `labels.txt`:
   whose file and report both exist and whose images and vocabulary are unchanged (a
   fingerprint in the report), so an interrupted conversion resumes where it stopped
   and Ctrl-C never leaves half a shard behind.
-- Bad input never stops the run: a missing file, a file that is not a decodable image, a
+- Bad input does not stop the run: a missing file, a file that is not a decodable image, a
   label outside the vocabulary and an image left with no labels are each counted and listed
   with the reason in `{split}_problems.tsv`; `strict=True` turns any of them into a non-zero
-  exit, after everything else has been written.
+  exit, after everything else has been written. Only `max_dropped` stops it, when more of the
+  rows are skipped than it allows (nothing is written, or the split is removed again).
+- An image whose source names no label is skipped (`no_labels`) unless `keep_empty`
+  (the CSV converter's default: such rows are the negatives of the data set).
 - JPEG and PNG bytes are stored as they are; other formats PIL reads (GIF, BMP, WebP, TIFF, …)
   are re-encoded as PNG, since the pipeline decodes JPEG and PNG.
 - Every split of a directory shares its `labels.txt`: a split converted into a directory that
