@@ -96,6 +96,7 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
     from cma_tf.metrics.report import format_metrics_table
     from cma_tf.training import workdir as files
     from cma_tf.training.callbacks import predict_scores
+    from cma_tf.training.unseen_labels import print_labels_without_training_examples
 
     runs = {}
     for name, workdir in zip(names, workdirs):
@@ -131,6 +132,7 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
                   + (f"; {kept} labels without positives there keep 0.5" if kept else ""))
         dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
         scores, targets = predict_scores(model, dataset)
+        print_labels_without_training_examples(config, vocabulary, targets, prefix=f"{workdir}: ")
         if predictions is not None:
             predictions[name] = (scores, targets)
         metrics = kind.metrics(scores, targets)

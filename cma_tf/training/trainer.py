@@ -35,6 +35,7 @@ from cma_tf.training.callbacks import (
     predict_scores,
 )
 from cma_tf.training.loop import fit_with_custom_loop
+from cma_tf.training.unseen_labels import print_labels_without_training_examples
 from cma_tf.training.strategy import is_chief, is_multi_worker
 
 
@@ -139,11 +140,15 @@ def fit_label_embeddings(config, graph, workdir):
     return fit_or_load_asge(config, graph, workdir)
 
 
-def evaluate_model(config, model, dataset):
+def evaluate_model(config, model, dataset, vocabulary=None, graph=None):
     """Exact metrics of `model` on `dataset`: images mAP, C/O P/R/F1 at 0.5 and top-3; video
-    GAP, Hit@1, PERR, mAP."""
+    GAP, Hit@1, PERR, mAP. With the training `graph`, first prints the labels of `dataset`
+    without a training example."""
     metrics_fn, _, _ = factory.evaluation_metrics(config)
-    return metrics_fn(*predict_scores(model, dataset))
+    scores, targets = predict_scores(model, dataset)
+    if graph is not None:
+        print_labels_without_training_examples(config, vocabulary, targets, graph)
+    return metrics_fn(scores, targets)
 
 
 DRY_RUN_STEPS = 2
@@ -210,7 +215,7 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
             _fit(config, workdir, graph, num_classes, eval_data, strategy, extra_callbacks)
         if not is_chief(strategy):
             return {}
-        metrics = evaluate_model(config, keras.saving.load_model(final_path), eval_data)
+        metrics = evaluate_model(config, keras.saving.load_model(final_path), eval_data, vocabulary, graph)
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
         _raise_data_error(config, num_classes, error)
     metrics["model"] = config.model.head

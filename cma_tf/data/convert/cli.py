@@ -31,15 +31,19 @@ STRICT = flags.DEFINE_bool(
 flags.mark_flags_as_required(["out_dir"])
 
 
-def run_conversion(images, vocabulary, listing_problems=(), vocabulary_file=None):
-    """Converts, prints the summary, and exits 1 in strict mode when there were problems.
+def run_conversion(images, vocabulary, listing_problems=(), vocabulary_file=None, empty_hint=None, **options):
+    """Converts, prints the summary (and its warnings, on stderr), and exits 1 in strict mode
+    when there were problems.
 
     `vocabulary` is the one the converter read from its input and `vocabulary_file` the
     `--vocabulary` flag; `choose_vocabulary` picks between them and `<out_dir>/labels.txt`.
+    `options` go to `convert_split` (`keep_empty`, `max_dropped`, `notes`, `warnings`);
+    `empty_hint` ends the line saying how many images were written without labels.
 
     Raises:
-        DataError: the input lists no image, the vocabulary would change `labels.txt`, or no
-            image could be written (then the problem report says why).
+        DataError: the input lists no image, the vocabulary would change `labels.txt`, more
+            rows are dropped than `max_dropped` allows, or no image could be written (then the
+            problem report says why).
     """
     if not images:
         raise DataError("the input lists no images: nothing to convert")
@@ -47,7 +51,7 @@ def run_conversion(images, vocabulary, listing_problems=(), vocabulary_file=None
     try:
         summary = convert_split(
             images, vocabulary, OUT_DIR.value, SPLIT.value, NUM_SHARDS.value, NUM_WORKERS.value, STRICT.value,
-            listing_problems=listing_problems,
+            listing_problems=listing_problems, **options,
         )
     except ConversionError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -55,8 +59,13 @@ def run_conversion(images, vocabulary, listing_problems=(), vocabulary_file=None
     except KeyboardInterrupt:
         print("\ninterrupted: finished shards are kept; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
-    print(json.dumps({k: v for k, v in summary.items() if k != "per_class_counts"}, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("per_class_counts", "warnings")}, indent=2))
     print("per-class counts:", json.dumps(summary["per_class_counts"]))
+    if summary["images_without_labels"]:
+        print(f"{summary['images_without_labels']} images have no label: written as negatives of every label"
+              + (f" ({empty_hint})" if empty_hint else ""))
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     if not summary["images_written"]:
         reasons = ", ".join(f"{summary['problems'][reason]} {reason}" for reason in SKIPPING_REASONS
                             if summary["problems"][reason])
@@ -71,8 +80,9 @@ def run_command(read_source, required_flags, vocabulary_flag=None):
     """The converter command line: parses it (also requiring `required_flags`), then converts.
 
     `read_source()` reads the converter's input named by the parsed flags and returns
-    `(images, vocabulary)` or `(images, vocabulary, listing_problems)`, the first arguments of
-    `run_conversion`; `vocabulary_flag` is the converter's `--vocabulary`, if it has one.
+    `(images, vocabulary)`, `(images, vocabulary, listing_problems)` or those and a dict of
+    `run_conversion`'s keyword arguments; `vocabulary_flag` is the converter's `--vocabulary`,
+    if it has one.
     """
     from cma_tf import cli
 
@@ -81,6 +91,11 @@ def run_command(read_source, required_flags, vocabulary_flag=None):
     def main(argv):
         del argv
         vocabulary_file = None if vocabulary_flag is None else vocabulary_flag.value
-        cli.run_reporting_user_errors(lambda: run_conversion(*read_source(), vocabulary_file=vocabulary_file))
+        def convert():
+            images, vocabulary, *rest = read_source()
+            options = rest[1] if len(rest) > 1 else {}
+            return run_conversion(images, vocabulary, *rest[:1], vocabulary_file=vocabulary_file, **options)
+
+        cli.run_reporting_user_errors(convert)
 
     cli.run(main)

@@ -10,10 +10,13 @@ shards in the format of `records.py` plus `labels.txt`:
   whose file and report both exist and whose images and vocabulary are unchanged (a
   fingerprint in the report), so an interrupted conversion resumes where it stopped
   and Ctrl-C never leaves half a shard behind.
-- Bad input never stops the run: a missing file, a file that is not a decodable image, a
+- Bad input does not stop the run: a missing file, a file that is not a decodable image, a
   label outside the vocabulary and an image left with no labels are each counted and listed
   with the reason in `{split}_problems.tsv`; `strict=True` turns any of them into a non-zero
-  exit, after everything else has been written.
+  exit, after everything else has been written. Only `max_dropped` stops it, when more of the
+  rows are skipped than it allows (nothing is written, or the split is removed again).
+- An image whose source names no label is skipped (`no_labels`) unless `keep_empty`
+  (the CSV converter's default: such rows are the negatives of the data set).
 - An image's pixels are `decode.decode_rgb`'s, the ones `predict` serves for the same file
   (docs/design.md §3.1 "Pixels"): 8-bit gray and RGB JPEG and PNG are stored as they are, every
   other image (16-bit, palette, alpha, CMYK; GIF, BMP, WebP, TIFF, …) as a PNG of its pixels.
@@ -36,6 +39,12 @@ import numpy as np
 
 from cma_tf.atomic import atomic_write, write_text
 from cma_tf.data import decode, records
+from cma_tf.data.convert.checks import (
+    dropped_share_error,
+    labels_missing_from_train,
+    spelling_variant_warnings,
+    strip_vocabulary,
+)
 from cma_tf.data.vocab import first_difference, read_vocabulary, vocabulary_path, write_vocabulary
 from cma_tf.errors import DataError
 
@@ -109,8 +118,10 @@ def _mode(data: bytes) -> str:
         return ""
 
 
-def encode_source_image(image: SourceImage, label_ids: Dict[str, int]):
-    """`(serialized example or None, problems)` for one image."""
+def encode_source_image(image: SourceImage, label_ids: Dict[str, int], keep_empty: bool = False):
+    """`(serialized example or None, problems)` for one image. With `keep_empty`, an image
+    whose source names no label is written with none (a negative for every label); one whose
+    labels are all outside the vocabulary is skipped as `no_labels` either way."""
     problems = []
     ids = []
     for name in dict.fromkeys(image.labels):  # unique, in order
@@ -124,7 +135,7 @@ def encode_source_image(image: SourceImage, label_ids: Dict[str, int]):
         data, image_format, height, width = read_image(image.path)
     except (ValueError, OSError) as error:
         return None, problems + [Problem(image.source_id, image.path, UNREADABLE_IMAGE, str(error))]
-    if not ids:
+    if not ids and (image.labels or not keep_empty):
         return None, problems + [Problem(image.source_id, image.path, NO_LABELS, "")]
     serialized = records.encode_image_example(data, image_format, height, width, image.source_id, ids)
     return (serialized, ids), problems
@@ -138,6 +149,7 @@ class ShardTask:
     count: int
     images: List[SourceImage]
     label_ids: Dict[str, int]
+    keep_empty: bool = False
 
     @property
     def shard_path(self):
@@ -153,7 +165,7 @@ class ShardTask:
         ids. A finished shard is reused only if this matches, so a re-run with another image
         list, or with another vocabulary after labels.txt was deleted, cannot keep stale records."""
         listing = [[image.path, image.source_id, list(image.labels)] for image in self.images]
-        text = json.dumps([listing, sorted(self.label_ids.items())], ensure_ascii=False)
+        text = json.dumps([listing, sorted(self.label_ids.items()), self.keep_empty], ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -167,7 +179,7 @@ def convert_shard(task: ShardTask) -> dict:
             return report
     serialized, label_lists, problems = [], [], []
     for image in task.images:
-        encoded, image_problems = encode_source_image(image, task.label_ids)
+        encoded, image_problems = encode_source_image(image, task.label_ids, task.keep_empty)
         problems.extend(image_problems)
         if encoded is not None:
             serialized.append(encoded[0])
@@ -185,12 +197,13 @@ def convert_shard(task: ShardTask) -> dict:
     return report
 
 
-def plan_shards(images: Sequence[SourceImage], out_dir, split, num_shards, label_ids) -> List[ShardTask]:
+def plan_shards(images: Sequence[SourceImage], out_dir, split, num_shards, label_ids, keep_empty=False) -> List[ShardTask]:
     """Contiguous, equal-sized slices of the image list, one per shard (deterministic)."""
     num_shards = max(1, min(num_shards, len(images)))
     bounds = np.linspace(0, len(images), num_shards + 1).astype(int)
     return [
-        ShardTask(out_dir, split, index, num_shards, list(images[bounds[index]:bounds[index + 1]]), label_ids)
+        ShardTask(out_dir, split, index, num_shards, list(images[bounds[index]:bounds[index + 1]]), label_ids,
+                  keep_empty)
         for index in range(num_shards)
     ]
 
@@ -219,6 +232,7 @@ def summarize(split: str, vocabulary: Sequence[str], reports: Sequence[dict]) ->
         "images_skipped": sum(reasons[reason] for reason in SKIPPING_REASONS),
         "problems": {reason: reasons.get(reason, 0) for reason in REASONS},
         "labels_per_image": float(np.mean([len(labels) for labels in label_lists])) if label_lists else 0.0,
+        "images_without_labels": sum(1 for labels in label_lists if not labels),
         "per_class_counts": {name: int(count) for name, count in zip(vocabulary, per_class)},
     }
 
@@ -243,18 +257,20 @@ def choose_vocabulary(out_dir: str, derived: Sequence[str], given_file: Optional
     """The vocabulary to convert a split into `out_dir` with, so that all its splits share one.
 
     - `given_file` (`--vocabulary`) is used if `<out_dir>/labels.txt` does not exist or holds
-      the same names in the same order; otherwise the conversion is refused.
+      the same names in the same order; otherwise the conversion is refused. Spaces around
+      its names are removed (with a line to `log`), as around the labels converters read.
     - Without it, an existing `<out_dir>/labels.txt` is used (labels outside it are then
       reported as `unknown_label`), and `log` gets one line saying so.
     - Else `derived`, the vocabulary the converter read from its input.
 
     Raises:
-        DataError: `given_file` differs from `<out_dir>/labels.txt`.
+        DataError: `given_file` differs from `<out_dir>/labels.txt`, or names a label twice
+            once stripped.
     """
     existing_file = vocabulary_path(out_dir)
     existing = _existing_vocabulary(out_dir)
     if given_file:
-        given = read_vocabulary(given_file)
+        given = strip_vocabulary(given_file, read_vocabulary(given_file), log)
         if existing is not None and given != existing:
             raise DataError(
                 f"--vocabulary={given_file} differs from {existing_file} ({first_difference(existing, given)}), "
@@ -270,6 +286,51 @@ def choose_vocabulary(out_dir: str, derived: Sequence[str], given_file: Optional
     return list(derived)
 
 
+def _drops_known_before_writing(images, label_ids, keep_empty, listing_problems):
+    """`(counts, first)`: the rows that will be dropped for reasons seen without decoding an
+    image (malformed rows, missing files, no label in the vocabulary), per reason, and the
+    first `(source_id, detail)` of each."""
+    counts, first = collections.Counter(), {}
+
+    def drop(reason, source_id, detail=""):
+        counts[reason] += 1
+        first.setdefault(reason, (source_id, detail))
+
+    for problem in listing_problems:
+        drop(problem.reason, problem.source_id, problem.detail)
+    for image in images:
+        if not os.path.exists(image.path):
+            drop(MISSING_FILE, image.source_id, f"no file {image.path}")
+        elif not any(name in label_ids for name in image.labels) and (image.labels or not keep_empty):
+            drop(NO_LABELS, image.source_id, f"labels {list(image.labels)} outside the vocabulary" if image.labels else "")
+    return {reason: counts[reason] for reason in SKIPPING_REASONS}, first
+
+
+def _first_problems(reports):
+    """Per reason, `(source_id, detail)` of its first problem in the reports."""
+    first = {}
+    for problem in (problem for report in reports for problem in report["problems"]):
+        first.setdefault(problem["reason"], (problem["source_id"], problem["detail"] or problem["path"]))
+    return first
+
+
+def _remove_split_output(out_dir, split, tasks, made_dir, made_vocabulary):
+    """Removes what a refused conversion of `split` left: its shards and their reports, its
+    summary and problem report, and `labels.txt` / `out_dir` if this conversion made them.
+    The other splits of `out_dir` are not touched."""
+    paths = [task.shard_path for task in tasks] + [task.report_path for task in tasks]
+    paths += [os.path.join(out_dir, f"{split}_summary.json"), os.path.join(out_dir, f"{split}_problems.tsv")]
+    if made_vocabulary:
+        paths.append(vocabulary_path(out_dir))
+    for path in paths:
+        if os.path.exists(path):
+            os.remove(path)
+    if made_dir:
+        for directory in (os.path.join(out_dir, STATE_DIR), out_dir):
+            if os.path.isdir(directory) and not os.listdir(directory):
+                os.rmdir(directory)
+
+
 def convert_split(
     images: Sequence[SourceImage],
     vocabulary: Sequence[str],
@@ -280,6 +341,10 @@ def convert_split(
     strict: bool = False,
     progress: bool = True,
     listing_problems: Sequence[Problem] = (),
+    keep_empty: bool = False,
+    max_dropped: Optional[float] = None,
+    notes: Optional[dict] = None,
+    warnings: Sequence[str] = (),
 ) -> dict:
     """Writes `images` as the shards of `split` in `out_dir`; returns the summary.
 
@@ -289,9 +354,22 @@ def convert_split(
     `vocabulary` must be the one of `<out_dir>/labels.txt` if that exists (see
     `choose_vocabulary`): the splits already there use its ids.
 
+    Args:
+        keep_empty: write images whose source names no label, with none (default: skip them
+            as `no_labels`, the paper datasets' protocol); the summary counts them
+            (`images_without_labels`).
+        max_dropped: the largest share of the listed rows that may be skipped (None: no limit).
+            Checked before anything is written for the reasons known then (malformed rows,
+            missing files, no label in the vocabulary), and again after writing, when the
+            split's output is removed again.
+        notes: counts of the source's reader for the summary (rows it left out on request).
+        warnings: the reader's warnings; the summary's `warnings` adds the conversion's own
+            (labels spelled two ways, labels missing from the `train` split).
+
     Raises:
         DataError: `<out_dir>/labels.txt` holds another vocabulary, or `vocabulary` is empty or
-            repeats a name (before anything is written).
+            repeats a name (before anything is written); more than `max_dropped` of the rows
+            are dropped.
         ConversionError: if `strict` and any image had a problem (after writing the rest).
     """
     from tqdm.auto import tqdm
@@ -306,11 +384,17 @@ def convert_split(
             f"{out_dir} mean: convert with that vocabulary, into another directory, or delete {vocab_file} and "
             "re-convert every split"
         )
+    label_ids = {name: index for index, name in enumerate(vocabulary)}
+    listed = len(images) + len(listing_problems)
+    refusal = dropped_share_error(*_drops_known_before_writing(images, label_ids, keep_empty, listing_problems),
+                                  listed, max_dropped, split, written=False)
+    if refusal:
+        raise DataError(refusal)
+    made_dir = not os.path.exists(out_dir)
     os.makedirs(os.path.join(out_dir, STATE_DIR), exist_ok=True)
     if existing is None:
         write_vocabulary(vocab_file, vocabulary)
-    label_ids = {name: index for index, name in enumerate(vocabulary)}
-    tasks = plan_shards(images, out_dir, split, num_shards, label_ids)
+    tasks = plan_shards(images, out_dir, split, num_shards, label_ids, keep_empty)
     _remove_stale_shards(out_dir, split, len(tasks))
     num_workers = num_workers or min(len(tasks), os.cpu_count() or 1)
 
@@ -339,8 +423,17 @@ def convert_split(
             "problems": [dataclasses.asdict(problem) for problem in listing_problems],
         })
     summary = summarize(split, vocabulary, reports)
+    refusal = dropped_share_error({reason: summary["problems"][reason] for reason in SKIPPING_REASONS},
+                                  _first_problems(reports), summary["images_listed"], max_dropped, split, written=True)
+    if refusal:
+        _remove_split_output(out_dir, split, tasks, made_dir, existing is None)
+        raise DataError(refusal)
     summary["shards"] = len(tasks)
     summary["problem_report"] = os.path.join(out_dir, f"{split}_problems.tsv")
+    summary.update(notes or {})
+    names = {name for image in images for name in image.labels} | set(vocabulary)
+    summary["warnings"] = (list(warnings) + spelling_variant_warnings(sorted(names))
+                           + labels_missing_from_train(out_dir, split, summary["per_class_counts"]))
     write_problem_report(summary["problem_report"], reports)
     write_text(os.path.join(out_dir, f"{split}_summary.json"), json.dumps(summary))
     if strict and sum(summary["problems"].values()):

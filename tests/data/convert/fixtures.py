@@ -20,11 +20,12 @@ from tests.data.convert.helpers import (
 CSV_VOCABULARY = ["bird", "cat", "dog"]
 
 
-def make_csv(root, header=True, bom=False, vocabulary=True):
+def make_csv(root, header=True, bom=False, vocabulary=True, keep_empty=False):
     """`root/list.csv` + `root/imgs/`: rows `path,label1|label2`.
 
     With `vocabulary=True` the expectation is for `CSV_VOCABULARY` (so `zebra` is unknown);
-    otherwise for the vocabulary of every label seen.
+    otherwise for the vocabulary of every label seen. With `keep_empty` (the command line's
+    default), the row without labels is written with none; otherwise skipped as `no_labels`.
     """
     images = os.path.join(root, "imgs")
     rows, written, problems, raw, reencoded = [], {}, [], {}, {}
@@ -66,7 +67,10 @@ def make_csv(root, header=True, bom=False, vocabulary=True):
     rows.append("imgs/h.jpg,cat")  # never written: missing
     problems.append(("imgs/h.jpg", "missing_file"))
     good("i.jpg", "", seed=11)
-    problems.append(("imgs/i.jpg", "no_labels"))
+    if keep_empty:
+        written["imgs/i.jpg"] = set()
+    else:
+        problems.append(("imgs/i.jpg", "no_labels"))
     good("j.jpg", "cat|zebra", seed=12)
     written["imgs/j.jpg"] = {"cat", "zebra"} if not vocabulary else {"cat"}
     good("k.jpg", "zebra", seed=13)

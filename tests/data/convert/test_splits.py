@@ -15,6 +15,7 @@ from tests.data.convert.helpers import (
     read_vocabulary_file,
     run_cli,
     save_image,
+    save_random_bytes,
     shard_files,
 )
 
@@ -125,13 +126,17 @@ def test_every_converter_uses_an_existing_labels_txt(tmp_path, converter):
     assert list(read_summary(out, "val")["per_class_counts"]) == vocabulary
 
 
-def test_a_csv_whose_images_are_all_missing_exits_2(tmp_path):
-    """Zero images written is not a successful conversion, whatever the report says."""
+def test_a_csv_whose_images_are_all_unreadable_exits_2(tmp_path):
+    """Zero images written is not a successful conversion, whatever the report says (even
+    with --max_dropped=1; a list whose images are all missing is refused before writing, see
+    test_csv_label_checks.py)."""
+    for seed, name in enumerate(["gone1.png", "gone2.png"]):
+        save_random_bytes(str(tmp_path / name), seed=seed)
     listing = write_csv(str(tmp_path / "list.csv"), [("gone1.png", "cat"), ("gone2.png", "dog")])
     out = str(tmp_path / "D")
-    result = run_cli("csv_list", f"--csv={listing}", f"--out_dir={out}", "--num_workers=1")
+    result = run_cli("csv_list", f"--csv={listing}", f"--out_dir={out}", "--num_workers=1", "--max_dropped=1")
     line = assert_one_line_error(result, 2, "none of the 2 images of split 'train' could be written",
-                                 "2 missing_file", os.path.join(out, "train_problems.tsv"))
+                                 "2 unreadable_image", os.path.join(out, "train_problems.tsv"))
     assert "\n" not in line
-    assert [row["reason"] for row in read_problems(out, "train")] == ["missing_file", "missing_file"]
+    assert [row["reason"] for row in read_problems(out, "train")] == ["unreadable_image", "unreadable_image"]
     assert own_stderr_lines(result.stderr) == [line]
