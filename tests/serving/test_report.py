@@ -91,3 +91,37 @@ def test_the_false_positive_tables_say_which_thresholds_each_run_used(image_work
     assert re.search(r"<h3>plain</h3><p>At 0\.5 for every label \(not calibrated\)", section), section[:600]
     assert re.search(r"<h3>calibrated</h3><p>At its per-label thresholds chosen on split 'train'", section)
     assert "counts of runs at different thresholds do not compare" in section
+
+
+def test_report_on_runs_of_other_labels_says_plainly_what_to_run(image_workdir, image_data, tmp_path):
+    """Two runs on label sets that differ at one name: the refusal is about --report (the flag
+    given), names where the labels part and the commands that do work: one report per run."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.test_cli import ROOT
+
+    other_data, other_run = tmp_path / "data", tmp_path / "other"
+    shutil.copytree(image_data, other_data)
+    shutil.copytree(image_workdir, other_run)
+    labels = (other_data / "labels.txt").read_text().splitlines()
+    renamed = labels[:2] + ["zebra"] + labels[3:]
+    (other_data / "labels.txt").write_text("\n".join(renamed) + "\n")
+    (other_run / "labels.txt").write_text("\n".join(renamed) + "\n")
+    config = json.loads((other_run / "config.json").read_text())
+    config["data"]["data_dir"] = str(other_data)
+    (other_run / "config.json").write_text(json.dumps(config))
+    report = tmp_path / "report"
+    result = subprocess.run(
+        [sys.executable, "-m", "cma_tf.evaluate", f"--workdirs={image_workdir},{other_run}", "--names=first,other",
+         f"--report={report}"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env=dict(__import__("os").environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: --report compares each label's AP across the workdirs"), line
+    assert f"line 3: {labels[2]!r} vs 'zebra'" in line
+    assert (f"run one report per workdir: python -m cma_tf.evaluate --workdirs={image_workdir} --report={report}/first"
+            f" and python -m cma_tf.evaluate --workdirs={other_run} --report={report}/other") in line
+    assert not report.exists()
