@@ -50,7 +50,7 @@ def test_a_run_on_rated_segments_is_calibrated_on_whole_videos(segment_run, tmp_
         assert f1_score(targets[:, k], scores[:, k] >= threshold, zero_division=0) == pytest.approx(best)
     # the segment metrics are not put beside F1s at thresholds chosen for whole videos
     assert "CF1_calibrated" not in rows["run"] and "CF1_calibrated" not in keys
-    assert "thresholds chosen on the whole videos of split 'train' (32 videos)" in capsys.readouterr().out
+    assert "thresholds chosen on the whole videos of split 'train' (32 videos;" in capsys.readouterr().out
 
 
 def test_the_report_of_a_video_run_speaks_of_its_items_and_has_no_empty_attention_section(segment_run, tmp_path):
