@@ -11,9 +11,8 @@ import os
 import re
 import shutil
 
-import numpy as np
+import keras
 import pytest
-import tensorflow as tf
 from sklearn.metrics import f1_score
 
 from cma_tf import factory
@@ -38,8 +37,6 @@ def test_a_run_on_rated_segments_is_calibrated_on_whole_videos(segment_run, tmp_
     config = runs["run"][0]
     whole_videos = config.copy_and_resolve_references()
     whole_videos.data.eval_segments = False
-    import keras
-
     model = keras.saving.load_model(files.trained_model_path(workdir))
     scores, targets = predict_scores(model, factory.build_dataset(whole_videos, NUM_CLASSES, "train", training=False))
     assert scores.shape == (TRAIN_VIDEOS, NUM_CLASSES)
