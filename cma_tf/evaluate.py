@@ -10,7 +10,13 @@ comparing the workdirs. Only where the data is, the split and the batch size can
 
 With `--calibrate=SPLIT` each label's threshold is chosen to maximise its F1 on SPLIT (not the
 evaluated one) and stored in the workdir; from then on the metrics are also reported at those
-thresholds, and `cma_tf.export` carries them into the SavedModel.
+thresholds, and `cma_tf.export` carries them into the SavedModel. The thresholds decide on whole
+examples, as the exported model scores them: a run evaluated on rated YouTube-8M segments is
+calibrated on SPLIT's whole videos (the published train split has no rated segments), and its
+segment metrics are not reported at them.
+
+Every row and `eval_metrics_*.json` / `.md` says what it was scored on (images, videos, rated
+segments): a GAP of segments and one of videos are different measures.
 
 Example:
     python -m cma_tf.evaluate --workdirs=runs/demo/plain,runs/demo/cma
@@ -58,14 +64,17 @@ _OUTPUT = flags.DEFINE_string("output", None, "Also write the table as Markdown 
 _REPORT = flags.DEFINE_string(
     "report", None,
     "Also write DIR/index.html: one self-contained page (pictures inline) with the metric table, per-label AP "
-    "sorted by the workdirs' difference, precision-recall curves, the labels most often predicted where absent, "
-    "and attention maps of a few validation images. Needs workdirs trained on the same labels.",
+    "sorted by the size of the first two workdirs' difference, precision-recall curves, the labels most often "
+    "predicted where absent (at each run's thresholds, which it names), and attention maps of a few validation "
+    "images (image runs). Needs workdirs trained on the same labels (else: one report per workdir).",
 )
 _CALIBRATE = flags.DEFINE_string(
     "calibrate", None,
     "A split (e.g. a held-out part of train) on which to choose each label's threshold to maximise its F1; "
     "written to <workdir>/thresholds_<checkpoint>.json, used by export (the SavedModel's `predicted`) and "
-    "reported beside the 0.5 threshold (CF1_calibrated, OF1_calibrated). Refused when it is the evaluated split.",
+    "reported beside the 0.5 threshold (CF1_calibrated, OF1_calibrated). Refused when it is the evaluated split. "
+    "A run evaluated on rated YouTube-8M segments is calibrated on SPLIT's whole videos (what the exported model "
+    "scores; e.g. --calibrate=train), and its segment metrics are not reported at those thresholds.",
 )
 flags.mark_flags_as_required(["workdirs"])
 
@@ -80,16 +89,20 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
     keys of the data's kind (all of them with `full`, else its summary; plus the calibrated
     CF1/OF1 when any run has thresholds) and `{name: (config, vocabulary)}`.
 
-    Every workdir's config and labels are checked before any model runs; `same_labels` also
+    Every workdir's config, labels and records are checked before any model runs; `same_labels`
+    (the flag that needs it, e.g. "--per_class" or "--report=DIR"; True: "--per_class") also
     requires all workdirs to have the same labels (a per-label table). With `calibrate_split`,
-    each label's threshold is first chosen to maximise its F1 on that split
+    each label's threshold is first chosen to maximise its F1 on that split's whole examples
     (`metrics/thresholds.py`) and written to `<workdir>/thresholds_<checkpoint>.json`; a run with
-    such a file is also scored at its thresholds (`CP_calibrated` … `OF1_calibrated`). A
-    `predictions` dict receives `{name: (scores, targets)}` of the evaluated split."""
+    such a file is also scored at its thresholds (`CP_calibrated` … `OF1_calibrated`), unless it
+    is evaluated on rated segments. Each row's `evaluated_on` says what was scored (images,
+    videos, rated segments). A `predictions` dict receives `{name: (scores, targets)}` of the
+    evaluated split."""
     import keras
 
     from cma_tf import factory
     from cma_tf.atomic import write_text
+    from cma_tf.data.vocab import first_difference
     from cma_tf.errors import ConfigError
     from cma_tf.metrics.image import per_class_average_precision, precision_recall_f1
     from cma_tf.metrics.thresholds import decide
@@ -108,6 +121,11 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
                 f"--calibrate={calibrate_split} is the split {workdir} is evaluated on: choose the thresholds on "
                 "another split (e.g. a held-out part of train), or the reported metrics flatter them"
             )
+        kind = factory.data_kind(config)
+        for split in (config.data.eval_split, calibrate_split):
+            if split is not None:
+                kind.list_run_files(whole_examples(config) if split == calibrate_split else config, split, workdir,
+                                    "point --data_dir at such records")
         runs[name] = (config, vocabulary)
     kinds = {factory.data_kind(config) for config, _ in runs.values()}
     if len({kind.full_keys for kind in kinds}) > 1:
@@ -115,20 +133,32 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
         raise ConfigError(
             f"--workdirs mixes runs of data kinds whose metrics differ ({formats}): evaluate them separately"
         )
-    if same_labels and len({tuple(vocabulary) for _, vocabulary in runs.values()}) > 1:
-        raise ConfigError("--per_class needs workdirs trained on the same labels; theirs differ")
-    kind = next(iter(kinds))
-    keys = kind.full_keys if full else kind.summary_keys
+    first_name, (_, first_labels) = next(iter(runs.items()))
+    differing = [name for name, (_, vocabulary) in runs.items() if vocabulary != first_labels]
+    if same_labels and differing:
+        flag = same_labels if isinstance(same_labels, str) else "--per_class"
+        raise ConfigError(
+            f"{flag.split('=')[0]} compares each label's AP across the workdirs, but {differing[0]}'s labels are not "
+            f"{first_name}'s ({first_difference(first_labels, runs[differing[0]][1])}): "
+            + ("run one report per workdir: " if flag.startswith("--report") else "evaluate them one at a time: ")
+            + " and ".join(_command_for_one(flag, name, workdir) for name, workdir in zip(names, workdirs))
+        )
+    keys = next(iter(kinds)).full_keys if full else next(iter(kinds)).summary_keys
     rows = {}
     for name, workdir in zip(names, workdirs):
         config, vocabulary = runs[name]
+        kind = factory.data_kind(config)
         model = keras.saving.load_model(files.trained_model_path(workdir, checkpoint))
+        segments = kind.evaluates_segments(config)
         if calibrate_split is not None:
-            calibration = factory.build_dataset(config, len(vocabulary), calibrate_split, training=False)
+            calibration = factory.build_dataset(whole_examples(config), len(vocabulary), calibrate_split, training=False)
             examples, kept = files.write_thresholds(
                 workdir, checkpoint, calibrate_split, vocabulary, *predict_scores(model, calibration)
             )
-            print(f"{workdir}: thresholds chosen on split '{calibrate_split}' ({examples} examples)"
+            chosen_on = (f"the whole videos of split '{calibrate_split}' ({examples} videos; what the exported model "
+                         "scores, not reported beside the segment metrics)") if segments else (
+                         f"split '{calibrate_split}' ({examples} examples)")
+            print(f"{workdir}: thresholds chosen on {chosen_on}"
                   + (f"; {kept} labels without positives there keep 0.5" if kept else ""))
         dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
         scores, targets = predict_scores(model, dataset)
@@ -137,23 +167,45 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
             predictions[name] = (scores, targets)
         metrics = kind.metrics(scores, targets)
         thresholds = files.read_thresholds(workdir, checkpoint, vocabulary)
-        if thresholds is not None:
+        if thresholds is not None and not segments:
             calibrated = precision_recall_f1(decide(scores, thresholds), targets)
             metrics.update({f"{key}_calibrated": value for key, value in calibrated.items()})
         per_class = per_class_average_precision(scores, targets)
         metrics["AP_per_class"] = {label: float(ap) for label, ap in zip(vocabulary, per_class)}
+        metrics["evaluated_on"] = kind.evaluation_unit(config)
         files.write_json(files.path(workdir, f"eval_metrics_{checkpoint}.json"), metrics)
         table = format_metrics_table({name: metrics}, kind.full_keys)
-        write_text(files.path(workdir, f"eval_metrics_{checkpoint}.md"), table + "\n")
+        heading = (f"Metrics (%) of {name} ({checkpoint} model) on {describe_splits({name: runs[name]})}, "
+                   f"scored on {metrics['evaluated_on']}:")
+        write_text(files.path(workdir, f"eval_metrics_{checkpoint}.md"), f"{heading}\n\n{table}\n")
         rows[name] = metrics
     if any("CF1_calibrated" in metrics for metrics in rows.values()):
         keys = tuple(keys) + ("CF1_calibrated", "OF1_calibrated")
     return rows, keys, runs
 
 
+def whole_examples(config):
+    """`config` reading whole examples: a run evaluated on rated segments, as its exported model
+    scores whole videos (the thresholds decide on those; the train split has no rated segments)."""
+    if not config.data.eval_segments:
+        return config
+    whole = config.copy_and_resolve_references()
+    whole.data.eval_segments = False
+    return whole
+
+
+def _command_for_one(flag, name, workdir):
+    """The evaluate command for one workdir with `flag`, a report in a folder of its own."""
+    if flag.startswith("--report="):
+        flag = f"--report={os.path.join(flag.split('=', 1)[1], name)}"
+    return f"python -m cma_tf.evaluate --workdirs={workdir} {flag}"
+
+
 def write_html_report(report_dir, workdirs, names, checkpoint, rows, keys, runs, predictions, examples=3):
     """`report_dir/index.html` (`visualization/report.py`) with, when a run's head has maps, the
-    attention of the first such run on the first `examples` images of its evaluated split."""
+    attention of the first such run on the first `examples` images of its evaluated split (image
+    runs; a video run's page names the command that draws its attention over the frames). Each
+    run's false positives are counted at its own thresholds, which the page names."""
     import base64
 
     import keras
@@ -169,15 +221,28 @@ def write_html_report(report_dir, workdirs, names, checkpoint, rows, keys, runs,
 
     tf.io.gfile.makedirs(report_dir)
     vocabulary = next(iter(runs.values()))[1]
-    thresholds = {}
+    thresholds, threshold_notes = {}, {}
     for name, workdir in zip(names, workdirs):
-        stored = files.read_thresholds(workdir, checkpoint, runs[name][1])
-        thresholds[name] = stored if stored is not None else np.full(len(runs[name][1]), DEFAULT_THRESHOLD)
-    attention, note = None, "No evaluated run has a head with attention maps (plain, mlgcn)."
+        config, run_vocabulary = runs[name]
+        stored = files.read_thresholds(workdir, checkpoint, run_vocabulary)
+        if stored is not None and not factory.data_kind(config).evaluates_segments(config):
+            thresholds[name] = stored
+            split = files.read_json(files.thresholds_path(workdir, checkpoint)).get("split")
+            threshold_notes[name] = f"At its per-label thresholds chosen on split '{split}' (calibrated)."
+        else:
+            thresholds[name] = np.full(len(run_vocabulary), DEFAULT_THRESHOLD)
+            threshold_notes[name] = f"At {DEFAULT_THRESHOLD} for every label " + (
+                "(its calibrated thresholds are for whole videos, not rated segments)." if stored is not None
+                else "(not calibrated).")
+    units = {factory.data_kind(config).evaluation_unit(config) for config, _ in runs.values()}
+    items = next(iter(units)) if len(units) == 1 else "examples"
+    attention, note = None, "no evaluated run has a head with attention maps (plain, mlgcn)."
     for name, workdir in zip(names, workdirs):
         config, run_vocabulary = runs[name]
         if not factory.data_kind(config).reads_images:
-            note = "Attention grids are drawn for image runs (use `python -m cma_tf.visualize attention` for video)."
+            note = (f"{name} reads videos; its attention over the frames is drawn by python -m cma_tf.visualize "
+                    f"attention --workdir={workdir} --input='{os.path.join(config.data.data_dir, config.data.eval_split)}"
+                    "*.tfrecord' --max_items=3 --out=DIR.")
             break
         model = keras.saving.load_model(files.trained_model_path(workdir, checkpoint))
         if not has_attention(model):
@@ -198,9 +263,11 @@ def write_html_report(report_dir, workdirs, names, checkpoint, rows, keys, runs,
         note = (f"{name}: the first {len(images)} images of split '{config.data.eval_split}', the top-3 labels' maps "
                 "(every scale for multi-scale heads), each scaled to its own range.")
         break
-    title = f"cma_tf evaluation: {', '.join(names)} on {describe_splits(runs)} ({checkpoint} models)"
+    scored_on = f", scored on {items}" if len(units) == 1 else ""
+    title = f"cma_tf evaluation: {', '.join(names)} on {describe_splits(runs)}{scored_on} ({checkpoint} models)"
     path = os.path.join(report_dir, "index.html")
-    write_report(path, rows, keys, predictions, vocabulary, thresholds, title, attention, note)
+    write_report(path, rows, keys, predictions, vocabulary, thresholds, title, attention, note,
+                 threshold_notes=threshold_notes, items=items)
     return path
 
 
@@ -225,16 +292,23 @@ def main(argv):
         raise app.UsageError(f"--names has {len(names)} entries but --workdirs has {len(workdirs)}")
     overrides = cli.command_line_overrides(_CONFIG, _FLAG_FIELDS)
     predictions = {} if _REPORT.value else None
+    same_labels = f"--report={_REPORT.value}" if _REPORT.value else ("--per_class" if _PER_CLASS.value else "")
     rows, keys, runs = cli.run_reporting_user_errors(
-        evaluate_workdirs, workdirs, names, _CHECKPOINT.value, overrides, _PER_CLASS.value or bool(_REPORT.value),
+        evaluate_workdirs, workdirs, names, _CHECKPOINT.value, overrides, same_labels,
         _FULL.value, _CALIBRATE.value, predictions,
     )
-    table = format_metrics_table(rows, keys)
+    units = {metrics["evaluated_on"] for metrics in rows.values()}
+    if len(units) > 1:  # a GAP of rated segments beside one of whole videos: each row says which
+        table = format_metrics_table({f"{name} ({m['evaluated_on']})": m for name, m in rows.items()}, keys)
+        table += "\n\nRows scored on different items (" + ", ".join(sorted(units)) + ") are different measures."
+    else:
+        table = format_metrics_table(rows, keys)
     if _PER_CLASS.value:
         vocabulary = next(iter(runs.values()))[1]
         per_class = {name: [metrics["AP_per_class"][label] for label in vocabulary] for name, metrics in rows.items()}
         table += "\n\nAP (%) per label:\n\n" + format_per_class_table(vocabulary, per_class)
-    print(f"\nMetrics (%) on {describe_splits(runs)}:\n")
+    scored_on = f", scored on {next(iter(units))}" if len(units) == 1 else ""
+    print(f"\nMetrics (%) on {describe_splits(runs)}{scored_on}:\n")
     print(table)
     if _OUTPUT.value:
         from cma_tf.atomic import write_text

@@ -92,6 +92,8 @@ def write_submission(workdir, input_pattern, output, segment_label_ids=None, che
     record_files = sorted(tf.io.gfile.glob(input_pattern))
     if not record_files:
         raise DataError(f"--input: nothing matches {input_pattern}")
+    # the run's format and features are fixed: the fix names --input, what this command can change
+    factory.data_kind(config).check_run_records(config, record_files, workdir, "give --input such records")
     factory.check_record_kind(config, record_files)
     model = keras.saving.load_model(files.trained_model_path(workdir, checkpoint))
     videos = readers.frame_records(

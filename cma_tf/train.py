@@ -72,7 +72,7 @@ def main(argv):
         train_and_evaluate, config, _WORKDIR.value, strategy=strategy, dry_run=_DRY_RUN.value
     )
     if metrics:
-        print(format_metrics_table({config.model.head: metrics}, factory.data_kind(config).summary_keys))
+        print(format_metrics_table({flags.FLAGS[_CONFIG.name].config_filename.split(":", 1)[-1]: metrics}, factory.data_kind(config).summary_keys))
 
 
 if __name__ == "__main__":

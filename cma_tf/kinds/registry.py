@@ -31,6 +31,7 @@ class DataKind:
         labels_field: the record field holding the label ids (for error messages).
         supports_eval_segments: whether `config.data.eval_segments` (rated segments) applies.
         reads_images: whether the inputs are images (attention grids over the picture).
+        items: what one input is, in messages and reports ("images", "videos").
     """
 
     name = ""
@@ -42,6 +43,7 @@ class DataKind:
     labels_field = ""
     supports_eval_segments = False
     reads_images = False
+    items = "examples"
 
     def validate(self, config) -> None:
         """Kind-specific config checks, before any data is read (`ConfigError`)."""
@@ -86,6 +88,21 @@ class DataKind:
     def evaluates_segments(self, config) -> bool:
         """Whether evaluation reads rated segments rather than whole examples."""
         return False
+
+    def evaluation_unit(self, config) -> str:
+        """What evaluation scores one row of (`items`, or "rated segments"): tables and metric
+        files say it, as a GAP of segments and one of videos are different measures."""
+        return "rated segments" if self.evaluates_segments(config) else self.items
+
+    def list_run_files(self, config, split, run, fix) -> list:
+        """The record files of `split` for the trained run `run` (evaluation): as `list_files`,
+        with `check_run_records`'s message when they are not the records the run was trained on."""
+        return self.list_files(config, split)
+
+    def check_run_records(self, config, files, run, fix) -> None:
+        """Before the trained run `run` reads `files`: a `DataError` when they are not the kind
+        of records (or lack a feature) it was trained on, ending with `fix`, what the command
+        can change (its config is the run's), e.g. "point --data_dir at such records"."""
 
     def check_eval_split(self, config, split, files) -> None:
         """A `DataError` before any training when the evaluation split has no labels (or no rated

@@ -6,9 +6,16 @@ from cma_tf.data import requests, vocab
 from cma_tf.data.yt8m import readers
 from cma_tf.data.yt8m import validate as yt8m_validate
 from cma_tf.data.yt8m.vocabulary import VOCABULARY_FILENAME, first_existing, published_locations
-from cma_tf.errors import ConfigError
+from cma_tf.errors import ConfigError, DataError
 from cma_tf.kinds.registry import DataKind, get_kind, read_vocabulary_file, register_kind
 from cma_tf.metrics import video as video_metrics
+
+
+def _first_record_kind(files):
+    """The kind (`yt8m_validate.FRAME_LEVEL`, …) of the first record of `files`, or None."""
+    for _, _, raw in yt8m_validate.first_records(files, 1):
+        return yt8m_validate.summarize(raw).kind
+    return None
 
 
 class YouTube8MKind(DataKind):
@@ -20,6 +27,7 @@ class YouTube8MKind(DataKind):
     metric_keys = summary_keys = full_keys = video_metrics.REPORT_KEYS
     monitor = "GAP"
     labels_field = yt8m_validate.records.LABELS
+    items = "videos"
 
     def feature_names(self, config) -> tuple:
         """`config.data.feature_names` as a tuple, a comma-separated entry split as the starter
@@ -51,13 +59,20 @@ class YouTube8MKind(DataKind):
 
     def check_record_kind(self, config, files):
         """Reads the first record of `files`: the one-line error, saying which folder and format
-        to use, when frame-level records are given to a `yt8m_video` config or the reverse."""
+        to use, when frame-level records are given to a `yt8m_video` config or the reverse (and
+        to use an image config when they are image records)."""
         own = self.record_kind.split("-")[0]  # "frame" or "video"
-        other_features = ",".join(yt8m_validate.FEATURES_OF_KIND[get_kind(self.other).record_kind])
-        fix = (
-            f"point config.data.data_dir at the {own}-level records (the published {own}/ folder), or read "
-            f"these with --config.data.format={self.other} --config.data.feature_names={other_features}"
-        )
+        if _first_record_kind(files) == yt8m_validate.IMAGE:
+            fix = (
+                "these are images: train on them with an image config (config.data.format='image', e.g. "
+                f"--config=configs/demo.py:cma), or point config.data.data_dir at YouTube-8M {own}-level records"
+            )
+        else:
+            other_features = ",".join(yt8m_validate.FEATURES_OF_KIND[get_kind(self.other).record_kind])
+            fix = (
+                f"point config.data.data_dir at the {own}-level records (the published {own}/ folder), or read "
+                f"these with --config.data.format={self.other} --config.data.feature_names={other_features}"
+            )
         try:
             names = self.feature_names(config)
         except ConfigError:
@@ -65,6 +80,32 @@ class YouTube8MKind(DataKind):
         yt8m_validate.check_kind(
             files, self.record_kind, names, f"config.data.format={self.name!r}", fix, "config.data.feature_names",
         )
+
+    def list_run_files(self, config, split, run, fix):
+        files = readers.list_record_files(config.data.data_dir, split)
+        self.check_run_records(config, files, run, fix)
+        self.check_record_kind(config, files)
+        return files
+
+    def check_run_records(self, config, files, run, fix):
+        """The first record of `files` is of the run's kind and has the run's features; the
+        message says what the run was trained on and ends with `fix` (the command's own flag:
+        the run's format and features are fixed)."""
+        names = self.feature_names(config)
+        trained_on = (
+            f"{run} was trained on {yt8m_validate.DESCRIPTIONS[self.record_kind].split(' (')[0]} with "
+            f"{', '.join(names)}: {fix} (the published {self.record_kind.split('-')[0]}/ folder)"
+        )
+        for path, index, raw in yt8m_validate.first_records(files, 1):
+            found = yt8m_validate.summarize(raw)
+            if found.kind != self.record_kind:
+                raise DataError(f"{path} holds {yt8m_validate.DESCRIPTIONS[found.kind]}, but {trained_on}")
+            missing = [name for name in names if name not in found.features]
+            if missing:
+                raise DataError(
+                    f"{path}: record {index} (id {found.video_id!r}) has no feature {', '.join(map(repr, missing))} "
+                    f"(it has {', '.join(found.features) or 'none'}), but {trained_on}"
+                )
 
     def read_vocabulary(self, config):
         """`config.data.vocabulary`, else `<data_dir>/labels.txt`, else `<data_dir>/vocabulary.csv`

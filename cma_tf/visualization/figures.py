@@ -61,7 +61,9 @@ def attention_grid(image, rows, labels, path, title=""):
 
 def attention_over_time(frames, rows, labels, path, title=""):
     """One video's attention over its frames, label by label: one panel per map (a workdir's
-    scale), one line per label, each position of the map drawn over the frames it covers.
+    scale), one line per label, each position of the map drawn over the frames it covers. A map
+    of one position (SNet reduces 16 frames or fewer to one; video-level features are one) has
+    nothing over time: its panel says so instead of drawing flat lines.
 
     Args:
         frames: int, the frames the model read (`T`).
@@ -73,6 +75,14 @@ def attention_over_time(frames, rows, labels, path, title=""):
     figure, axes = plt.subplots(len(rows), 1, figsize=(8, 2.4 * len(rows) + 0.4), squeeze=False)
     for axis, (name, probabilities, maps) in zip(axes[:, 0], rows):
         positions = maps.shape[-1]
+        if positions == 1:
+            scores = ", ".join(f"{label}: {probabilities[index]:.2f}" for index, label in labels)
+            axis.text(0.5, 0.5, f"one position: the model reduced the {frames} frames to one, so each label's attention "
+                      f"is one value, not a course over time\n(more positions need more frames, config.data.frames)"
+                      f"\n{scores}", ha="center", va="center", fontsize=9, transform=axis.transAxes)
+            axis.set_ylabel(name, fontsize=9)
+            axis.set_yticks([])
+            continue
         edges = np.linspace(0, frames, positions + 1)
         for index, label in labels:
             axis.stairs(maps[index], edges, label=f"{label}: {probabilities[index]:.2f}", linewidth=1.5)
@@ -80,6 +90,7 @@ def attention_over_time(frames, rows, labels, path, title=""):
         axis.set_ylabel(f"{name}\nattention", fontsize=9)
         axis.legend(fontsize=8, loc="upper right")
     axes[-1, 0].set_xlabel("frame")
+    axes[-1, 0].set_xlim(0, frames)
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()

@@ -5,13 +5,15 @@ is mailed as one file and needs no server. In order:
 
 1. the metric table, one column per workdir (at 0.5, and at the calibrated thresholds where a
    run has them);
-2. per-label AP of every workdir, sorted by the difference between the first two (the labels
-   where they differ most come first), or by AP for one workdir;
+2. per-label AP of every workdir, sorted by the size of the difference between the first two
+   (|A − B|, largest first: the labels where they differ most, either way), or by AP for one
+   workdir;
 3. precision-recall curves of the labels where the first two workdirs differ most (or the
    hardest labels for one workdir);
 4. the labels most often predicted where absent, with the label they most often stood beside
-   (the co-occurrence a head may lean on);
-5. the attention of the first workdir with maps on a few validation images.
+   (the co-occurrence a head may lean on), each run at its own thresholds, which the page names;
+5. the attention of the first workdir with maps on a few validation images; without any (video
+   runs, heads without maps), a line saying why instead of the section.
 """
 
 import base64
@@ -102,7 +104,8 @@ def _curves(runs, labels, vocabulary):
     return _png(figure)
 
 
-def build_report(metrics, keys, predictions, vocabulary, thresholds, title, attention=None, attention_note=""):
+def build_report(metrics, keys, predictions, vocabulary, thresholds, title, attention=None, attention_note="",
+                 threshold_notes=None, items="images"):
     """The page as a string.
 
     Args:
@@ -111,7 +114,11 @@ def build_report(metrics, keys, predictions, vocabulary, thresholds, title, atte
         predictions: `{name: (scores [M, N], targets [M, N])}` on the evaluated split.
         vocabulary: the N label names.
         thresholds: `{name: [N] thresholds}` of each run (0.5 where not calibrated).
-        attention: `data:` URIs of attention grids, or None.
+        attention: `data:` URIs of attention grids, or None (the section is left out and
+            `attention_note` says why).
+        threshold_notes: `{name: sentence}` saying which thresholds a run's false positives are
+            counted at (default: "At its thresholds.").
+        items: what one row of `predictions` is ("images", "videos", "rated segments").
     """
     names = list(metrics)
     parts = [f"<h1>{html.escape(title)}</h1>"]
@@ -123,7 +130,8 @@ def build_report(metrics, keys, predictions, vocabulary, thresholds, title, atte
         first, second = names[0], names[1]
         difference = ap[first] - ap[second]
         order = np.argsort(-np.abs(np.nan_to_num(difference)), kind="stable")
-        parts.append(f"<h2>AP (%) per label, by the difference {html.escape(first)} − {html.escape(second)}</h2>")
+        parts.append(f"<h2>AP (%) per label, by the size of the difference {html.escape(first)} − "
+                     f"{html.escape(second)} (largest first, either sign)</h2>")
         rows = [[vocabulary[k]] + [_percent(ap[n][k]) for n in names] + [f"{100 * difference[k]:+.1f}"] for k in order]
         parts.append(_table(["label"] + names + ["difference"], rows))
         curve_labels = [int(k) for k in order[:CURVE_LABELS]]
@@ -138,21 +146,27 @@ def build_report(metrics, keys, predictions, vocabulary, thresholds, title, atte
     parts.append(_image(_curves(predictions, curve_labels, vocabulary), "precision-recall curves"))
 
     parts.append("<h2>Predicted where absent</h2>")
+    notes = threshold_notes or {name: "At its thresholds." for name in names}
+    differ = len({notes[name] for name in names}) > 1
     parts.append(
-        "<p>For each run, the labels most often predicted on images that do not carry them (at the run's "
-        "thresholds), and the true label they most often stood beside: what the head may have learned from "
-        "co-occurrence rather than from the object.</p>"
+        f"<p>For each run, the labels most often predicted on {html.escape(items)} that do not carry them (at the "
+        "run's own thresholds, named under its name), and the true label they most often stood beside: what the "
+        "head may have learned from co-occurrence rather than from the object."
+        + (" The counts of runs at different thresholds do not compare." if differ else "") + "</p>"
     )
     for name in names:
         scores, targets = predictions[name]
         rows = confusions(scores, targets, thresholds[name], vocabulary)
-        parts.append(f"<h3>{html.escape(name)}</h3>")
+        parts.append(f"<h3>{html.escape(name)}</h3><p>{html.escape(notes[name], quote=False)}</p>")
         parts.append(_table(["label", "false positives", "most often beside", "times"], rows) if rows
                      else "<p>No false positives.</p>")
-    parts.append("<h2>Attention on validation images</h2>")
-    parts.append(f"<p>{html.escape(attention_note)}</p>")
-    for index, uri in enumerate(attention or ()):
-        parts.append(_image(uri, f"attention grid {index}"))
+    if attention:
+        parts.append("<h2>Attention on validation images</h2>")
+        parts.append(f"<p>{html.escape(attention_note)}</p>")
+        for index, uri in enumerate(attention):
+            parts.append(_image(uri, f"attention grid {index}"))
+    else:
+        parts.append(f"<p>No attention maps on this page: {html.escape(attention_note, quote=False)}</p>")
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}"
         "table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;font-size:13px}"

@@ -174,3 +174,22 @@ def test_video_maps_are_per_position_over_time(tmp_path):
     path = str(tmp_path / "video.png")
     attention_over_time(64, [("cma_snet", probabilities[0], maps[0][0])], [(0, "label 0"), (3, "label 3")], path)
     assert np.asarray(Image.open(path)).std() > 10
+
+
+def test_a_video_map_of_one_position_is_said_not_drawn(tmp_path, monkeypatch):
+    """SNet reduces 16 frames to one position: the attention is 1.0 everywhere, a flat line that
+    looks like a finding. The panel says why there is nothing over time instead."""
+    from cma_tf.visualization import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda figure, path: drawn.append(figure))
+    probabilities = np.array([0.9, 0.2, 0.7])
+    one_position = np.ones((3, 1), np.float32)
+    four_positions = np.array([[0.1, 0.2, 0.3, 0.4]] * 3, np.float32)
+    figures.attention_over_time(16, [("cma_snet", probabilities, one_position), ("cma_fc", probabilities, four_positions)],
+                                [(0, "a"), (2, "c")], str(tmp_path / "x.png"))
+    single, several = drawn[0].axes[:2]
+    assert len(several.patches) == 2  # one step line per label where there is something over time
+    assert not single.patches and not single.lines, "a flat line drawn for one position"
+    said = " ".join(text.get_text() for text in single.texts)
+    assert "one position" in said and "16 frames" in said, said
