@@ -87,6 +87,7 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
     such a file is also scored at its thresholds (`CP_calibrated` … `OF1_calibrated`). A
     `predictions` dict receives `{name: (scores, targets)}` of the evaluated split."""
     import keras
+    import numpy as np
 
     from cma_tf import factory
     from cma_tf.atomic import write_text
@@ -96,6 +97,7 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
     from cma_tf.metrics.report import format_metrics_table
     from cma_tf.training import workdir as files
     from cma_tf.training.callbacks import predict_scores
+    from cma_tf.training.non_finite import non_finite_scores_error
 
     runs = {}
     for name, workdir in zip(names, workdirs):
@@ -131,6 +133,8 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
                   + (f"; {kept} labels without positives there keep 0.5" if kept else ""))
         dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
         scores, targets = predict_scores(model, dataset)
+        if not np.isfinite(scores).all():
+            raise non_finite_scores_error(config, config.data.eval_split, workdir)
         if predictions is not None:
             predictions[name] = (scores, targets)
         metrics = kind.metrics(scores, targets)

@@ -3,7 +3,7 @@
 (`"yt8m_video"`), read as the starter code reads them; GAP, Hit@1, PERR and mAP (§4.2)."""
 
 from cma_tf.data import requests, vocab
-from cma_tf.data.yt8m import readers
+from cma_tf.data.yt8m import finite, readers
 from cma_tf.data.yt8m import validate as yt8m_validate
 from cma_tf.data.yt8m.vocabulary import VOCABULARY_FILENAME, first_existing, published_locations
 from cma_tf.errors import ConfigError
@@ -158,6 +158,9 @@ class VideoLevelKind(YouTube8MKind):
 
     def serving_request(self, config):
         return requests.video_level_request(self.feature_names(config))
+
+    def non_finite_record(self, config, files):
+        return finite.first_non_finite(files, self.feature_names(config))
 
 
 register_kind(FrameLevelKind())
