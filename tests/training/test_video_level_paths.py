@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cma_tf.config_base import get_paper_video_config, load_config_file
+from cma_tf.config_base import VIDEO_LEVEL_VARIANTS, get_paper_video_config, load_config_file
 from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.serving import batch_predict
@@ -27,7 +27,7 @@ from cma_tf.training.trainer import train_and_evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_CLASSES = 8
-VIDEO_LEVEL_ENTRIES = ("cma_fc_video", "self_attention_fc_video", "plain_fc_video")
+VIDEO_LEVEL_ENTRIES = tuple(VIDEO_LEVEL_VARIANTS)  # every video-level entry of configs/yt8m.py
 
 
 @pytest.fixture(scope="module")
