@@ -155,11 +155,23 @@ VIDEO_VARIANTS = {
     "ml_decoder_snet": dict(head="ml_decoder", backbone="snet"),
 }
 
+# Video-level recipes (not in the paper): the published video/ records, one mean_rgb vector per
+# video read as one position ([B, 1, 1024], `kinds/yt8m.py` VideoLevelKind) through the FC
+# backbone (frame-wise Dense layers: here an MLP of the vector); scored on the video labels, as
+# these records carry no rated segments. Each is the frame-level variant it names plus these data fields.
+VIDEO_LEVEL_VARIANTS = {
+    "cma_fc_video": "cma_fc",
+    "self_attention_fc_video": "self_attention_fc",
+    "plain_fc_video": dict(head="plain", backbone="fc"),
+}
+VIDEO_LEVEL_DATA = dict(format="yt8m_video", data_dir="data/yt8m/video", eval_segments=False, feature_names=("mean_rgb",))
+
 
 def get_paper_video_config(variant):
     """A YouTube-8M recipe of the paper (Table 4). §4.2: SGD momentum 0.9, lr 2e-4 × 0.8 every
     2·10⁶ samples, batch 256, β = 0, ASGE α = 0.1, RGB only, single-scale CMA. Not in the paper (our choices): 300 frames resampled per video,
-    SNet/FC widths 1024, 5 epochs, weight decay 1e-5 as for images."""
+    SNet/FC widths 1024, 5 epochs, weight decay 1e-5 as for images. The `*_video` variants
+    (`VIDEO_LEVEL_VARIANTS`) read the video-level records instead."""
     config = get_base_config()
     config.data.format = "yt8m_frame"
     config.data.data_dir = "data/yt8m/frame"
@@ -175,7 +187,13 @@ def get_paper_video_config(variant):
     config.train.learning_rate = 2e-4
     config.train.lr_decay_factor = 1.25  # × 0.8
     config.train.lr_decay_examples = 2_000_000
-    # An unknown variant becomes the head name, which the factory reports as config.model.head.
-    for field, value in VIDEO_VARIANTS.get(variant, dict(head=variant, backbone="snet")).items():
+    model_fields = VIDEO_LEVEL_VARIANTS.get(variant, variant)
+    if isinstance(model_fields, str):
+        # An unknown variant becomes the head name, which the factory reports as config.model.head.
+        model_fields = VIDEO_VARIANTS.get(model_fields, dict(head=variant, backbone="snet"))
+    for field, value in model_fields.items():
         config.model[field] = value
+    if variant in VIDEO_LEVEL_VARIANTS:
+        for field, value in VIDEO_LEVEL_DATA.items():
+            config.data[field] = value
     return config

@@ -99,6 +99,7 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
     videos, rated segments). A `predictions` dict receives `{name: (scores, targets)}` of the
     evaluated split."""
     import keras
+    import numpy as np
 
     from cma_tf import factory
     from cma_tf.atomic import write_text
@@ -110,6 +111,7 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
     from cma_tf.training import workdir as files
     from cma_tf.training.callbacks import predict_scores
     from cma_tf.training.unseen_labels import print_labels_without_training_examples
+    from cma_tf.training.non_finite import non_finite_scores_error
 
     runs = {}
     for name, workdir in zip(names, workdirs):
@@ -162,6 +164,8 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
                   + (f"; {kept} labels without positives there keep 0.5" if kept else ""))
         dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
         scores, targets = predict_scores(model, dataset)
+        if not np.isfinite(scores).all():
+            raise non_finite_scores_error(config, config.data.eval_split, workdir)
         print_labels_without_training_examples(config, vocabulary, targets, prefix=f"{workdir}: ")
         if predictions is not None:
             predictions[name] = (scores, targets)

@@ -5,6 +5,10 @@ Usage: `--config=configs/yt8m.py:cma_snet` (or cma_fc, self_attention_snet, self
 plain_snet, and ml_decoder_snet: ML-Decoder over SNet, not in the paper) with `--config.data.data_dir=<folder of train*.tfrecord / validate*.tfrecord>`
 (e.g. gs://<your copy>/frame; the public bucket is read-only, so also set
 `--config.data.label_graph=<writable path>`).
+
+Video-level models (not in the paper): `--config=configs/yt8m.py:cma_fc_video` (or
+self_attention_fc_video, plain_fc_video) read the published video/ records (mean_rgb, one vector
+a video, through the FC backbone; `data_dir` data/yt8m/video) and are scored on the video labels.
 """
 
 from cma_tf.config_base import get_paper_video_config

@@ -2,7 +2,7 @@
 dataset of `python -m cma_tf.data.yt8m.synthetic`, small widths, evaluated on its rated segments.
 
 Usage: `--config=configs/yt8m_demo.py:cma_snet` (or cma_fc, self_attention_snet, self_attention_fc,
-plain_snet, ml_decoder_snet).
+plain_snet, ml_decoder_snet; the video-level cma_fc_video, self_attention_fc_video, plain_fc_video).
 """
 
 from cma_tf.config_base import get_paper_video_config
@@ -24,4 +24,6 @@ def get_config(variant="cma_snet"):
     config.train.eval_batch_size = 256
     config.train.learning_rate = 0.01
     config.train.lr_decay_examples = 8_000  # × 0.8 every 250 steps
+    if config.data.format == "yt8m_video":  # the *_video entries: the demo's video-level records
+        config.data.data_dir = "runs/yt8m_demo/data/video"
     return config

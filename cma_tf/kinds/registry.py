@@ -81,6 +81,11 @@ class DataKind:
         """After a failed read: one line naming the first unusable record of `files`, or None."""
         return None
 
+    def non_finite_record(self, config, files) -> Optional[str]:
+        """After non-finite scores or loss: one line naming the first record of `files` whose
+        inputs are NaN or infinite, or None (this kind's inputs cannot be, or none is)."""
+        return None
+
     def describe_read_error(self, files, error) -> Optional[str]:
         """The message for a read error no record scan could place (None: re-raise it as is)."""
         return None

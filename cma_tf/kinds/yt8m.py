@@ -2,13 +2,20 @@
 `SequenceExample`s (`config.data.format="yt8m_frame"`) and video-level `Example`s
 (`"yt8m_video"`), read as the starter code reads them; GAP, Hit@1, PERR and mAP (§4.2)."""
 
+import os
+
+import tensorflow as tf
+
 from cma_tf.data import requests, vocab
-from cma_tf.data.yt8m import readers
+from cma_tf.data.yt8m import finite, readers
 from cma_tf.data.yt8m import validate as yt8m_validate
 from cma_tf.data.yt8m.vocabulary import VOCABULARY_FILENAME, first_existing, published_locations
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.kinds.registry import DataKind, get_kind, read_vocabulary_file, register_kind
 from cma_tf.metrics import video as video_metrics
+
+# Where the published YouTube-8M records come from (the download script and the buckets).
+DOWNLOAD_PAGE = "https://research.google.com/youtube8m/download.html"
 
 
 def _first_record_kind(files):
@@ -113,8 +120,22 @@ class YouTube8MKind(DataKind):
         data = config.data
         if data.vocabulary:
             return read_vocabulary_file(data.vocabulary)
+        if not tf.io.gfile.exists(data.data_dir):
+            raise DataError(self.missing_data_dir(data.data_dir))
         candidates = [vocab.vocabulary_path(data.data_dir)] + published_locations(data.data_dir, VOCABULARY_FILENAME)
         return read_vocabulary_file(first_existing(candidates) or candidates[1])
+
+    def missing_data_dir(self, data_dir):
+        """The message for a `config.data.data_dir` that does not exist: how to make or get it."""
+        own = self.record_kind.split("-")[0]  # "frame" or "video"
+        parent = os.path.dirname(os.path.normpath(data_dir))
+        out_dir = parent if os.path.basename(os.path.normpath(data_dir)) == own and parent else "<folder>"
+        return (
+            f"config.data.data_dir={data_dir} does not exist: make a small synthetic dataset with "
+            f"`python -m cma_tf.data.yt8m.synthetic --out_dir={out_dir}` (it writes {out_dir}/{own}/ and its "
+            f"vocabulary.csv), or download the published {own}-level records ({DOWNLOAD_PAGE}) and point "
+            "config.data.data_dir at their folder"
+        )
 
     def label_parser(self, config):
         frame_level = self.record_kind == yt8m_validate.FRAME_LEVEL
@@ -199,6 +220,9 @@ class VideoLevelKind(YouTube8MKind):
 
     def serving_request(self, config):
         return requests.video_level_request(self.feature_names(config))
+
+    def non_finite_record(self, config, files):
+        return finite.first_non_finite(files, self.feature_names(config))
 
 
 register_kind(FrameLevelKind())

@@ -21,7 +21,8 @@ Every signature returns
     predicted_labels string [B]     the names of the predicted labels, joined by ";"
 
 and `serving_default` also returns `valid` bool [B]: False for an item that does not decode
-(not an image, a truncated file, a malformed record). Such an item gets scores 0, classes −1,
+(not an image, a truncated file, a malformed record) or whose scores are not finite (a record
+with NaN or infinite features). Such an item gets scores 0, classes −1,
 labels "" and no predicted label, and does not affect the others. A request must hold at least one item: an empty
 batch fails with INVALID_ARGUMENT "empty batch" (TF Serving's REST API refuses an empty
 `instances` list itself, before the model: "No values in 'instances' array"); a wrong dtype or shape is refused by the
@@ -168,8 +169,10 @@ class ServingModule(tf.Module):
             tf.size(indices) > 0, lambda: self._scores(rows), lambda: tf.zeros([0, num_classes], tf.float32)
         )
         at = indices[:, tf.newaxis]
-        valid = tf.scatter_nd(at, tf.ones_like(indices, tf.bool), [count])
-        outputs = self._top_k(tf.scatter_nd(at, decoded_scores, tf.stack([count, num_classes])), valid)
+        scores = tf.scatter_nd(at, decoded_scores, tf.stack([count, num_classes]))
+        # Non-finite scores (NaN or infinite input features) are no answer either.
+        valid = tf.scatter_nd(at, tf.ones_like(indices, tf.bool), [count]) & tf.reduce_all(tf.math.is_finite(scores), 1)
+        outputs = self._top_k(tf.where(valid[:, tf.newaxis], scores, 0.0), valid)
         invalid = ~valid[:, tf.newaxis]
         outputs["top_k_classes"] = tf.where(invalid, -1, outputs["top_k_classes"])
         outputs["top_k_labels"] = tf.where(invalid, "", outputs["top_k_labels"])

@@ -13,6 +13,8 @@ import contextlib
 import csv
 import json
 
+import numpy as np
+
 from cma_tf.atomic import atomic_write
 from cma_tf.errors import ConfigError
 from cma_tf.serving.module import PREDICTED_SEPARATOR, VALID_KEY
@@ -23,13 +25,14 @@ FORMATS = ("csv", "jsonl")
 def rows_of(outputs, top_k=None):
     """The signature's outputs (columns, batch first: numpy arrays or lists) → one dict per item:
     `valid`, and its top-k `labels`, `scores`, `classes` (empty when the item is not valid).
-    Signatures without `valid` (the float ones) give valid rows."""
+    Signatures without `valid` (the float ones) give valid rows; non-finite scores, invalid ones."""
     count = len(outputs["top_k_scores"])
     valid = outputs.get(VALID_KEY, [True] * count)
     decided = outputs.get("predicted_labels", [b""] * count)
     rows = []
     for i in range(count):
-        ok = bool(valid[i])
+        # Non-finite scores are no answer (a SavedModel exported before `valid` checked them).
+        ok = bool(valid[i]) and bool(np.isfinite(np.asarray(outputs["top_k_scores"][i], np.float64)).all())
         labels = [label.decode("utf-8") if isinstance(label, bytes) else label for label in outputs["top_k_labels"][i]]
         rows.append({
             "valid": ok,

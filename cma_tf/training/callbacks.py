@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import scipy.special
 
-from cma_tf.errors import TrainingDivergedError
+from cma_tf.errors import DataError, TrainingDivergedError
 
 
 def predict_scores(model, dataset):
@@ -34,16 +34,20 @@ class ValidationMetrics(keras.callbacks.Callback):
     Put it before those callbacks in the list: Keras passes one logs dict along the list.
     """
 
-    def __init__(self, dataset, keys, metrics_fn):
+    def __init__(self, dataset, keys, metrics_fn, non_finite_error=None):
         super().__init__()
         self.dataset = dataset
         self.keys = keys
         self.metrics_fn = metrics_fn
+        self.non_finite_error = non_finite_error  # `() -> Exception` for NaN or infinite scores
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        metrics = self.metrics_fn(*predict_scores(self.model, self.dataset))
+        scores, targets = predict_scores(self.model, self.dataset)
+        if self.non_finite_error and not np.isfinite(scores).all():
+            raise self.non_finite_error()
+        metrics = self.metrics_fn(scores, targets)
         for key in self.keys:
             logs[f"val_{key}"] = metrics[key]
 
@@ -56,11 +60,15 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
     Args:
         hint: what to change, e.g. "lower config.train.learning_rate (0.01)".
+        find_bad_data: optional `() -> str or None`, called once the loss is not finite: a
+            record whose inputs are NaN or infinite (one line naming it), the cause then
+            reported as a `DataError` instead of the hint.
     """
 
-    def __init__(self, hint):
+    def __init__(self, hint, find_bad_data=None):
         super().__init__()
         self.hint = hint
+        self.find_bad_data = find_bad_data
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -68,8 +76,13 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
     def _check(self, logs, where):
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(np.asarray(loss))):
-            raise TrainingDivergedError(f"training diverged: the loss is {float(np.asarray(loss))} {where}; {self.hint}")
+        if loss is None or math.isfinite(float(np.asarray(loss))):
+            return
+        stopped = f"the loss is {float(np.asarray(loss))} {where}"
+        problem = self.find_bad_data() if self.find_bad_data else None
+        if problem:
+            raise DataError(f"training stopped: {stopped} because {problem}; fix or drop that record")
+        raise TrainingDivergedError(f"training diverged: {stopped}; {self.hint}")
 
     def on_train_batch_end(self, batch, logs=None):
         self._check(logs, f"at epoch {self.epoch + 1}, step {batch + 1}")

@@ -13,6 +13,7 @@ who want it.
 """
 
 import csv
+import functools
 import os
 
 import keras
@@ -26,6 +27,7 @@ from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.asge_model import fit_asge, fit_summary, load_encoder_weights, save_encoder_weights
 from cma_tf.graph.cooccurrence import load_or_build_label_graph
 from cma_tf.graph.word2vec import fit_word2vec
+from cma_tf.training import non_finite
 from cma_tf.training import workdir as files
 from cma_tf.training.callbacks import (
     EpochCheckpoint,
@@ -307,8 +309,12 @@ def _fit(config, workdir, graph, num_classes, eval_data, strategy, extra_callbac
         f"config.train.learning_rate ({config.train.learning_rate}), or train in float32 if "
         "config.train.mixed_precision is set. The checkpoints of the epochs before it are kept."
     )
-    callbacks = [StopOnNonFiniteLoss(hint)]
-    callbacks += [ValidationMetrics(eval_data, keys, metrics_fn), LearningRateLogger()] if chief else []
+    train_split, eval_split = config.data.train_split, config.data.eval_split
+    # Non-finite loss or scores: the record that caused them, if the data holds one.
+    bad_train_record = functools.partial(non_finite.non_finite_record, config, [train_split])
+    nan_scores_error = functools.partial(non_finite.non_finite_scores_error, config, eval_split, "the model being trained")
+    callbacks = [StopOnNonFiniteLoss(hint, bad_train_record)]
+    callbacks += [ValidationMetrics(eval_data, keys, metrics_fn, nan_scores_error), LearningRateLogger()] if chief else []
     if chief:
         callbacks += [
             keras.callbacks.ModelCheckpoint(
@@ -320,7 +326,6 @@ def _fit(config, workdir, graph, num_classes, eval_data, strategy, extra_callbac
             EpochCheckpoint(lambda m, finished: files.save_checkpoint(workdir, m, finished)),
         ]
     callbacks += list(extra_callbacks)
-    train_split = config.data.train_split
 
     if is_multi_worker(strategy):
         fit_with_custom_loop(
