@@ -88,6 +88,9 @@ def difference(recorded, current, train_dir, names=None):
                 recorded.get(name))
         if current.get(name) is None:
             return "--%s is not set but %s --%s=%s" % (name, where, name, recorded[name]["path"])
+        if recorded.get(name) is None:
+            return "--%s=%s but %s no label embeddings (%s)" % (
+                name, current[name]["path"], where, record_path(train_dir))
         return "--%s=%s holds other label embeddings (%s) than %s: --%s=%s (%s; %s)" % (
             name, current[name]["path"], _describe_embeddings(current[name]), where, name,
             recorded[name]["path"], _describe_embeddings(recorded[name]), record_path(train_dir))

@@ -1,6 +1,7 @@
-"""Runs the YouTube-8M starter code's own, unchanged `train.py`, `eval.py` and `inference.py`
-under TF 2.21, with the CMA and self-attention model classes of `models.py` available
-to their `--model` flag (`train.py`) and to the `model_flags.json` that `eval.py` reads.
+"""Runs the YouTube-8M starter code's own, unchanged `train.py`, `eval.py`, `inference.py` and
+`segment_eval_inference.py` under TF 2.21, with the CMA and self-attention model classes of
+`models.py` available to their `--model` flag (`train.py`) and to the `model_flags.json` that
+`eval.py` reads.
 
     python -m cma_tf.label_embeddings --config=configs/yt8m.py:cma_snet \\
         --workdir=runs/yt8m_cma_snet --output=runs/yt8m_cma_snet/label_embeddings.npy
@@ -18,31 +19,50 @@ to their `--model` flag (`train.py`) and to the `model_flags.json` that `eval.py
         --input_data_pattern='/path/to/frame/test*.tfrecord' --segment_labels \\
         --segment_label_ids_file=/path/to/segment_label_ids.csv \\
         --train_dir=/tmp/cma_snet --output_file=/tmp/cma_snet/submission.csv
+    python -m cma_tf.yt8m_starter.run --script=segment_eval_inference --starter_dir=/path/to/youtube-8m \\
+        --eval_data_pattern='/path/to/frame/validate*.tfrecord' --submission_file=submission.csv
 
-`--script` picks the starter script: `train` (the default), `eval` or `inference`.
-`eval.py` rebuilds the model class named in the `model_flags.json` that `train.py` wrote, so it
-needs the same `--cma_*` flags as training (the label embeddings file and the widths); it
-restores the latest checkpoint, reports GAP, Hit@1, PERR and mAP, and writes the
-`inference_model/` graph that `inference.py` then loads (no `--cma_*` flags there). Seen
-running: `eval.py --segment_labels` and `inference.py --segment_labels` (the 2019 segment task).
+`--script` picks the starter script: `train` (the default), `eval`, `inference` or
+`segment_eval_inference`; `--help` lists the runner's flags and the `--cma_*` flags, and with a
+starter dir then the script's own (absl's `--help` of it). `eval.py` rebuilds the model class
+named in the `model_flags.json` that `train.py` wrote, so it needs the same `--cma_*` flags as
+training (the label embeddings file and the widths); it restores the latest checkpoint, reports
+GAP, Hit@1, PERR and mAP, and writes the `inference_model/` graph that `inference.py` then
+loads (no `--cma_*` flags there). Seen running: `eval.py --segment_labels`, `inference.py
+--segment_labels` (the 2019 segment task) and `segment_eval_inference.py` (its mAP of a
+submission, equal to `python -m cma_tf.evaluate`'s segment mAP to 10⁻⁶ on a synthetic set:
+tests/yt8m_starter/test_segment_eval_inference.py).
 `inference.py` without `--segment_labels` stops with `TypeError: can't concat str to bytes`
 under Python 3 whatever the model: its `format_lines` adds a str to the bytes video id.
 
+The `--cma_*` flags are not in `model_flags.json`, and the label embeddings E are a graph
+constant outside the checkpoint, so other values at evaluation would score another model. The
+training records them in `<train_dir>/cma_flags.json` (`flag_record.py`: the flags the model
+reads, E's shape and sha256); `eval.py`, `inference.py` given a `--cma_*` flag, and a training
+that resumes in that `train_dir` (without `--start_new_model`), are refused in one line naming
+the flag if a value differs (`--cma_frames=300 but /tmp/cma_snet was trained with
+--cma_frames=32 …`), as are `eval.py` and a resumed training in a `train_dir` of our model
+without the record (trained before the runner kept one).
+
 `--starter_dir` (default: the environment variable `YT8M_STARTER_DIR`) is a copy of
-github.com/google/youtube-8m; every other flag is the starter `train.py`'s own or one of
+github.com/google/youtube-8m; every other flag is the starter script's own or one of
 `models.py`: `--cma_label_embeddings` (CmaSnetModel, CmaFcModel), `--cma_frames`,
 `--cma_snet_filters`, `--cma_fc_units`. `--model` takes CmaSnetModel, CmaFcModel,
-SelfAttentionSnetModel and SelfAttentionFcModel (Table 4). The label embeddings file (ASGE's,
-written by the first command) must have one row per class of the starter's reader: 3,862.
+SelfAttentionSnetModel and SelfAttentionFcModel (Table 4), all frame-level (`--frame_features`
+with frame-level records). The label embeddings file (ASGE's, written by the first command)
+must have one row per class of the starter's reader: 3,862.
 The learning-rate flags above are the paper's video schedule (lr 2e-4, ×0.8 every 2·10⁶
 samples, batch 256). Its SGD with momentum 0.9 cannot be chosen: `train.py` builds
 `optimizer_class(learning_rate)`, which `MomentumOptimizer` refuses (no momentum), so the
 optimizer is the starter's default `AdamOptimizer` (or `GradientDescentOptimizer`).
-A wrong label-embeddings file or frame count is printed as one line (exit status 2).
+A user's mistake (the runner's flags, a missing or wrong label-embeddings file, `--cma_*`
+flags other than the training's, video-level input) is printed as one line `error: …`, exit
+status 2.
 
 The shims, all set up in this process before the starter code is imported, none touching its
 files:
-    1. `tf.compat.v1.disable_eager_execution()`: the starter builds graphs with queue runners.
+    1. `tf.compat.v1.disable_eager_execution()`: the starter builds graphs with queue runners
+       (not for `segment_eval_inference.py`, which has none).
     2. `sys.modules["tensorflow"] = tf.compat.v1`: its `import tensorflow as tf`, `from
        tensorflow import app, flags, gfile, logging` get the TF1 API (`tensorflow.python.*`
        imports still resolve, their modules being loaded already).
@@ -52,12 +72,23 @@ files:
        and `export_model.py` use.
     4. The four model classes are set as attributes of the starter's `frame_level_models`
        module, where `train.py`'s `find_class_by_name` looks for `--model`.
+    5. For `train.py` each class writes `cma_flags.json` when its training graph is built, i.e.
+       after `train.py` has made `train_dir` (and emptied it for `--start_new_model`).
+    6. Once absl has parsed the script's flags, before its `main` (`absl.app.call_after_init`),
+       the runner checks them (the `--cma_*` record, `--frame_features`) or, for
+       `segment_eval_inference.py`, writes its inputs (`segment_eval_inputs.py`): under
+       Python 3 the script keys the rated segments by `b'id':start` (mAP 0), chokes on the
+       `Class,Segments` header, drops each class's last segment (split with its newline) and
+       stops on a class without positives. So the runner reads the rated segments itself and
+       passes them as the script's own `--label_cache` file, and passes a copy of the
+       submission without the header, a space before each newline, and without (named on
+       stderr) the classes that have no positive rating; `--label_cache` itself is refused.
 Then the script runs as `__main__` (`runpy`), so its flag definitions and `app.run()` run as
-they do from a shell. `inference.py` loads the graph `eval.py` saved and needs no model class;
-the shims are the same for all three.
+they do from a shell. `inference.py` loads the graph `eval.py` saved and needs no model class.
 """
 
 import argparse
+import json
 import os
 import runpy
 import sys
@@ -75,7 +106,8 @@ SCRIPTS = {
     "eval": "scores the latest checkpoint of --train_dir on --eval_data_pattern and exports its graph",
     "inference": "writes --output_file from the graph eval exported to --train_dir/inference_model",
     "segment_eval_inference": "scores a segment submission (--submission_file, Class,Segments) "
-                              "against the rated segments of --eval_data_pattern: mAP",
+                              "against the rated segments of --eval_data_pattern: mAP (its inputs "
+                              "rewritten for Python 3 by the runner, see run.py)",
 }
 HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
 USAGE = ("python -m cma_tf.yt8m_starter.run [--starter_dir=DIR] [--script=SCRIPT] "
@@ -105,7 +137,8 @@ def help_text(starter_dir):
         % (STARTER_DIR_ENV, starter_dir or "unset"),
         "  --script: the starter script to run (default: train):",
     ]
-    lines += ["    %s: %s" % (name, summary) for name, summary in SCRIPTS.items()]
+    lines += [textwrap.fill("%s: %s" % (name, summary), width=96, initial_indent="    ",
+                            subsequent_indent="        ") for name, summary in SCRIPTS.items()]
     lines += ["", "Model flags (train, eval; recorded in --train_dir/cma_flags.json by train, and eval and",
               "inference refuse other values):"]
     for _, name, default, text in starter_models.FLAG_DEFINITIONS:
@@ -157,18 +190,19 @@ def install_tf1_shims(graph_mode=True):
 
 
 def recording_class(model_class):
-    """`model_class` whose training graph first records its `--cma_*` flags in `--train_dir`
-    (shim 5): when `train.py` builds it, after it has made `--train_dir` (and emptied it for
-    `--start_new_model`)."""
+    """`model_class` whose training graph records its `--cma_*` flags in `--train_dir` (shim 5)
+    once built: `train.py` builds it after it has made `--train_dir` (and emptied it for
+    `--start_new_model`), and before its first checkpoint."""
     from absl import flags
 
     from cma_tf.yt8m_starter import flag_record
 
     def create_model(self, model_input, vocab_size, num_frames, is_training=True, **params):
-        if is_training:
+        outputs = model_class.create_model(self, model_input, vocab_size, num_frames, is_training, **params)
+        if is_training:  # once built: flags the model refuses are not recorded
             flag_values = flags.FLAGS
             flag_record.write_record(flag_values.train_dir, flag_record.current_record(model_class, flag_values))
-        return model_class.create_model(self, model_input, vocab_size, num_frames, is_training, **params)
+        return outputs
 
     return type(model_class.__name__, (model_class,), {"create_model": create_model,
                                                         "__doc__": model_class.__doc__})
@@ -197,8 +231,6 @@ def starter_model_class(name):
 
 def trained_model_name(train_dir):
     """`--model` of the training in `train_dir`, from the `model_flags.json` train.py wrote."""
-    import json
-
     import tensorflow as tf
 
     path = os.path.join(train_dir, "model_flags.json")

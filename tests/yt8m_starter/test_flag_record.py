@@ -121,3 +121,23 @@ def test_cma_model_on_video_level_records_says_it_needs_frame_features(starter_d
     line = one_error_line(proc)
     assert "--model=CmaSnetModel needs frame-level input" in line and "--frame_features" in line
     assert not train_dir.exists()  # refused before train.py writes its model_flags.json
+
+
+def test_a_moved_copy_of_the_embeddings_is_the_same_but_a_permutation_is_not(tmp_path):
+    from cma_tf.yt8m_starter import flag_record
+
+    array = np.random.default_rng(2).normal(size=(6, 3)).astype(np.float32)
+    np.save(tmp_path / "a.npy", array)
+    np.save(tmp_path / "copy.npy", array.astype(np.float64))  # the models read float32
+    np.save(tmp_path / "permuted.npy", array[::-1])
+    record = {"model": "CmaFcModel", "cma_frames": 8, "cma_fc_units": 4,
+              "cma_label_embeddings": flag_record.embeddings_fingerprint(str(tmp_path / "a.npy"))}
+    assert record["cma_label_embeddings"]["sha256"] == hashlib.sha256(array.tobytes()).hexdigest()
+    moved = dict(record, cma_label_embeddings=flag_record.embeddings_fingerprint(str(tmp_path / "copy.npy")))
+    assert flag_record.difference(record, moved, "run") is None
+    permuted = dict(record, cma_label_embeddings=flag_record.embeddings_fingerprint(str(tmp_path / "permuted.npy")))
+    message = flag_record.difference(record, permuted, "run")
+    assert message.startswith(f"--cma_label_embeddings={tmp_path / 'permuted.npy'} holds other label embeddings")
+    assert str(tmp_path / "a.npy") in message
+    assert flag_record.difference(record, dict(record, cma_fc_units=5), "run").startswith(
+        "--cma_fc_units=5 but run was trained with --cma_fc_units=4")

@@ -7,6 +7,7 @@ for a submission the project writes (`SegmentRanking`) from the same segment sco
 import re
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from cma_tf.data.yt8m import readers
@@ -30,6 +31,7 @@ def segment_ids(files):
     return ids
 
 
+@pytest.mark.slow  # ~20 s: a synthetic dataset, then the starter's script in a subprocess
 def test_starter_scorer_agrees_with_the_project_segment_map(starter_dir, tmp_path):
     summary = write_synthetic_yt8m(str(tmp_path / "data"), num_classes=NUM_CLASSES, train_videos=0,
                                    validate_videos=40, test_videos=0, num_shards=1, min_frames=10, max_frames=30)
