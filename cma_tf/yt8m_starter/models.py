@@ -56,7 +56,7 @@ from cma_tf.errors import ConfigError, DataError
 v1 = tf.compat.v1
 
 FLAGS = flags.FLAGS
-_FLAG_DEFINITIONS = (
+FLAG_DEFINITIONS = (
     (flags.DEFINE_string, "cma_label_embeddings", None,
      "CMA models: .npy file of the label embeddings E, float [vocab_size, C_e] (e.g. from ASGE)."),
     (flags.DEFINE_integer, "cma_frames", 300,
@@ -66,19 +66,24 @@ _FLAG_DEFINITIONS = (
     (flags.DEFINE_integer, "cma_fc_units", 1024,
      "FC models: units of each of the 2 frame-wise Dense layers (the channels C of I)."),
 )
-for _define, _name, _default, _help in _FLAG_DEFINITIONS:
+for _define, _name, _default, _help in FLAG_DEFINITIONS:
     if _name not in FLAGS:  # the starter code and tests may import this module more than once
         _define(_name, _default, _help)
 
 
 
-def load_label_embeddings(path, vocab_size):
-    """The `[vocab_size, C_e]` float32 array in the `.npy` file `path` (local or `gs://`)."""
+def read_label_embeddings(path):
+    """The float32 array in the `.npy` file `path` (local or `gs://`), as the models use it."""
     try:
         with tf.io.gfile.GFile(path, "rb") as f:
-            embeddings = np.load(f)
+            return np.load(f).astype(np.float32)
     except (tf.errors.OpError, IOError, ValueError) as error:
         raise DataError("Cannot read label embeddings from %s: %s" % (path, error))
+
+
+def load_label_embeddings(path, vocab_size):
+    """The `[vocab_size, C_e]` float32 array in the `.npy` file `path` (local or `gs://`)."""
+    embeddings = read_label_embeddings(path)
     if embeddings.ndim != 2 or embeddings.shape[0] != vocab_size:
         raise DataError(
             "Label embeddings file %s has shape %s, but the model needs [vocab_size, C_e] with "
@@ -86,7 +91,7 @@ def load_label_embeddings(path, vocab_size):
             % (path, tuple(embeddings.shape), vocab_size))
     if not np.all(np.isfinite(embeddings)):
         raise DataError("Label embeddings file %s holds NaN or infinite values" % path)
-    return embeddings.astype(np.float32)
+    return embeddings
 
 
 def _variable(name, shape, initializer, trainable=True):
@@ -235,10 +240,21 @@ class _FrameAttentionModel(object):
         self.snet_filters = snet_filters
         self.fc_units = fc_units
 
+    @classmethod
+    def flag_names(cls):
+        """The `--cma_*` flags this class reads: the model it builds depends on their values."""
+        names = ("cma_frames", "cma_snet_filters" if cls.backbone == "snet" else "cma_fc_units")
+        return names + ("cma_label_embeddings",) if cls.uses_label_embeddings else names
+
     def create_model(self, model_input, vocab_size, num_frames, is_training=True,
                      **unused_params):
         """`model_input [B, max_frames, D]`, `num_frames [B]` → `{"predictions", "logits"}`,
         both `[B, vocab_size]` (predictions are sigmoid probabilities)."""
+        if model_input.shape.ndims != 3:
+            raise ConfigError(
+                "%s needs frame-level input [batch, frames, features], got %s: pass --frame_features "
+                "with frame-level records (SequenceExamples, e.g. --feature_names=rgb --feature_sizes=1024)"
+                % (type(self).__name__, model_input.shape))
         frames = self.frames if self.frames is not None else _flag_value("cma_frames")
         if frames < 1:
             raise ConfigError("%s needs --cma_frames ≥ 1, got %d" % (type(self).__name__, frames))

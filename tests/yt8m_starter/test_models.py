@@ -8,8 +8,6 @@ eager execution stays on for the rest of the pytest process.
 """
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,9 +18,9 @@ from cma_tf.data.yt8m.records import encode_frame_example
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.yt8m_starter import models as starter_models
 from cma_tf.yt8m_starter import run as starter_train
+from tests.yt8m_starter.conftest import CMA_FLAGS, run_starter, write_tiny_frame_records
 
 v1 = tf.compat.v1
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BN_EPSILON = 1e-3
 EPSILON = 1e-6
 
@@ -236,62 +234,17 @@ def test_missing_embeddings_and_too_few_frames_are_config_errors():
         build(starter_models.SelfAttentionSnetModel(frames=0, snet_filters=WIDTH), False)
 
 
+@pytest.mark.parametrize("model_class", starter_models.MODELS, ids=lambda c: c.__name__)
+def test_video_level_input_says_the_model_needs_frame_features(model_class):
+    """The starter's video-level reader hands `[B, D]` (one mean vector per video)."""
+    with seeded_graph().as_default():
+        inputs = v1.placeholder(tf.float32, [None, D])
+        with pytest.raises(ConfigError, match=f"{model_class.__name__} needs frame-level input.*--frame_features"):
+            model_class(**model_kwargs(np.ones((N, C_E), np.float32))).create_model(
+                inputs, vocab_size=N, num_frames=v1.placeholder(tf.int32, [None]), is_training=False)
+
+
 # === the starter code's own train.py ===
-
-
-def write_tiny_frame_records(path, num_videos=8, frames=20, num_classes=10, seed=0):
-    rng = np.random.default_rng(seed)
-    examples = [
-        encode_frame_example(
-            f"video{i}", rng.choice(num_classes, 2, replace=False),
-            rng.integers(0, 256, (frames, 1024), dtype=np.uint8),
-            rng.integers(0, 256, (frames, 128), dtype=np.uint8))
-        for i in range(num_videos)
-    ]
-    write_shard(path, examples)
-
-
-@pytest.fixture(scope="module")
-def starter_dir():
-    starter_dir = os.environ.get("YT8M_STARTER_DIR")
-    if not starter_dir:
-        pytest.skip("YT8M_STARTER_DIR is not set (no YouTube-8M starter code copy)")
-    if not os.path.isfile(os.path.join(starter_dir, "train.py")):
-        pytest.skip(f"YT8M_STARTER_DIR={starter_dir!r} has no train.py")
-    pytest.importorskip("tf_slim", reason="tf_slim is not installed (the starter code imports "
-                                          "tensorflow.contrib.slim; pip install tf_slim)")
-    return starter_dir
-
-
-def run_starter(starter_dir, script, *args):
-    command = [sys.executable, "-m", "cma_tf.yt8m_starter.run", f"--starter_dir={starter_dir}",
-               f"--script={script}", *args]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
-
-
-# The flags of our model class, the same for train.py and eval.py (eval.py rebuilds the model).
-CMA_FLAGS = ("--cma_frames=16", "--cma_snet_filters=4")
-
-
-@pytest.fixture(scope="module")
-def starter_run(starter_dir, tmp_path_factory):
-    """CmaSnetModel trained by the starter's train.py: (folder, embeddings file, train_dir, process)."""
-    folder = tmp_path_factory.mktemp("starter")
-    write_tiny_frame_records(str(folder / "train0000.tfrecord"))
-    embeddings = str(folder / "label_embeddings.npy")
-    np.save(embeddings, np.random.default_rng(1).normal(size=(3862, 4)).astype(np.float32))
-    train_dir = folder / "train_dir"
-    # train.py fetches global_step with train_op and stops once it reads max_steps; it saves a
-    # checkpoint itself when that value is a multiple of 10, so --max_steps=10 runs 11 steps
-    # and writes model.ckpt-10 (8 videos × 5 epochs / batch 2 = 20 batches suffice).
-    proc = run_starter(
-        starter_dir, "train", "--model=CmaSnetModel", f"--cma_label_embeddings={embeddings}", *CMA_FLAGS,
-        "--frame_features", "--feature_names=rgb", "--feature_sizes=1024",
-        f"--train_data_pattern={folder / 'train*.tfrecord'}", f"--train_dir={train_dir}", "--batch_size=2",
-        "--max_steps=10", "--num_readers=1",
-    )
-    return folder, embeddings, train_dir, proc
 
 
 def test_starter_train_py_trains_cma_snet_and_writes_a_checkpoint(starter_run):
@@ -376,11 +329,6 @@ def test_starter_eval_py_without_the_embeddings_flag_is_one_line(starter_dir, st
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "--cma_label_embeddings" in proc.stderr.strip().splitlines()[-1]
-
-
-def test_runner_refuses_an_unknown_script():
-    with pytest.raises(SystemExit, match=r"--script=export: not one of train, eval, inference"):
-        starter_train.split_runner_args(["--starter_dir=/nowhere", "--script=export"])
 
 
 @pytest.mark.parametrize("pool", [2, 3, 4])
