@@ -79,9 +79,12 @@ def command_line_overrides(config_flag, flag_fields=()):
     """`{dotted field: value}` given on a command line for `training.workdir.evaluation_config`:
     the `--config.<field>=…` overrides (when `--config` was given; its file's own values are not
     used) and the shortcut flags of `flag_fields` (`(flag name, field)` pairs) that were set; a
-    `UsageError` if both give one field different values."""
+    `UsageError` if both give one field different values. A value out of its field's range
+    (`config_schema`) is one line, exit 2."""
     from absl import app, flags
     from ml_collections import config_flags
+
+    from cma_tf import config_schema
 
     overrides = {}
     if flags.FLAGS[config_flag.name].present:
@@ -94,6 +97,7 @@ def command_line_overrides(config_flag, flag_fields=()):
         if field in overrides and overrides[field] != value:
             raise app.UsageError(f"--{flag_name}={value} and --config.{field}={overrides[field]} disagree")
         overrides[field] = value
+    run_reporting_user_errors(config_schema.check_values, overrides)
     return overrides
 
 
