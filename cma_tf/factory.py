@@ -26,6 +26,9 @@ from cma_tf.schedules import LinearWarmup
 
 # How many feature maps each backbone gives its head (shallow to deep).
 BACKBONE_TAPS = {"resnet101": 2, "small": 2, "convnext_small": 4, "snet": 1, "fc": 1}
+# The image sides each image backbone builds at: (smallest, a multiple of). Keras' ResNet-101
+# refuses inputs under 32; the small CNN and ConvNeXt divide the side by 16 and 32 exactly.
+IMAGE_SIZES = {"resnet101": (32, 1), "small": (16, 16), "convnext_small": (32, 32)}
 LABEL_EMBEDDINGS = ("asge", "word2vec", "file")
 OPTIMIZERS = ("sgd", "adamw")
 LOSSES = ("bce", "asl")
@@ -64,6 +67,15 @@ def validate_config(config) -> None:
             f"config.model.head={model.head!r} reads {head.taps} backbone maps but config.model.backbone="
             f"{model.backbone!r} gives {BACKBONE_TAPS[model.backbone]} (heads that fit: {', '.join(single)})"
         )
+    if model.backbone in IMAGE_SIZES:
+        smallest, multiple = IMAGE_SIZES[model.backbone]
+        size = config.data.image_size
+        if size < smallest or size % multiple:
+            rule = f"a multiple of {multiple}" if multiple > 1 else f"at least {smallest}"
+            near = max(smallest, round(size / multiple) * multiple)
+            raise ConfigError(
+                f"config.data.image_size={size}: config.model.backbone={model.backbone!r} needs {rule} (e.g. {near})"
+            )
     if config.data.eval_segments and not kind.supports_eval_segments:
         segmented = [name for name in kind_names() if get_kind(name).supports_eval_segments]
         raise ConfigError(

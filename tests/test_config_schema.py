@@ -142,6 +142,27 @@ def test_the_settings_the_issues_name_are_refused_naming_the_field(config_file, 
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("backbone,size,rule", [
+    ("small", 50, "a multiple of 16"), ("small", 8, "a multiple of 16"),
+    ("convnext_small", 48, "a multiple of 32"), ("resnet101", 16, "at least 32"),
+])
+def test_an_image_side_the_backbone_cannot_build_is_refused(backbone, size, rule):
+    """Beside the range (≥ 1): what each image backbone builds at (Keras' ResNet-101 refuses
+    under 32; the small CNN and ConvNeXt divide the side by 16 and 32)."""
+    config = with_value(with_value(shipped(DEMO, "cma"), "model.backbone", backbone), "data.image_size", size)
+    with pytest.raises(ConfigError, match=rf"^config\.data\.image_size={size}: .*{rule}"):
+        factory.validate_config(config)
+
+
+def test_the_schema_follows_the_small_backbone():
+    from cma_tf import config_schema
+    from cma_tf.backbones.small import DEFAULT_WIDTHS
+    from cma_tf.layers.residual import BottleneckBlock
+
+    assert config_schema.BOTTLENECK_EXPANSION == BottleneckBlock.expansion
+    assert config_schema.SMALL_BACKBONE_WIDTHS == len(DEFAULT_WIDTHS)
+
+
 def probes(kind):
     """The out-of-the-ordinary values tried on a field of `kind`: 0 and -1, and NaN for floats."""
     if kind is tuple:
