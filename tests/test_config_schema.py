@@ -393,11 +393,30 @@ def test_every_field_a_shipped_config_leaves_at_none_can_be_overridden(path, var
     assert not untyped, f"fields set to a bare None (not overridable from the command line): {untyped}"
 
 
+NULLABLE_NUMBERS = sorted(
+    field for field, kind in numeric_fields(get_base_config()).items() if field in nullable_fields(get_base_config())
+)
+
+
+@pytest.mark.parametrize("path,variant", CASES, ids=[f"{os.path.basename(p)}:{v}" for p, v in CASES])
+def test_a_numeric_placeholder_can_be_set_back_to_none(path, variant):
+    """`--config.train.lr_decay_examples=None` on a config that sets it (yt8m.py) is the way back
+    to the default; the commands' flag parser (`cma_tf.cli` registers it) reads None for ints
+    and floats, and the schema then refuses None where a field has no None."""
+    from cma_tf import cli  # noqa: F401 (every command imports it before its flags are parsed)
+
+    config = parse_command_line(f"--config={path}:{variant}", *[f"--config.{field}=None" for field in NULLABLE_NUMBERS])
+    assert [field for field in NULLABLE_NUMBERS if config[field.split(".")[0]][field.split(".")[1]] is not None] == []
+    config = parse_command_line(f"--config={path}:{variant}", "--config.train.batch_size=None")
+    with pytest.raises(ConfigError, match=r"^config\.train\.batch_size=None: must be an integer ≥ 1$"):
+        factory.validate_config(config)
+
+
 def test_the_train_command_takes_backbone_weights_none_on_the_demo_config(tmp_path):
-    """Through the real command: the override parses, and the run stops at the missing data."""
+    """Through the real command: the overrides parse, and the run stops at the missing data."""
     proc = run_module(
         "cma_tf.train", f"--config={DEMO}:cma", f"--workdir={tmp_path}/run", f"--config.data.data_dir={tmp_path}/data",
-        "--config.model.backbone_weights=None",
+        "--config.model.backbone_weights=None", "--config.model.feature_channels=None",
     )
     assert proc.returncode == 2, proc.stderr
     assert "Flags parsing error" not in proc.stderr and "NoneType" not in proc.stderr, proc.stderr
