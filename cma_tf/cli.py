@@ -5,6 +5,9 @@ import sys
 import tempfile
 import traceback
 
+from absl import flags
+from ml_collections import config_flags
+
 from cma_tf.errors import ConfigError, DataError
 
 USER_ERRORS = (ConfigError, DataError, FileNotFoundError, FileExistsError)
@@ -18,6 +21,34 @@ STARTUP_CHATTER = (
     "computation placer already registered",
 )
 INTERRUPTED_EXIT_STATUS = 130
+
+
+NONE_WORDS = ("none", "null")
+
+
+class _NoneOrNumberParser:
+    """`--config.<field>=None` for an int or float field: None (the default of a placeholder
+    such as train.steps_per_epoch or model.feature_channels, which a config may have set);
+    anything else as absl parses that number. ml_collections has no None for numbers, and a
+    field that cannot take None is refused by the config schema (`config_schema`), one line."""
+
+    def parse(self, argument):
+        if isinstance(argument, str) and argument.strip().lower() in NONE_WORDS:
+            return None
+        return super().parse(argument)
+
+
+class NoneOrIntegerParser(_NoneOrNumberParser, flags.IntegerParser):
+    pass
+
+
+class NoneOrFloatParser(_NoneOrNumberParser, flags.FloatParser):
+    pass
+
+
+# Every command imports this module before absl parses its flags.
+config_flags.register_flag_parser_for_type(int, NoneOrIntegerParser())
+config_flags.register_flag_parser_for_type(float, NoneOrFloatParser())
 
 
 def quiet_tensorflow_logs():
@@ -79,9 +110,12 @@ def command_line_overrides(config_flag, flag_fields=()):
     """`{dotted field: value}` given on a command line for `training.workdir.evaluation_config`:
     the `--config.<field>=…` overrides (when `--config` was given; its file's own values are not
     used) and the shortcut flags of `flag_fields` (`(flag name, field)` pairs) that were set; a
-    `UsageError` if both give one field different values."""
+    `UsageError` if both give one field different values. A value out of its field's range
+    (`config_schema`) is one line, exit 2."""
     from absl import app, flags
     from ml_collections import config_flags
+
+    from cma_tf import config_schema
 
     overrides = {}
     if flags.FLAGS[config_flag.name].present:
@@ -94,6 +128,7 @@ def command_line_overrides(config_flag, flag_fields=()):
         if field in overrides and overrides[field] != value:
             raise app.UsageError(f"--{flag_name}={value} and --config.{field}={overrides[field]} disagree")
         overrides[field] = value
+    run_reporting_user_errors(config_schema.check_values, overrides)
     return overrides
 
 

@@ -35,9 +35,11 @@ def write_label_embeddings(config, workdir, output):
     import numpy as np
     import tensorflow as tf
 
+    from cma_tf import factory
     from cma_tf.atomic import atomic_write
     from cma_tf.training.trainer import fit_or_load_asge, load_dataset_info
 
+    factory.validate_config(config)  # before the label graph or the workdir is written
     _, graph = load_dataset_info(config)
     check_trained_fit(config, graph, workdir)
     tf.io.gfile.makedirs(workdir)

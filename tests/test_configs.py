@@ -119,7 +119,7 @@ def test_the_loss_is_chosen_by_config():
     config.train.beta, config.train.asl_clip = 0.0, 1.5
     with pytest.raises(ConfigError, match="asl_clip"):
         factory.validate_config(config)
-    config.train.loss = "focal"
+    config.train.loss, config.train.asl_clip = "focal", 0.0  # the clip's range is checked whatever the loss
     with pytest.raises(ConfigError, match=r"config.train.loss: unknown loss 'focal' \(bce, asl\)"):
         factory.validate_config(config)
 

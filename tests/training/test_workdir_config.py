@@ -170,7 +170,7 @@ def test_a_dry_run_leaves_the_real_run_to_train(tiny_data, tmp_path):
 def test_steps_per_epoch_below_one_is_refused(tiny_data, tmp_path):
     config = tiny_config("plain", tiny_data)
     config.train.steps_per_epoch = 0
-    with pytest.raises(ConfigError, match=r"config.train.steps_per_epoch=0: give at least 1, or None"):
+    with pytest.raises(ConfigError, match=r"config.train.steps_per_epoch=0: must be an integer ≥ 1, or None \(one pass"):
         train_and_evaluate(config, str(tmp_path / "w"))
 
 
