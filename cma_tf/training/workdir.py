@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from cma_tf.atomic import atomic_path, write_text
-from cma_tf.data.vocab import read_vocabulary, write_vocabulary
+from cma_tf.data.vocab import check_same_vocabulary, read_vocabulary, write_vocabulary
 from cma_tf.errors import ConfigError, DataError
 
 CONFIG = "config.json"
@@ -23,6 +23,8 @@ TENSORBOARD = "tensorboard"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 DRY_RUN = "dry_run"  # `train --dry_run` trains here, never touching the run's own files
+TRAIN_LOCK = "train.lock"  # held by the training of the workdir while it runs (`lock.py`)
+DRY_RUN_LOCK = "dry_run.lock"  # held by a dry run: beside a training, not against it
 
 # The fields a workdir accepts with a new value when its run is resumed or re-evaluated
 # (`config.json` then records the new value); a difference in any other field is refused, as
@@ -189,21 +191,16 @@ def evaluation_config(workdir: str, overrides=None):
     return config
 
 
-def check_labels(workdir: str, vocabulary) -> None:
-    """A `DataError` if the workdir's `labels.txt` (the run's label names) is not `vocabulary`
-    (the dataset's): its model's class ids would mean other labels. Nothing to check for a run
-    trained before the file was kept."""
+def check_labels(workdir: str, vocabulary, given_name: str = "the dataset's vocabulary",
+                 fix: str = "point config.data.data_dir (or config.data.vocabulary) at the run's dataset") -> None:
+    """A `DataError` (`vocab.check_same_vocabulary`: the first id that differs, both names) if
+    `vocabulary` (`given_name`: the dataset's, or a `--vocabulary` file) is not the workdir's
+    `labels.txt` (the run's label names, in the order of its model's outputs). Nothing to check
+    for a run trained before the file was kept."""
     own = path(workdir, VOCABULARY)
     if not tf.io.gfile.exists(own):
         return
-    names = read_vocabulary(own, unique=False)
-    if list(names) != list(vocabulary):
-        first = next((i for i, (a, b) in enumerate(zip(names, vocabulary)) if a != b), min(len(names), len(vocabulary)))
-        raise DataError(
-            f"the dataset's labels are not the ones {workdir} was trained with ({own}: {len(names)} labels, the "
-            f"dataset {len(vocabulary)}; first difference at id {first}): point config.data.data_dir (or "
-            "config.data.vocabulary) at the run's dataset"
-        )
+    check_same_vocabulary(vocabulary, read_vocabulary(own, unique=False), given_name, f"the run's {own}", fix)
 
 
 def _merge(config, values):

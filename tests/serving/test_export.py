@@ -223,10 +223,10 @@ def test_vocabulary_files_are_validated(image_workdir, tmp_path):
 
     names = open(os.path.join(image_workdir, "labels.txt")).read().splitlines()
     good = tmp_path / "names.txt"
-    good.write_text("".join(f"renamed {name}\n" for name in names) + "\n\n")  # trailing blank lines are fine
+    good.write_text("".join(f"{name}\n" for name in names) + "\n\n")  # trailing blank lines are fine
     info = export_workdir(image_workdir, str(tmp_path / "a" / "1"), vocabulary_file=str(good))
     with open(tmp_path / "a" / "1" / "assets" / "labels.txt") as f:
-        assert f.read().splitlines() == [f"renamed {name}" for name in names]
+        assert f.read().splitlines() == names
     assert info["num_classes"] == len(names)
     csv_file = tmp_path / "vocabulary.csv"  # the YouTube-8M format is read as such
     csv_file.write_text("Index,TrainVideoCount,Name\n" + "".join(f"{i},5,{name}\n" for i, name in enumerate(names)))
@@ -237,10 +237,36 @@ def test_vocabulary_files_are_validated(image_workdir, tmp_path):
     gap.write_text("a\n\nb\n")
     with pytest.raises(DataError, match=f"{gap}: line 2 is empty"):
         export_workdir(image_workdir, str(tmp_path / "c" / "1"), vocabulary_file=str(gap))
+    renamed = tmp_path / "renamed.txt"  # --vocabulary does not rename the run's labels
+    renamed.write_text("".join(f"renamed {name}\n" for name in names))
+    with pytest.raises(DataError, match=rf"at id 0 \(line 1\): 'renamed {names[0]}' instead of '{names[0]}'"):
+        export_workdir(image_workdir, str(tmp_path / "d" / "1"), vocabulary_file=str(renamed))
+    short = tmp_path / "short.txt"
+    short.write_text("".join(f"{name}\n" for name in names[:2]))
+    with pytest.raises(DataError, match=r"at id 2 \(line 3\): the end of the list \(2 labels\) instead of"):
+        export_workdir(image_workdir, str(tmp_path / "e" / "1"), vocabulary_file=str(short))
+    assert sorted(os.listdir(tmp_path)) == ["a", "b", "gap.txt", "names.txt", "renamed.txt", "short.txt", "vocabulary.csv"]
+
+
+def test_a_run_without_labels_txt_checks_the_count_of_a_given_vocabulary(image_workdir, image_data, tmp_path):
+    """A run trained before labels.txt was kept, whose dataset is gone: --vocabulary supplies the
+    names; only the model's class count can be checked."""
+    import shutil
+
+    from cma_tf.errors import DataError
+    from cma_tf.serving.saved_model import export_workdir
+    from cma_tf.training import workdir as files
+
+    workdir = str(tmp_path / "old_run")
+    shutil.copytree(image_workdir, workdir)
+    os.remove(os.path.join(workdir, "labels.txt"))
+    config = files.read_json(os.path.join(workdir, "config.json"))
+    config["data"]["data_dir"] = str(tmp_path / "gone")
+    files.write_json(os.path.join(workdir, "config.json"), config)
     short = tmp_path / "short.txt"
     short.write_text("a\nb\n")
-    with pytest.raises(DataError, match=f"scores {len(names)} classes but the vocabulary has 2 names"):
-        export_workdir(image_workdir, str(tmp_path / "d" / "1"), vocabulary_file=str(short))
+    with pytest.raises(DataError, match=r"scores \d+ classes but the vocabulary has 2 names"):
+        export_workdir(workdir, str(tmp_path / "d" / "1"), vocabulary_file=str(short))
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])

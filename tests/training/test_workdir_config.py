@@ -129,7 +129,8 @@ def test_a_moved_dataset_must_have_the_runs_labels(finished, tiny_data, tmp_path
     names = open(os.path.join(other, "labels.txt")).read().splitlines()
     with open(os.path.join(other, "labels.txt"), "w") as f:
         f.write("\n".join(["zebra"] + names[1:]) + "\n")
-    with pytest.raises(DataError, match="the dataset's labels are not the ones .* first difference at id 0"):
+    with pytest.raises(DataError, match=rf"the dataset's vocabulary differs from the run's {workdir}/labels.txt at id 0 "
+                                        rf"\(line 1\): 'zebra' instead of '{names[0]}'"):
         train_and_evaluate(finished_config(other), workdir)
 
 
