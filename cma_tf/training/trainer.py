@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from cma_tf import factory
 from cma_tf.atomic import atomic_write
+from cma_tf.data.vocab import check_same_vocabulary
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.asge_model import fit_asge, load_encoder_weights, save_encoder_weights
@@ -56,6 +57,28 @@ def load_dataset_info(config):
             raise
         raise DataError(problem) from error
     return vocabulary, graph
+
+
+def check_vocabulary_setting(config):
+    """`config.data.vocabulary` names the records' labels; it does not map them by name: the
+    records store class ids in the order of their data directory's own vocabulary
+    (`labels.txt`, or a YouTube-8M `vocabulary.csv`), so a given file must list the same names in
+    that order (`vocab.check_same_vocabulary`, the rule `evaluate`, `predict` and `export`
+    apply). Nothing to check when the data directory has no vocabulary of its own."""
+    if not config.data.vocabulary:
+        return
+    own = config.copy_and_resolve_references()
+    own.data.vocabulary = None
+    try:
+        expected = factory.read_vocabulary(own)
+    except FileNotFoundError:
+        return
+    check_same_vocabulary(
+        factory.read_vocabulary(config), expected, f"config.data.vocabulary {config.data.vocabulary}",
+        f"the vocabulary of the records in {config.data.data_dir}",
+        "their class ids follow that vocabulary, and config.data.vocabulary does not map labels by name: "
+        "leave it unset or give a copy of the records' own",
+    )
 
 
 def _asge_settings(config, graph):
@@ -177,6 +200,7 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
         )
     strategy = strategy or tf.distribute.get_strategy()
     changed = files.check_resumable(workdir, config)
+    check_vocabulary_setting(config)
     if dry_run:
         workdir = files.path(workdir, files.DRY_RUN)
         if is_chief(strategy) and tf.io.gfile.exists(workdir):
