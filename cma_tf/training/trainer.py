@@ -12,6 +12,7 @@ split); `best.keras` is the epoch with the best validation mAP (GAP for video), 
 who want it.
 """
 
+import contextlib
 import csv
 import os
 
@@ -35,6 +36,7 @@ from cma_tf.training.callbacks import (
     ValidationMetrics,
     predict_scores,
 )
+from cma_tf.training.lock import hold_lock
 from cma_tf.training.loop import fit_with_custom_loop
 from cma_tf.training.strategy import is_chief, is_multi_worker
 
@@ -182,7 +184,8 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
 
     A workdir keeps the config it was trained with: a workdir holding a run of another config
     is refused (`ConfigError` naming the fields), except for `files.RESUMABLE_FIELDS`, whose new
-    values `config.json` records.
+    values `config.json` records. The workdir is locked for the whole run (`lock.py`, local
+    paths only): a second training of it is refused (`WorkdirLocked` naming the holder's pid).
 
     Args:
         strategy: a `tf.distribute.Strategy` (default: the current one). Under
@@ -199,8 +202,20 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
             f"config.train.steps_per_epoch={steps}: give at least 1, or None for one pass over the training split"
         )
     strategy = strategy or tf.distribute.get_strategy()
-    changed = files.check_resumable(workdir, config)
     check_vocabulary_setting(config)
+    # One training of a workdir at a time (a dry run writes only dry_run/, so it may run beside
+    # one). Only the chief writes the workdir: the other workers, which may share it on one file
+    # system, take no lock.
+    lock = files.path(workdir, files.DRY_RUN_LOCK if dry_run else files.TRAIN_LOCK)
+    command = "python -m cma_tf.train" + (" --dry_run" if dry_run else "")
+    with hold_lock(lock, command) if is_chief(strategy) else contextlib.nullcontext():
+        return _train_and_evaluate_locked(config, workdir, strategy, dry_run, extra_callbacks)
+
+
+def _train_and_evaluate_locked(config, workdir, strategy, dry_run, extra_callbacks):
+    """`train_and_evaluate` once the workdir's lock is held: what it reads of the workdir cannot
+    change under it."""
+    changed = files.check_resumable(workdir, config)
     if dry_run:
         workdir = files.path(workdir, files.DRY_RUN)
         if is_chief(strategy) and tf.io.gfile.exists(workdir):
