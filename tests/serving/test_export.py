@@ -289,3 +289,68 @@ def test_a_mixed_precision_model_exports_float32_scores(image_data, tmp_path, po
     outputs = tf.saved_model.load(export_dir).signatures["predict_pixels"](pixels=tf.constant(pixels))
     assert outputs["scores"].dtype == tf.float32
     np.testing.assert_allclose(outputs["scores"].numpy(), keras_scores(model, pixels), atol=SCORE_TOLERANCE)
+
+
+def _tree(folder):
+    """`{relative path: bytes}` of every file below `folder`."""
+    tree = {}
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(directory, name)
+            with open(path, "rb") as f:
+                tree[os.path.relpath(path, folder)] = f.read()
+    return tree
+
+
+@pytest.fixture
+def base_folder(image_export, tmp_path):
+    """A model base folder: versions 1 and 2 (copies of the session's export) and a notes file."""
+    import shutil
+
+    base = tmp_path / "models" / "tiny"
+    shutil.copytree(image_export, base / "1")
+    shutil.copytree(image_export, base / "2")
+    (base / "NOTES.md").write_text("version 2: the tiny run\n")
+    return base
+
+
+def test_overwrite_replaces_one_version_and_keeps_the_others_and_the_notes(image_workdir, base_folder):
+    from cma_tf.serving.saved_model import export_workdir
+
+    kept = {name: _tree(base_folder / name) for name in ("1",)}
+    export_workdir(image_workdir, str(base_folder / "2"), top_k=2, overwrite=True)
+    assert sorted(os.listdir(base_folder)) == ["1", "2", "NOTES.md"]
+    assert _tree(base_folder / "1") == kept["1"]
+    assert (base_folder / "NOTES.md").read_text() == "version 2: the tiny run\n"
+    loaded = tf.saved_model.load(str(base_folder / "2"))
+    assert loaded.signatures["serving_default"].structured_outputs["top_k_classes"].shape[-1] == 2
+
+
+def test_overwrite_of_a_base_folder_is_refused_naming_the_version(image_workdir, base_folder):
+    from cma_tf.serving.saved_model import export_workdir
+
+    before = _tree(base_folder)
+    with pytest.raises(FileExistsError) as error:
+        export_workdir(image_workdir, str(base_folder), overwrite=True)
+    message = str(error.value)
+    assert f"{base_folder} is not a SavedModel version folder" in message, message
+    assert f"--export_dir={base_folder}/2" in message and f"--export_dir={base_folder}/3" in message, message
+    assert _tree(base_folder) == before
+
+
+def test_export_cli_refuses_a_base_folder_in_one_line(image_workdir, base_folder):
+    import subprocess
+    import sys
+
+    from tests.test_cli import ROOT
+
+    before = _tree(base_folder)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "cma_tf.export", f"--workdir={image_workdir}", f"--export_dir={base_folder}", "--overwrite"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr and "is not a SavedModel version folder" in errors[0]
+    assert _tree(base_folder) == before
