@@ -236,17 +236,22 @@ def _train_and_evaluate_locked(config, workdir, strategy, dry_run, extra_callbac
             f"split '{split}' of {factory.data_kind(config).source(config)} holds no examples (its record files are empty): "
             "nothing to train on; convert data into it or set config.data.train_split"
         )
-    if files.has_trained_state(workdir):
+    trained = files.has_trained_state(workdir)
+    final_path = files.path(workdir, files.FINAL_MODEL)
+    if trained:
         files.check_labels(workdir, vocabulary)
+        if not tf.io.gfile.exists(final_path):  # a finished run is only evaluated
+            files.check_training_data(workdir, config.data.train_split, graph)
     _note_schedule_change(config, changed)
     num_classes = len(vocabulary)
     if is_chief(strategy):
         files.write_json(files.path(workdir, files.CONFIG), config.to_dict())
         files.write_labels(workdir, vocabulary)
+        if not trained:
+            files.record_training_data(workdir, config.data.train_split, graph)
     eval_data = factory.build_dataset(config, num_classes, config.data.eval_split, training=False)
     if dry_run:
         eval_data = eval_data.take(DRY_RUN_STEPS)
-    final_path = files.path(workdir, files.FINAL_MODEL)
     try:
         if tf.io.gfile.exists(final_path):
             print(f"{final_path} exists: the run is finished, evaluating it (delete the workdir to retrain)")

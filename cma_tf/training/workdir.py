@@ -22,6 +22,7 @@ FINAL_MODEL = "final.keras"
 TENSORBOARD = "tensorboard"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
+TRAINING_DATA = "training_data.json"  # the training split a run started on (a resume must see the same)
 DRY_RUN = "dry_run"  # `train --dry_run` trains here, never touching the run's own files
 TRAIN_LOCK = "train.lock"  # held by the training of the workdir while it runs (`lock.py`)
 DRY_RUN_LOCK = "dry_run.lock"  # held by a dry run: beside a training, not against it
@@ -164,6 +165,34 @@ def check_resumable(workdir: str, config):
                 f"train.epochs {old} → {new}: {workdir} has already finished {finished} epochs; give at least {finished}"
             )
     return differences
+
+
+def record_training_data(workdir: str, split: str, graph) -> None:
+    """Writes what a resume must find again: the training split, its example count and its
+    label graph's SHA-1 (`LabelGraph.sha1`, of the co-occurrence counts the label embeddings,
+    the loss and the steps per epoch were made from)."""
+    write_json(path(workdir, TRAINING_DATA), {"split": split, "examples": int(graph.num_examples),
+                                              "label_graph_sha1": graph.sha1()})
+
+
+def check_training_data(workdir: str, split: str, graph) -> None:
+    """Refuses (`DataError`) to resume a run whose training split changed since it started
+    (images added or removed: another label graph). Its checkpoint carries the label embeddings
+    fitted to the old graph and the optimizer of the old steps per epoch, so the resumed run
+    would not end where a fresh run on the new data does, as resuming promises; refitting them
+    mid-run would not either. Nothing to check for a run started before the file was kept."""
+    recorded = path(workdir, TRAINING_DATA)
+    if not tf.io.gfile.exists(recorded):
+        return
+    old = read_json(recorded)
+    if old.get("split") == split and old.get("label_graph_sha1") == graph.sha1() and old.get("examples") == graph.num_examples:
+        return
+    raise DataError(
+        f"the training split '{split}' changed since {workdir} started ({old.get('examples')} → {graph.num_examples} "
+        f"examples, label graph {str(old.get('label_graph_sha1'))[:10]} → {graph.sha1()[:10]}; {recorded}): its "
+        "checkpoint keeps the label embeddings and loss of the old data, so resuming would not equal a fresh run; "
+        "train into a new --workdir (or restore the old data to resume)"
+    )
 
 
 def evaluation_config(workdir: str, overrides=None):
