@@ -29,7 +29,7 @@ def get_base_config():
     config.data = ml_collections.ConfigDict()
     config.data.format = "image"  # a registered data kind (cma_tf/kinds/): "image", "tfds", YouTube-8M "yt8m_frame" / "yt8m_video"
     config.data.data_dir = ""  # image: labels.txt + {split}-*-of-*.tfrecord; YouTube-8M: {split}*.tfrecord
-    config.data.vocabulary = ml_collections.config_dict.placeholder(str)  # None: <data_dir>/labels.txt or vocabulary.csv
+    config.data.vocabulary = ml_collections.config_dict.placeholder(str)  # None: <data_dir>/labels.txt or vocabulary.csv; a file must list those same names in that order (checked: the records hold ids, it does not map names)
     config.data.label_graph = ml_collections.config_dict.placeholder(str)  # None: <data_dir>/label_graph_<split>.npz
     config.data.train_split = "train"
     config.data.eval_split = "val"

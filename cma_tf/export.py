@@ -36,10 +36,16 @@ _TOP_K = flags.DEFINE_integer(
 )
 _VOCABULARY = flags.DEFINE_string(
     "vocabulary", None,
-    "Label names, one a line (line = class id), or a YouTube-8M vocabulary.csv. Default: the "
-    "workdir's labels.txt, else the vocabulary of the training config's dataset.",
+    "For a run trained before labels.txt was kept, whose dataset is gone: its label names, one a line "
+    "(line = class id), or a YouTube-8M vocabulary.csv. It must list the run's labels in their order "
+    "(refused otherwise, naming the first id that differs): it never renames or reorders them. "
+    "Default: the workdir's labels.txt, else the vocabulary of the training config's dataset.",
 )
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir (default: refuse).")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False,
+    "Replace an existing --export_dir that is one SavedModel version (e.g. models/cma/2; its other "
+    "versions and files stay). A base folder (models/cma) is never replaced. Default: refuse.",
+)
 flags.mark_flags_as_required(["workdir", "export_dir"])
 
 

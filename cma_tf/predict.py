@@ -42,8 +42,10 @@ _CHECKPOINT = flags.DEFINE_enum(
 )
 _VOCABULARY = flags.DEFINE_string(
     "vocabulary", None,
-    "With a workdir: label names, one a line, or a YouTube-8M vocabulary.csv. Default: the workdir's "
-    "labels.txt, else its training dataset's vocabulary. (A SavedModel carries its own.)",
+    "With a workdir trained before labels.txt was kept, whose dataset is gone: its label names, one a "
+    "line, or a YouTube-8M vocabulary.csv. It must list the run's labels in their order (refused "
+    "otherwise, naming the first id that differs): it never renames or reorders them. Default: the "
+    "workdir's labels.txt, else its training dataset's vocabulary. (A SavedModel carries its own.)",
 )
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.")
 flags.mark_flags_as_required(["model", "input", "output"])

@@ -49,6 +49,26 @@ def read_vocabulary(path: str, unique: bool = True) -> list:
     return names
 
 
+def check_same_vocabulary(given, expected, given_name: str, expected_name: str, fix: str) -> None:
+    """The one rule for a vocabulary given beside the one a model or records were made with: the
+    same names in the same order (a class id is a position, so a reordered list would put every
+    name on another output). A `DataError`, one line naming the first id that differs and both
+    names, then `fix`:
+    `<given_name> differs from <expected_name> at id 3 (line 4): 'dog' instead of 'cat'; <fix>`."""
+    given, expected = list(given), list(expected)
+    if given == expected:
+        return
+    first = next((i for i, (a, b) in enumerate(zip(given, expected)) if a != b), min(len(given), len(expected)))
+
+    def at(names):
+        return repr(names[first]) if first < len(names) else f"the end of the list ({len(names)} labels)"
+
+    raise DataError(
+        f"{given_name} differs from {expected_name} at id {first} (line {first + 1}): {at(given)} instead of "
+        f"{at(expected)}; {fix}"
+    )
+
+
 def first_difference(old, new) -> str:
     """Where two vocabularies part, for messages: `line 3: 'cat' vs 'dog'` (line = id + 1)."""
     for line, (a, b) in enumerate(zip(old, new), start=1):

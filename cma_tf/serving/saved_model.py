@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from cma_tf.atomic import atomic_directory, is_local
 from cma_tf.serving.module import ServingModule
+from cma_tf.serving.predictor import is_saved_model
 from cma_tf.serving.workdir_model import describe_workdir, load_workdir_model
 from cma_tf.training import workdir as files
 
@@ -19,6 +20,30 @@ def build_serving_module(model, vocabulary, request, top_k, scratch_dir, thresho
     files.write_labels(scratch_dir, vocabulary)
     vocabulary_file = files.path(scratch_dir, files.VOCABULARY)
     return ServingModule(model, vocabulary_file, len(vocabulary), request, top_k, thresholds)
+
+
+def check_export_dir(export_dir, overwrite=False):
+    """A `FileExistsError` (one line, naming the version folders to give instead) unless
+    `export_dir` can take a new SavedModel: it is new, or, with `overwrite`, an existing
+    SavedModel version folder (or an empty folder). A model base folder (its numbered versions,
+    notes, …) or any other folder is never replaced: `--overwrite` replaces one version."""
+    if not tf.io.gfile.exists(export_dir):
+        return
+    if not tf.io.gfile.isdir(export_dir):
+        raise FileExistsError(f"--export_dir {export_dir} is a file: give a new SavedModel version folder")
+    entries = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(export_dir))
+    if not entries or is_saved_model(export_dir):
+        if overwrite:
+            return
+        raise FileExistsError(f"{export_dir} exists: choose a new version number or pass --overwrite")
+    base = export_dir.rstrip("/")
+    versions = sorted(int(name) for name in entries if name.isdigit())
+    shown = ", ".join(entries[:5]) + (", …" if len(entries) > 5 else "")
+    replace = f"--export_dir={base}/{versions[-1]} --overwrite to replace version {versions[-1]}, or " if versions else ""
+    raise FileExistsError(
+        f"{export_dir} is not a SavedModel version folder (it holds {shown}) and is never replaced as a whole: "
+        f"give {replace}--export_dir={base}/{(versions[-1] if versions else 0) + 1} for a new version"
+    )
 
 
 def describe_signatures(module):
@@ -47,8 +72,7 @@ def export_saved_model(model, vocabulary, request, export_dir, top_k=5, metadata
     which watches the base folder for new version numbers, never sees half a version; with
     `overwrite`, the old version is replaced only once the new one is complete.
     """
-    if tf.io.gfile.exists(export_dir) and not overwrite:
-        raise FileExistsError(f"{export_dir} exists: choose a new version number or pass --overwrite")
+    check_export_dir(export_dir, overwrite)
     with tempfile.TemporaryDirectory() as scratch:
         module = build_serving_module(model, vocabulary, request, top_k, scratch, thresholds)
         info = dict(metadata or {})
@@ -78,6 +102,7 @@ def export_saved_model(model, vocabulary, request, export_dir, top_k=5, metadata
 
 def export_workdir(workdir, export_dir, checkpoint="final", top_k=5, vocabulary_file=None, overwrite=False):
     """Exports the run in `workdir`; returns the metadata dict written beside the SavedModel."""
+    check_export_dir(export_dir, overwrite)  # before the model loads
     run = load_workdir_model(workdir, checkpoint, vocabulary_file)
     thresholds = files.read_thresholds(workdir, checkpoint, run.vocabulary)
     metadata = {"workdir": describe_workdir(workdir), "model": run.model_path, "config": run.config.to_dict(),

@@ -6,8 +6,9 @@ import os
 
 import tensorflow as tf
 
-from cma_tf.errors import DataError
 from cma_tf.data.requests import RequestFormat
+from cma_tf.data.vocab import check_same_vocabulary
+from cma_tf.errors import DataError
 from cma_tf.training import workdir as files
 
 
@@ -21,16 +22,30 @@ class WorkdirModel:
 
 
 def workdir_vocabulary(workdir, config, vocabulary_file=None):
-    """The label names of a run: `vocabulary_file` (`--vocabulary`), else `<workdir>/labels.txt`
-    (written by training), else the vocabulary of the training config's dataset."""
+    """The label names of a run: `<workdir>/labels.txt` (written by training), else the
+    vocabulary of the training config's dataset. `vocabulary_file` (`--vocabulary`) is for a run
+    trained before `labels.txt` was kept whose dataset is gone: it is read, and refused (a
+    `DataError` naming the first id that differs, both names) unless it lists the run's labels
+    in their order; it never renames or reorders them."""
     from cma_tf import factory
     from cma_tf.kinds.registry import read_vocabulary_file
 
+    own = files.path(workdir, files.VOCABULARY)
     if vocabulary_file:
         if not tf.io.gfile.exists(vocabulary_file):
             raise FileNotFoundError(f"--vocabulary: {vocabulary_file} does not exist")
-        return read_vocabulary_file(vocabulary_file)
-    own = files.path(workdir, files.VOCABULARY)
+        given = read_vocabulary_file(vocabulary_file)
+        fix = "leave --vocabulary out (the run's own labels are used) or give a copy of them"
+        if tf.io.gfile.exists(own):
+            files.check_labels(workdir, given, f"--vocabulary {vocabulary_file}", fix)
+        else:
+            try:
+                dataset = factory.read_vocabulary(config)
+            except FileNotFoundError:
+                return given  # nothing left to check it against but the model's class count
+            check_same_vocabulary(given, dataset, f"--vocabulary {vocabulary_file}",
+                                  f"the vocabulary of the run's dataset {config.data.data_dir}", fix)
+        return given
     if tf.io.gfile.exists(own):
         return read_vocabulary_file(own, unique=False)
     try:

@@ -12,6 +12,7 @@ split); `best.keras` is the epoch with the best validation mAP (GAP for video), 
 who want it.
 """
 
+import contextlib
 import csv
 import functools
 import os
@@ -22,6 +23,7 @@ import tensorflow as tf
 
 from cma_tf import factory
 from cma_tf.atomic import atomic_write
+from cma_tf.data.vocab import check_same_vocabulary
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.asge_model import fit_asge, fit_summary, load_encoder_weights, save_encoder_weights
@@ -36,6 +38,7 @@ from cma_tf.training.callbacks import (
     ValidationMetrics,
     predict_scores,
 )
+from cma_tf.training.lock import hold_lock
 from cma_tf.training.loop import fit_with_custom_loop
 from cma_tf.training.unseen_labels import print_labels_without_training_examples
 from cma_tf.training.strategy import is_chief, is_multi_worker
@@ -59,6 +62,28 @@ def load_dataset_info(config):
             raise
         raise DataError(problem) from error
     return vocabulary, graph
+
+
+def check_vocabulary_setting(config):
+    """`config.data.vocabulary` names the records' labels; it does not map them by name: the
+    records store class ids in the order of their data directory's own vocabulary
+    (`labels.txt`, or a YouTube-8M `vocabulary.csv`), so a given file must list the same names in
+    that order (`vocab.check_same_vocabulary`, the rule `evaluate`, `predict` and `export`
+    apply). Nothing to check when the data directory has no vocabulary of its own."""
+    if not config.data.vocabulary:
+        return
+    own = config.copy_and_resolve_references()
+    own.data.vocabulary = None
+    try:
+        expected = factory.read_vocabulary(own)
+    except FileNotFoundError:
+        return
+    check_same_vocabulary(
+        factory.read_vocabulary(config), expected, f"config.data.vocabulary {config.data.vocabulary}",
+        f"the vocabulary of the records in {config.data.data_dir}",
+        "their class ids follow that vocabulary, and config.data.vocabulary does not map labels by name: "
+        "leave it unset or give a copy of the records' own",
+    )
 
 
 def _asge_settings(config, graph):
@@ -161,7 +186,8 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
 
     A workdir keeps the config it was trained with: a workdir holding a run of another config
     is refused (`ConfigError` naming the fields), except for `files.RESUMABLE_FIELDS`, whose new
-    values `config.json` records.
+    values `config.json` records. The workdir is locked for the whole run (`lock.py`, local
+    paths only): a second training of it is refused (`WorkdirLocked` naming the holder's pid).
 
     Args:
         strategy: a `tf.distribute.Strategy` (default: the current one). Under
@@ -178,6 +204,19 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
             f"config.train.steps_per_epoch={steps}: give at least 1, or None for one pass over the training split"
         )
     strategy = strategy or tf.distribute.get_strategy()
+    check_vocabulary_setting(config)
+    # One training of a workdir at a time (a dry run writes only dry_run/, so it may run beside
+    # one). Only the chief writes the workdir: the other workers, which may share it on one file
+    # system, take no lock.
+    lock = files.path(workdir, files.DRY_RUN_LOCK if dry_run else files.TRAIN_LOCK)
+    command = "python -m cma_tf.train" + (" --dry_run" if dry_run else "")
+    with hold_lock(lock, command) if is_chief(strategy) else contextlib.nullcontext():
+        return _train_and_evaluate_locked(config, workdir, strategy, dry_run, extra_callbacks)
+
+
+def _train_and_evaluate_locked(config, workdir, strategy, dry_run, extra_callbacks):
+    """`train_and_evaluate` once the workdir's lock is held: what it reads of the workdir cannot
+    change under it."""
     changed = files.check_resumable(workdir, config)
     if dry_run:
         workdir = files.path(workdir, files.DRY_RUN)
@@ -199,17 +238,22 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
             f"split '{split}' of {factory.data_kind(config).source(config)} holds no examples (its record files are empty): "
             "nothing to train on; convert data into it or set config.data.train_split"
         )
-    if files.has_trained_state(workdir):
+    trained = files.has_trained_state(workdir)
+    final_path = files.path(workdir, files.FINAL_MODEL)
+    if trained:
         files.check_labels(workdir, vocabulary)
+        if not tf.io.gfile.exists(final_path):  # a finished run is only evaluated
+            files.check_training_data(workdir, config.data.train_split, graph)
     _note_schedule_change(config, changed)
     num_classes = len(vocabulary)
     if is_chief(strategy):
         files.write_json(files.path(workdir, files.CONFIG), config.to_dict())
         files.write_labels(workdir, vocabulary)
+        if not trained:
+            files.record_training_data(workdir, config.data.train_split, graph)
     eval_data = factory.build_dataset(config, num_classes, config.data.eval_split, training=False)
     if dry_run:
         eval_data = eval_data.take(DRY_RUN_STEPS)
-    final_path = files.path(workdir, files.FINAL_MODEL)
     try:
         if tf.io.gfile.exists(final_path):
             print(f"{final_path} exists: the run is finished, evaluating it (delete the workdir to retrain)")

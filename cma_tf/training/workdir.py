@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from cma_tf.atomic import atomic_path, write_text
-from cma_tf.data.vocab import read_vocabulary, write_vocabulary
+from cma_tf.data.vocab import check_same_vocabulary, read_vocabulary, write_vocabulary
 from cma_tf.errors import ConfigError, DataError
 
 CONFIG = "config.json"
@@ -22,7 +22,10 @@ FINAL_MODEL = "final.keras"
 TENSORBOARD = "tensorboard"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
+TRAINING_DATA = "training_data.json"  # the training split a run started on (a resume must see the same)
 DRY_RUN = "dry_run"  # `train --dry_run` trains here, never touching the run's own files
+TRAIN_LOCK = "train.lock"  # held by the training of the workdir while it runs (`lock.py`)
+DRY_RUN_LOCK = "dry_run.lock"  # held by a dry run: beside a training, not against it
 
 # The fields a workdir accepts with a new value when its run is resumed or re-evaluated
 # (`config.json` then records the new value); a difference in any other field is refused, as
@@ -164,6 +167,34 @@ def check_resumable(workdir: str, config):
     return differences
 
 
+def record_training_data(workdir: str, split: str, graph) -> None:
+    """Writes what a resume must find again: the training split, its example count and its
+    label graph's SHA-1 (`LabelGraph.sha1`, of the co-occurrence counts the label embeddings,
+    the loss and the steps per epoch were made from)."""
+    write_json(path(workdir, TRAINING_DATA), {"split": split, "examples": int(graph.num_examples),
+                                              "label_graph_sha1": graph.sha1()})
+
+
+def check_training_data(workdir: str, split: str, graph) -> None:
+    """Refuses (`DataError`) to resume a run whose training split changed since it started
+    (images added or removed: another label graph). Its checkpoint carries the label embeddings
+    fitted to the old graph and the optimizer of the old steps per epoch, so the resumed run
+    would not end where a fresh run on the new data does, as resuming promises; refitting them
+    mid-run would not either. Nothing to check for a run started before the file was kept."""
+    recorded = path(workdir, TRAINING_DATA)
+    if not tf.io.gfile.exists(recorded):
+        return
+    old = read_json(recorded)
+    if old.get("split") == split and old.get("label_graph_sha1") == graph.sha1() and old.get("examples") == graph.num_examples:
+        return
+    raise DataError(
+        f"the training split '{split}' changed since {workdir} started ({old.get('examples')} → {graph.num_examples} "
+        f"examples, label graph {str(old.get('label_graph_sha1'))[:10]} → {graph.sha1()[:10]}; {recorded}): its "
+        "checkpoint keeps the label embeddings and loss of the old data, so resuming would not equal a fresh run; "
+        "train into a new --workdir (or restore the old data to resume)"
+    )
+
+
 def evaluation_config(workdir: str, overrides=None):
     """The config `workdir` was trained with (`config.json`), with `overrides` (`{dotted field:
     value}` from the command line) applied to the `EVALUATION_FIELDS`; an override of any other
@@ -189,21 +220,16 @@ def evaluation_config(workdir: str, overrides=None):
     return config
 
 
-def check_labels(workdir: str, vocabulary) -> None:
-    """A `DataError` if the workdir's `labels.txt` (the run's label names) is not `vocabulary`
-    (the dataset's): its model's class ids would mean other labels. Nothing to check for a run
-    trained before the file was kept."""
+def check_labels(workdir: str, vocabulary, given_name: str = "the dataset's vocabulary",
+                 fix: str = "point config.data.data_dir (or config.data.vocabulary) at the run's dataset") -> None:
+    """A `DataError` (`vocab.check_same_vocabulary`: the first id that differs, both names) if
+    `vocabulary` (`given_name`: the dataset's, or a `--vocabulary` file) is not the workdir's
+    `labels.txt` (the run's label names, in the order of its model's outputs). Nothing to check
+    for a run trained before the file was kept."""
     own = path(workdir, VOCABULARY)
     if not tf.io.gfile.exists(own):
         return
-    names = read_vocabulary(own, unique=False)
-    if list(names) != list(vocabulary):
-        first = next((i for i, (a, b) in enumerate(zip(names, vocabulary)) if a != b), min(len(names), len(vocabulary)))
-        raise DataError(
-            f"the dataset's labels are not the ones {workdir} was trained with ({own}: {len(names)} labels, the "
-            f"dataset {len(vocabulary)}; first difference at id {first}): point config.data.data_dir (or "
-            "config.data.vocabulary) at the run's dataset"
-        )
+    check_same_vocabulary(vocabulary, read_vocabulary(own, unique=False), given_name, f"the run's {own}", fix)
 
 
 def _merge(config, values):

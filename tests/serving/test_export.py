@@ -223,10 +223,10 @@ def test_vocabulary_files_are_validated(image_workdir, tmp_path):
 
     names = open(os.path.join(image_workdir, "labels.txt")).read().splitlines()
     good = tmp_path / "names.txt"
-    good.write_text("".join(f"renamed {name}\n" for name in names) + "\n\n")  # trailing blank lines are fine
+    good.write_text("".join(f"{name}\n" for name in names) + "\n\n")  # trailing blank lines are fine
     info = export_workdir(image_workdir, str(tmp_path / "a" / "1"), vocabulary_file=str(good))
     with open(tmp_path / "a" / "1" / "assets" / "labels.txt") as f:
-        assert f.read().splitlines() == [f"renamed {name}" for name in names]
+        assert f.read().splitlines() == names
     assert info["num_classes"] == len(names)
     csv_file = tmp_path / "vocabulary.csv"  # the YouTube-8M format is read as such
     csv_file.write_text("Index,TrainVideoCount,Name\n" + "".join(f"{i},5,{name}\n" for i, name in enumerate(names)))
@@ -237,10 +237,36 @@ def test_vocabulary_files_are_validated(image_workdir, tmp_path):
     gap.write_text("a\n\nb\n")
     with pytest.raises(DataError, match=f"{gap}: line 2 is empty"):
         export_workdir(image_workdir, str(tmp_path / "c" / "1"), vocabulary_file=str(gap))
+    renamed = tmp_path / "renamed.txt"  # --vocabulary does not rename the run's labels
+    renamed.write_text("".join(f"renamed {name}\n" for name in names))
+    with pytest.raises(DataError, match=rf"at id 0 \(line 1\): 'renamed {names[0]}' instead of '{names[0]}'"):
+        export_workdir(image_workdir, str(tmp_path / "d" / "1"), vocabulary_file=str(renamed))
+    short = tmp_path / "short.txt"
+    short.write_text("".join(f"{name}\n" for name in names[:2]))
+    with pytest.raises(DataError, match=r"at id 2 \(line 3\): the end of the list \(2 labels\) instead of"):
+        export_workdir(image_workdir, str(tmp_path / "e" / "1"), vocabulary_file=str(short))
+    assert sorted(os.listdir(tmp_path)) == ["a", "b", "gap.txt", "names.txt", "renamed.txt", "short.txt", "vocabulary.csv"]
+
+
+def test_a_run_without_labels_txt_checks_the_count_of_a_given_vocabulary(image_workdir, image_data, tmp_path):
+    """A run trained before labels.txt was kept, whose dataset is gone: --vocabulary supplies the
+    names; only the model's class count can be checked."""
+    import shutil
+
+    from cma_tf.errors import DataError
+    from cma_tf.serving.saved_model import export_workdir
+    from cma_tf.training import workdir as files
+
+    workdir = str(tmp_path / "old_run")
+    shutil.copytree(image_workdir, workdir)
+    os.remove(os.path.join(workdir, "labels.txt"))
+    config = files.read_json(os.path.join(workdir, "config.json"))
+    config["data"]["data_dir"] = str(tmp_path / "gone")
+    files.write_json(os.path.join(workdir, "config.json"), config)
     short = tmp_path / "short.txt"
     short.write_text("a\nb\n")
-    with pytest.raises(DataError, match=f"scores {len(names)} classes but the vocabulary has 2 names"):
-        export_workdir(image_workdir, str(tmp_path / "d" / "1"), vocabulary_file=str(short))
+    with pytest.raises(DataError, match=r"scores \d+ classes but the vocabulary has 2 names"):
+        export_workdir(workdir, str(tmp_path / "d" / "1"), vocabulary_file=str(short))
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
@@ -263,3 +289,68 @@ def test_a_mixed_precision_model_exports_float32_scores(image_data, tmp_path, po
     outputs = tf.saved_model.load(export_dir).signatures["predict_pixels"](pixels=tf.constant(pixels))
     assert outputs["scores"].dtype == tf.float32
     np.testing.assert_allclose(outputs["scores"].numpy(), keras_scores(model, pixels), atol=SCORE_TOLERANCE)
+
+
+def _tree(folder):
+    """`{relative path: bytes}` of every file below `folder`."""
+    tree = {}
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(directory, name)
+            with open(path, "rb") as f:
+                tree[os.path.relpath(path, folder)] = f.read()
+    return tree
+
+
+@pytest.fixture
+def base_folder(image_export, tmp_path):
+    """A model base folder: versions 1 and 2 (copies of the session's export) and a notes file."""
+    import shutil
+
+    base = tmp_path / "models" / "tiny"
+    shutil.copytree(image_export, base / "1")
+    shutil.copytree(image_export, base / "2")
+    (base / "NOTES.md").write_text("version 2: the tiny run\n")
+    return base
+
+
+def test_overwrite_replaces_one_version_and_keeps_the_others_and_the_notes(image_workdir, base_folder):
+    from cma_tf.serving.saved_model import export_workdir
+
+    kept = {name: _tree(base_folder / name) for name in ("1",)}
+    export_workdir(image_workdir, str(base_folder / "2"), top_k=2, overwrite=True)
+    assert sorted(os.listdir(base_folder)) == ["1", "2", "NOTES.md"]
+    assert _tree(base_folder / "1") == kept["1"]
+    assert (base_folder / "NOTES.md").read_text() == "version 2: the tiny run\n"
+    loaded = tf.saved_model.load(str(base_folder / "2"))
+    assert loaded.signatures["serving_default"].structured_outputs["top_k_classes"].shape[-1] == 2
+
+
+def test_overwrite_of_a_base_folder_is_refused_naming_the_version(image_workdir, base_folder):
+    from cma_tf.serving.saved_model import export_workdir
+
+    before = _tree(base_folder)
+    with pytest.raises(FileExistsError) as error:
+        export_workdir(image_workdir, str(base_folder), overwrite=True)
+    message = str(error.value)
+    assert f"{base_folder} is not a SavedModel version folder" in message, message
+    assert f"--export_dir={base_folder}/2" in message and f"--export_dir={base_folder}/3" in message, message
+    assert _tree(base_folder) == before
+
+
+def test_export_cli_refuses_a_base_folder_in_one_line(image_workdir, base_folder):
+    import subprocess
+    import sys
+
+    from tests.test_cli import ROOT
+
+    before = _tree(base_folder)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "cma_tf.export", f"--workdir={image_workdir}", f"--export_dir={base_folder}", "--overwrite"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr and "is not a SavedModel version folder" in errors[0]
+    assert _tree(base_folder) == before

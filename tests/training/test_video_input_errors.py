@@ -7,6 +7,7 @@ References: the synthetic records are read back with plain `tf.io.parse_single_s
 (the test split really has no labels), the CLIs run in subprocesses (exit code, stderr)."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -282,7 +283,10 @@ def test_train_cli_names_the_record_whose_label_is_outside_the_vocabulary(yt8m, 
             reference = (example.context.feature["id"].bytes_list.value[0].decode(), max(labels))
             break
     assert reference is not None
-    proc = run_cli("cma_tf.train", *CLI_OVERRIDES, f"--config.data.data_dir={os.path.join(yt8m, 'frame')}",
+    # The records without their own vocabulary.csv (a given one must equal it: test_vocabulary_setting.py).
+    records = str(tmp_path / "published" / "frame")
+    shutil.copytree(os.path.join(yt8m, "frame"), records)
+    proc = run_cli("cma_tf.train", *CLI_OVERRIDES, f"--config.data.data_dir={records}",
                    f"--config.data.vocabulary={small}", f"--workdir={tmp_path / 'run'}")
     assert proc.returncode == 2, proc.stderr[-3000:]
     line = error_line(proc)

@@ -129,7 +129,8 @@ def test_a_moved_dataset_must_have_the_runs_labels(finished, tiny_data, tmp_path
     names = open(os.path.join(other, "labels.txt")).read().splitlines()
     with open(os.path.join(other, "labels.txt"), "w") as f:
         f.write("\n".join(["zebra"] + names[1:]) + "\n")
-    with pytest.raises(DataError, match="the dataset's labels are not the ones .* first difference at id 0"):
+    with pytest.raises(DataError, match=rf"the dataset's vocabulary differs from the run's {workdir}/labels.txt at id 0 "
+                                        rf"\(line 1\): 'zebra' instead of '{names[0]}'"):
         train_and_evaluate(finished_config(other), workdir)
 
 
@@ -233,3 +234,18 @@ def test_evaluate_help_names_the_files_it_writes():
     result = run_cli("cma_tf.evaluate", "--help")  # absl's --help exits with status 1
     assert "per_class:" in result.stdout
     assert "eval_metrics_final.json" in result.stdout and "eval_metrics.json" not in result.stdout
+
+
+def test_a_resume_after_the_training_split_changed_is_refused(interrupted, tmp_path):
+    """A resumed checkpoint carries the label embeddings (and loss weights, steps per epoch) of the
+    data the run started on: after images were added to train it would not end where a fresh run
+    on the new data does, so it is refused, before anything in the workdir changes."""
+    from cma_tf.data.demo import generate_demo_dataset
+
+    workdir = copy_of(interrupted, tmp_path)
+    grown = str(tmp_path / "grown_data")
+    generate_demo_dataset(grown, num_train=64, num_val=24, image_size=32, seed=0, num_shards=2, progress=False)
+    before = {name: open(files.path(workdir, name), "rb").read() for name in (files.CONFIG, files.CHECKPOINT_STATE, files.HISTORY)}
+    with pytest.raises(DataError, match=r"the training split 'train' changed since .* started \(48 → 64 examples"):
+        train_and_evaluate(interrupted_config(grown), workdir)
+    assert {name: open(files.path(workdir, name), "rb").read() for name in before} == before
