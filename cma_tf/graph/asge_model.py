@@ -298,6 +298,9 @@ def fit_asge(
     if not sparse:
         adjacency = np.asarray(adjacency, np.float32)
     num_labels = adjacency.shape[0]
+    if not (isinstance(steps, (int, np.integer)) and steps >= 1):
+        # Keras' fit reads steps_per_epoch=0 as "until the data ends", and this data never does.
+        raise ConfigError(f"ASGE steps={steps!r}: give an integer ≥ 1 (config.asge.steps)")
     if check:
         check_graph(adjacency)
     keras.utils.set_random_seed(seed)

@@ -26,7 +26,7 @@ from cma_tf.atomic import atomic_write
 from cma_tf.data.vocab import check_same_vocabulary
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph.asge import ASGEEncoder
-from cma_tf.graph.asge_model import fit_asge, fit_summary, load_encoder_weights, save_encoder_weights
+from cma_tf.graph.asge_model import check_graph, fit_asge, fit_summary, load_encoder_weights, save_encoder_weights
 from cma_tf.graph.cooccurrence import load_or_build_label_graph
 from cma_tf.graph.word2vec import fit_word2vec
 from cma_tf.training import non_finite
@@ -197,12 +197,7 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
             its `config.json` records the 2 steps), leaving the run's own files alone.
         extra_callbacks: more Keras callbacks for `fit` (tests use it to interrupt a run).
     """
-    factory.validate_config(config)
-    steps = config.train.steps_per_epoch
-    if steps is not None and steps < 1:
-        raise ConfigError(
-            f"config.train.steps_per_epoch={steps}: give at least 1, or None for one pass over the training split"
-        )
+    factory.validate_config(config)  # every numeric setting's range first (config_schema.py)
     strategy = strategy or tf.distribute.get_strategy()
     check_vocabulary_setting(config)
     # One training of a workdir at a time (a dry run writes only dry_run/, so it may run beside
@@ -238,6 +233,8 @@ def _train_and_evaluate_locked(config, workdir, strategy, dry_run, extra_callbac
             f"split '{split}' of {factory.data_kind(config).source(config)} holds no examples (its record files are empty): "
             "nothing to train on; convert data into it or set config.data.train_split"
         )
+    if factory.needs_label_embeddings(config) and config.model.label_embedding == "asge":
+        check_graph(graph.adjacency)  # a graph ASGE cannot embed is refused before the workdir is written
     trained = files.has_trained_state(workdir)
     final_path = files.path(workdir, files.FINAL_MODEL)
     if trained:
@@ -265,6 +262,7 @@ def _train_and_evaluate_locked(config, workdir, strategy, dry_run, extra_callbac
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
         _raise_data_error(config, num_classes, error)
     metrics["model"] = config.model.head
+    metrics["evaluated_on"] = factory.data_kind(config).evaluation_unit(config)
     files.write_json(files.path(workdir, files.METRICS), metrics)
     return metrics
 

@@ -243,3 +243,13 @@ def test_the_fit_summary_says_undefined_where_a_correlation_is():
     line = fit_summary(report)
     assert "nan" not in line.lower(), line
     assert "undefined" in line and f"Pearson r {report['pearson']:.3f}" in line, line
+
+
+def test_fit_asge_refuses_zero_steps_instead_of_fitting_forever():
+    """`steps_per_epoch=0` is "until the data ends" to Keras, and ASGE's data never ends."""
+    from cma_tf.errors import ConfigError
+    from cma_tf.graph.asge_model import fit_asge
+
+    adjacency = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 1.0]], np.float32)
+    with pytest.raises(ConfigError, match="steps=0"):
+        fit_asge(adjacency, units=4, depth=1, steps=0)
