@@ -190,6 +190,8 @@ def train_and_evaluate(config, workdir, strategy=None, dry_run=False, extra_call
         tf.config.experimental.enable_op_determinism()
     factory.set_precision_policy(config)
 
+    # A bounded scan of both splits' records first: a bad record is named before the label graph.
+    factory.check_records(config, len(factory.read_vocabulary(config)))
     vocabulary, graph = load_dataset_info(config)
     if graph.num_examples == 0:
         split = config.data.train_split
