@@ -492,3 +492,13 @@ def test_segment_inference_names_the_truncated_shard(yt8m, frame_workdir, tmp_pa
         write_submission(frame_workdir, path, str(tmp_path / "out.csv"),
                          segment_label_ids=os.path.join(yt8m, "segment_label_ids.csv"), progress=False)
     assert not os.path.exists(tmp_path / "out.csv")
+
+
+def test_evaluate_names_the_truncated_shard_as_train_does(yt8m, frame_workdir, tmp_path):
+    from cma_tf.evaluate import evaluate_workdirs
+
+    data_dir = copy_records(yt8m, tmp_path, lambda example, index: None)
+    path = os.path.join(data_dir, "validate0000.tfrecord")
+    truncate(path)
+    with pytest.raises(DataError, match=rf"^{path}: record \d+ and on cannot be read .*truncated"):
+        evaluate_workdirs([frame_workdir], ["run"], overrides={"data.data_dir": data_dir})
