@@ -7,6 +7,7 @@ References: the synthetic records are read back with plain `tf.io.parse_single_s
 (the test split really has no labels), the CLIs run in subprocesses (exit code, stderr)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -482,15 +483,14 @@ def test_train_cli_names_the_truncated_shard(yt8m, tmp_path):
     assert os.path.join(data_dir, "train0000.tfrecord") in line and "record " in line and "truncated" in line, line
 
 
-def test_segment_inference_names_the_truncated_shard(yt8m, frame_workdir, tmp_path):
-    from cma_tf.segment_inference import write_submission
-
+def test_segment_inference_cli_names_the_truncated_shard(yt8m, frame_workdir, tmp_path):
     data_dir = copy_records(yt8m, tmp_path, lambda example, index: None)
     path = os.path.join(data_dir, "validate0000.tfrecord")
     truncate(path)
-    with pytest.raises(DataError, match=rf"^{path}: record \d+ and on cannot be read .*truncated"):
-        write_submission(frame_workdir, path, str(tmp_path / "out.csv"),
-                         segment_label_ids=os.path.join(yt8m, "segment_label_ids.csv"), progress=False)
+    proc = run_cli("cma_tf.segment_inference", f"--workdir={frame_workdir}", f"--input={path}",
+                   f"--output={tmp_path / 'out.csv'}", f"--segment_label_ids={os.path.join(yt8m, 'segment_label_ids.csv')}")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert re.match(rf"^error: {path}: record \d+ and on cannot be read .*truncated", error_line(proc)), error_line(proc)
     assert not os.path.exists(tmp_path / "out.csv")
 
 
