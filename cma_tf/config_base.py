@@ -41,6 +41,12 @@ def get_base_config():
     config.data.max_frames = 300  # frames read per video (the published maximum)
     config.data.frames = 300  # T: each video's frames resampled to this many (frames.py)
     config.data.eval_segments = False  # evaluate on the rated 5-frame segments of eval_split
+    # Values a frame of each feature holds: the published extractor's (data/yt8m/records.py). Features of
+    # another extractor: e.g. --config.data.feature_sizes.rgb=2048 (the model's input width follows).
+    config.data.feature_sizes = ml_collections.ConfigDict({"rgb": 1024, "audio": 128, "mean_rgb": 1024, "mean_audio": 128})
+    # Records of each shard of train_split and eval_split checked before any work (feature sizes, empty
+    # videos, label ids, rated segments): a bounded scan; 0 skips it (data/yt8m/validate.py check_records).
+    config.data.check_records = 1
     # TensorFlow Datasets only (format "tfds"): a prepared image dataset, read where it is
     config.data.tfds_name = ""  # e.g. "coco/2014", "voc/2007"
     config.data.tfds_data_dir = ""  # where it is prepared; "" = TFDS's default ($TFDS_DATA_DIR or ~/tensorflow_datasets)

@@ -128,6 +128,11 @@ SCHEMA = {
     "data.shuffle_buffer": count(),  # 1: no shuffling; tf.data refuses 0 for images
     "data.max_frames": count(),
     "data.frames": count(),
+    "data.feature_sizes.rgb": count(),  # values a frame (frame level) or a video (video level) holds
+    "data.feature_sizes.audio": count(),
+    "data.feature_sizes.mean_rgb": count(),
+    "data.feature_sizes.mean_audio": count(),
+    "data.check_records": count(minimum=0),  # records read per shard before any work; 0 skips the check
     # model
     "model.backbone_widths": counts(minimum=BOTTLENECK_EXPANSION, length=SMALL_BACKBONE_WIDTHS),
     "model.snet_filters": counts(),

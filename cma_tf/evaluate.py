@@ -100,11 +100,13 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
     evaluated split."""
     import keras
     import numpy as np
+    import tensorflow as tf
 
     from cma_tf import factory
     from cma_tf.atomic import write_text
+    from cma_tf.data.record_files import describe_read_failure
     from cma_tf.data.vocab import first_difference
-    from cma_tf.errors import ConfigError
+    from cma_tf.errors import ConfigError, DataError
     from cma_tf.metrics.image import per_class_average_precision, precision_recall_f1
     from cma_tf.metrics.thresholds import decide
     from cma_tf.metrics.report import format_metrics_table
@@ -163,7 +165,11 @@ def evaluate_workdirs(workdirs, names, checkpoint="final", overrides=None, same_
             print(f"{workdir}: thresholds chosen on {chosen_on}"
                   + (f"; {kept} labels without positives there keep 0.5" if kept else ""))
         dataset = factory.build_dataset(config, len(vocabulary), config.data.eval_split, training=False)
-        scores, targets = predict_scores(model, dataset)
+        try:
+            scores, targets = predict_scores(model, dataset)
+        except tf.errors.DataLossError as error:  # a truncated shard: name the file and record
+            files_read = factory.list_data_files(config, config.data.eval_split)
+            raise DataError(describe_read_failure(files_read, error)) from None
         if not np.isfinite(scores).all():
             raise non_finite_scores_error(config, config.data.eval_split, workdir)
         print_labels_without_training_examples(config, vocabulary, targets, prefix=f"{workdir}: ")

@@ -291,6 +291,17 @@ def check_record_kind(config, files):
     data_kind(config).check_record_kind(config, files)
 
 
+def feature_sizes(config) -> dict:
+    """YouTube-8M: each feature's size, `config.data.feature_sizes` over the published ones."""
+    return data_kind(config).feature_sizes(config)
+
+
+def check_records(config, num_classes):
+    """Before any work: a bounded scan of the training and evaluation splits' records (a
+    `DataError` naming the first bad record; `kinds/registry.py` `check_records`)."""
+    data_kind(config).check_records(config, num_classes)
+
+
 def first_bad_record(config, files, num_classes):
     """After a failed read: one line naming the first record of `files` that cannot be used
     (shard, record index, id, field), or None."""

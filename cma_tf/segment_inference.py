@@ -73,6 +73,7 @@ def write_submission(workdir, input_pattern, output, segment_label_ids=None, che
 
     from cma_tf import factory
     from cma_tf.data.yt8m import readers
+    from cma_tf.data.record_files import describe_read_failure
     from cma_tf.data.yt8m.vocabulary import read_segment_label_ids
     from cma_tf.errors import ConfigError, DataError
     from cma_tf.serving.workdir_model import workdir_vocabulary
@@ -97,15 +98,19 @@ def write_submission(workdir, input_pattern, output, segment_label_ids=None, che
     factory.check_record_kind(config, record_files)
     model = keras.saving.load_model(files.trained_model_path(workdir, checkpoint))
     videos = readers.frame_records(
-        record_files, num_classes, batch_size, factory.feature_names(config), config.data.max_frames
+        record_files, num_classes, batch_size, factory.feature_names(config), config.data.max_frames,
+        feature_sizes=factory.feature_sizes(config),
     )
     ranking = SegmentRanking(num_classes, class_ids, top_k=top_k, max_per_class=max_per_class)
     segments = 0
     with tqdm(desc="segments", unit=" segments", disable=not progress) as bar:
-        for segment_ids, scores in iterate_segment_scores(model, videos, config.data.frames):
-            ranking.update(segment_ids, scores)
-            segments += len(segment_ids)
-            bar.update(len(segment_ids))
+        try:
+            for segment_ids, scores in iterate_segment_scores(model, videos, config.data.frames):
+                ranking.update(segment_ids, scores)
+                segments += len(segment_ids)
+                bar.update(len(segment_ids))
+        except tf.errors.OpError as error:  # e.g. a truncated shard: name the file and record
+            raise DataError(describe_read_failure(record_files, error)) from None
     ranking.write_csv(output)
     return {"segments": segments, "classes": len(class_ids), "output": output}
 

@@ -27,7 +27,7 @@ DEMO = os.path.join(CONFIG_DIR, "demo.py")
 # other numeric field is a count, a size or a rate that must be positive. No numeric field
 # takes -1. A new field that may be 0 is added here after checking what 0 does.
 ZERO_ALLOWED = {
-    "seed",
+    "seed", "data.check_records",
     "model.encoder_layers", "model.transformer_dropout", "model.gcn_threshold", "model.gcn_reweight",
     "model.graph_loss_weight", "model.scale_loss_weight",
     "asge.momentum", "asge.alpha", "asge.row_guard",

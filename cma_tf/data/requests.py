@@ -69,13 +69,15 @@ def image_request(image_size: int) -> RequestFormat:
     )
 
 
-def frame_request(frames: int, feature_names, max_frames: int) -> RequestFormat:
+def frame_request(frames: int, feature_names, max_frames: int, feature_sizes=None) -> RequestFormat:
     feature_names = tuple(feature_names)
-    size = readers.feature_size(feature_names)
+    size = readers.feature_size(feature_names, feature_sizes)
 
     def decode_one(serialized):
+        # A video without frames is an item that does not decode (valid=0), not a row of zeros.
         parsed = readers.parse_frame_examples(
-            serialized[tf.newaxis], None, feature_names, max_frames, dequantize=False, check_frame_sizes=True
+            serialized[tf.newaxis], None, feature_names, max_frames, dequantize=False, check_frame_sizes=True,
+            feature_sizes=feature_sizes, require_frames=True,
         )
         rows = readers.resample_and_dequantize(
             parsed["video_matrix"], parsed["num_frames"], frames, dequantize=readers.mask_and_dequantize
@@ -89,12 +91,12 @@ def frame_request(frames: int, feature_names, max_frames: int) -> RequestFormat:
     )
 
 
-def video_level_request(feature_names) -> RequestFormat:
+def video_level_request(feature_names, feature_sizes=None) -> RequestFormat:
     feature_names = tuple(feature_names)
-    size = readers.feature_size(feature_names)
+    size = readers.feature_size(feature_names, feature_sizes)
 
     def decode_one(serialized):
-        parsed = readers.parse_video_level_examples(serialized[tf.newaxis], None, feature_names)
+        parsed = readers.parse_video_level_examples(serialized[tf.newaxis], None, feature_names, feature_sizes)
         return tf.ensure_shape(parsed["video_matrix"], [1, size])
 
     return RequestFormat(

@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from cma_tf.data import records
+from cma_tf.data.record_files import unreadable_message
 
 
 def _check_example(serialized, num_classes: int) -> Optional[str]:
@@ -40,5 +41,5 @@ def first_bad_record(files: Sequence[str], num_classes: int) -> Optional[str]:
                 if problem:
                     return f"{path}: record {index}: {problem}"
         except tf.errors.DataLossError as error:
-            return f"{path}: record {index + 1} is corrupt ({error.message.splitlines()[0]})"
+            return unreadable_message(path, index + 1, error)
     return None

@@ -90,6 +90,11 @@ class DataKind:
         """The message for a read error no record scan could place (None: re-raise it as is)."""
         return None
 
+    def check_records(self, config, num_classes) -> None:
+        """Before any work (the label graph, training): a `DataError` naming the first record of
+        the training or evaluation split that could not be trained or evaluated on, from a
+        bounded scan (YouTube-8M: `config.data.check_records` records of each shard)."""
+
     def evaluates_segments(self, config) -> bool:
         """Whether evaluation reads rated segments rather than whole examples."""
         return False

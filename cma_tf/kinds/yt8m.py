@@ -54,8 +54,42 @@ class YouTube8MKind(DataKind):
             )
         return names
 
+    def feature_sizes(self, config) -> dict:
+        """Each feature's size: `config.data.feature_sizes` (the published sizes by default;
+        other extractors give other sizes), checked to be whole numbers ≥ 1."""
+        given = config.data.get("feature_sizes") or {}
+        given = given.to_dict() if hasattr(given, "to_dict") else dict(given)
+        for name, size in given.items():
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ConfigError(
+                    f"config.data.feature_sizes.{name}={size!r}: give the number of values a frame of '{name}' "
+                    f"holds (a whole number ≥ 1; published: {readers.records.FEATURE_SIZES.get(name, 'none')})"
+                )
+        return readers.feature_sizes_of(given)
+
     def validate(self, config):
         self.feature_names(config)
+        self.feature_sizes(config)
+        count = config.data.get("check_records", 0)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ConfigError(
+                f"config.data.check_records={count!r}: give the records of each shard to check before training "
+                "(a whole number; 0 skips the check)"
+            )
+
+    def check_records(self, config, num_classes):
+        """Before any work: the first `config.data.check_records` records of every shard of the
+        training and evaluation splits (feature sizes, empty videos, label ids; the evaluation
+        split's rated segments when they are evaluated), one line naming the first bad record."""
+        count = config.data.check_records
+        if not count:
+            return
+        data = config.data
+        for split, segments in ((data.train_split, False), (data.eval_split, self.evaluates_segments(config))):
+            yt8m_validate.check_records(
+                self.list_files(config, split), count, self.record_kind, self.feature_names(config),
+                self.feature_sizes(config), num_classes, segments=segments, max_frames=data.max_frames,
+            )
 
     def list_files(self, config, split):
         """The `<split>*.tfrecord` files; also a `DataError` when the first record is not of this
@@ -159,7 +193,7 @@ class YouTube8MKind(DataKind):
         raise NotImplementedError
 
     def input_shape(self, config):
-        return (self.input_frames(config), readers.feature_size(self.feature_names(config)))
+        return (self.input_frames(config), readers.feature_size(self.feature_names(config), self.feature_sizes(config)))
 
     def metrics(self, scores, targets):
         return video_metrics.video_metrics(scores, targets)
@@ -185,7 +219,8 @@ class FrameLevelKind(YouTube8MKind):
         data, features = config.data, self.feature_names(config)
         if data.eval_segments and not training:
             segments = readers.segment_records(
-                files, num_classes, batch_size, features, deterministic=data.deterministic, max_frames=data.max_frames
+                files, num_classes, batch_size, features, deterministic=data.deterministic, max_frames=data.max_frames,
+                feature_sizes=self.feature_sizes(config),
             )
             return segments.map(
                 lambda batch: (readers.segment_inputs(batch, data.frames), batch["labels"], batch["label_weights"])
@@ -193,11 +228,13 @@ class FrameLevelKind(YouTube8MKind):
         return readers.make_frame_dataset(
             files, num_classes, data.frames, batch_size, training, features, data.max_frames, seed=seed,
             shuffle_buffer=data.shuffle_buffer, deterministic=data.deterministic, repeat=repeat,
-            input_context=input_context,
+            input_context=input_context, feature_sizes=self.feature_sizes(config),
         )
 
     def serving_request(self, config):
-        return requests.frame_request(config.data.frames, self.feature_names(config), config.data.max_frames)
+        return requests.frame_request(
+            config.data.frames, self.feature_names(config), config.data.max_frames, self.feature_sizes(config)
+        )
 
 
 class VideoLevelKind(YouTube8MKind):
@@ -215,11 +252,11 @@ class VideoLevelKind(YouTube8MKind):
         return readers.make_video_level_dataset(
             files, num_classes, batch_size, training, self.feature_names(config), seed=seed,
             shuffle_buffer=data.shuffle_buffer, deterministic=data.deterministic, repeat=repeat,
-            input_context=input_context,
+            input_context=input_context, feature_sizes=self.feature_sizes(config),
         )
 
     def serving_request(self, config):
-        return requests.video_level_request(self.feature_names(config))
+        return requests.video_level_request(self.feature_names(config), self.feature_sizes(config))
 
     def non_finite_record(self, config, files):
         return finite.first_non_finite(files, self.feature_names(config))

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from cma_tf.data import decode
 from cma_tf.data import records as image_records
+from cma_tf.data.record_files import read_records
 from cma_tf.data.yt8m import finite as yt8m_finite
 from cma_tf.data.yt8m import records as yt8m_records
 from cma_tf.data.yt8m import validate as yt8m_validate
@@ -109,14 +110,10 @@ def check_record_kind(path: str, raw: bytes, input_name: str) -> None:
 
 
 def _records(path: str, input_name: str) -> Iterator[Tuple[str, bytes]]:
-    index = 0
-    try:
-        for index, raw in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
-            if index == 0:
-                check_record_kind(path, raw, input_name)
-            yield _record_id(raw, input_name, f"{path}:{index}")
-    except (tf.errors.DataLossError, tf.errors.OpError) as error:
-        raise DataError(f"{path}: cannot read record {index + 1} and on: {error.message.splitlines()[0]}") from None
+    for index, raw in read_records(path):
+        if index == 0:
+            check_record_kind(path, raw, input_name)
+        yield _record_id(raw, input_name, f"{path}:{index}")
 
 
 def read_items(files: Sequence[str], input_name: str) -> Iterator[Tuple[str, bytes]]:
@@ -144,7 +141,7 @@ def why_not_decoded(item: bytes, input_name: str) -> str:
     """Why the model flagged `item` (`valid=False`), in words."""
     if input_name == IMAGES:
         return decode.why_not_decoded(item) or "the model's graph could not decode it"
-    return _why_not_read(item, input_name) or (
+    return yt8m_validate.why_not_served(item) or _why_not_read(item, input_name) or (
         f"not a record the model reads ({input_name}): malformed, or lacking a feature the model reads"
     )
 

@@ -226,6 +226,8 @@ def _train_and_evaluate_locked(config, workdir, strategy, dry_run, extra_callbac
         tf.config.experimental.enable_op_determinism()
     factory.set_precision_policy(config)
 
+    # A bounded scan of both splits' records first: a bad record is named before the label graph.
+    factory.check_records(config, len(factory.read_vocabulary(config)))
     vocabulary, graph = load_dataset_info(config)
     if graph.num_examples == 0:
         split = config.data.train_split

@@ -46,6 +46,8 @@ RESUMABLE_FIELDS = (
     "data.label_graph",
     # evaluation batches only: the metrics are exact over the whole split at any batch size
     "train.eval_batch_size",
+    # how many records of each shard are checked before any work (0: none): reads, never trains
+    "data.check_records",
 )
 # Not among them: train.mixed_precision and data.shuffle_buffer / data.deterministic / the
 # optimiser fields (a resumed checkpoint keeps its dtype policy and optimizer; the others

@@ -45,7 +45,7 @@ def test_corrupt_bytes_name_the_shard_and_record(tmp_path):
     data[offset + 12 + 5] ^= 0xFF
     open(path, "wb").write(bytes(data))
     message = first_bad_record([path], 3)
-    assert message.startswith(f"{path}: record 3 is corrupt")
+    assert message.startswith(f"{path}: record 3 and on cannot be read")
 
 
 def test_undecodable_image_names_the_source_id_and_field(tmp_path):
@@ -86,5 +86,5 @@ def test_training_on_a_corrupt_shard_reports_it(tmp_path):
     open(bad, "wb").write(bytes(data))
     config = tiny_config("plain", data_dir)
     config.train.epochs = 1
-    with pytest.raises(DataError, match=f"{os.path.basename(bad)}: record \\d+ is corrupt"):
+    with pytest.raises(DataError, match=f"{os.path.basename(bad)}: record \\d+ and on cannot be read"):
         train_and_evaluate(config, str(tmp_path / "run"))

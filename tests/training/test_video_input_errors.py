@@ -7,6 +7,7 @@ References: the synthetic records are read back with plain `tf.io.parse_single_s
 (the test split really has no labels), the CLIs run in subprocesses (exit code, stderr)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -292,3 +293,215 @@ def test_train_cli_names_the_record_whose_label_is_outside_the_vocabulary(yt8m, 
     line = error_line(proc)
     assert "train" in line and "record " in line and f"'{reference[0]}'" in line, line
     assert "4-class vocabulary" in line, line
+
+
+# Issue 37: records that would train or score wrongly are refused before any work starts.
+# References: the records are copies of the synthetic ones, changed field by field with the
+# `tf.train.SequenceExample` proto; the CLIs run in subprocesses (exit code, stderr).
+
+
+def copy_records(yt8m, tmp_path, change, splits=("train", "validate")):
+    """A copy of the frame-level folder (and the vocabulary beside it) whose records of `splits`
+    are passed to `change(example, index)`, which edits the `SequenceExample` in place."""
+    out = tmp_path / "data"
+    os.makedirs(out / "frame")
+    for name in ("vocabulary.csv", "segment_label_ids.csv"):
+        shutil.copy(os.path.join(yt8m, name), out / name)
+    for name in sorted(os.listdir(os.path.join(yt8m, "frame"))):
+        if not name.endswith(".tfrecord"):
+            continue  # e.g. the label graph another test's training cached there
+        split = name[: -len("0000.tfrecord")]
+        with tf.io.TFRecordWriter(str(out / "frame" / name)) as writer:
+            for index, raw in enumerate(tf.data.TFRecordDataset(os.path.join(yt8m, "frame", name))):
+                example = tf.train.SequenceExample.FromString(raw.numpy())
+                if split in splits:
+                    change(example, index)
+                writer.write(example.SerializeToString())
+    return str(out / "frame")
+
+
+def resize_rgb(size):
+    def change(example, index):
+        for frame in example.feature_lists.feature_list["rgb"].feature:
+            value = frame.bytes_list.value[0]
+            frame.bytes_list.value[0] = (value * 2)[:size]
+    return change
+
+
+def assert_no_work_done(data_dir, workdir):
+    assert not [name for name in os.listdir(data_dir) if name.startswith("label_graph")], os.listdir(data_dir)
+    assert_nothing_trained(workdir)
+    assert not os.path.exists(os.path.join(workdir, "checkpoint"))
+
+
+def test_train_cli_refuses_frames_of_another_size_before_the_label_graph(yt8m, tmp_path):
+    """rgb frames of 2048 bytes where the config expects 1024: exit 2, one line naming the
+    file, the feature and both sizes, and no label graph or checkpoint written."""
+    data_dir = copy_records(yt8m, tmp_path, resize_rgb(2048))
+    workdir = str(tmp_path / "run")
+    proc = run_cli("cma_tf.train", *CLI_OVERRIDES, f"--config.data.data_dir={data_dir}",
+                   "--config.data.eval_segments=False", f"--workdir={workdir}")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    line = error_line(proc)
+    assert os.path.join(data_dir, "train0000.tfrecord") in line, line
+    assert "'rgb'" in line and "2048" in line and "1024" in line and "config.data.feature_sizes" in line, line
+    assert_no_work_done(data_dir, workdir)
+
+
+@pytest.mark.parametrize("size", [512, 2048])
+def test_frames_of_another_size_are_refused_on_every_split(yt8m, tmp_path, size):
+    data_dir = copy_records(yt8m, tmp_path, resize_rgb(size), splits=("validate",))
+    config = tiny_config(data_dir)
+    config.data.eval_segments = False
+    config.data.eval_split = "validate"
+    with pytest.raises(DataError, match=rf"validate0000\.tfrecord: record 0 .*'rgb' .*{size} bytes.* 1024"):
+        train_and_evaluate(config, str(tmp_path / "run"))
+    assert_no_work_done(data_dir, str(tmp_path / "run"))
+
+
+def test_frames_of_another_size_train_when_the_size_is_set(yt8m, tmp_path):
+    data_dir = copy_records(yt8m, tmp_path, resize_rgb(2048), splits=("train", "validate", "test"))
+    config = tiny_config(data_dir)
+    config.data.eval_segments = False
+    config.data.eval_split = "validate"
+    config.data.feature_names = ("rgb", "audio")
+    config.data.feature_sizes.rgb = 2048
+    config.train.steps_per_epoch = 2
+    assert factory.build_backbone(config).input_shape[-1] == 2048 + 128
+    metrics = train_and_evaluate(config, str(tmp_path / "run"))
+    assert 0 <= metrics["GAP"] <= 1
+    # The served model reads 2048-byte frames too.
+    summary = batch_predict.predict(str(tmp_path / "run"), [os.path.join(data_dir, "test0000.tfrecord")],
+                                    str(tmp_path / "out.csv"), progress=False)
+    assert summary["items"] == 4 and summary["flagged"] == []
+
+
+def empty_videos(example, index):
+    for name in ("rgb", "audio"):
+        del example.feature_lists.feature_list[name].feature[:]
+
+
+def segments_past_the_end(example, index):
+    starts = example.context.feature["segment_start_times"].int64_list.value
+    ends = example.context.feature["segment_end_times"].int64_list.value
+    for i in range(len(starts)):
+        starts[i], ends[i] = 200, 205
+
+
+def assert_refused_before_any_work(config, workdir, pattern):
+    with pytest.raises(DataError, match=pattern):
+        train_and_evaluate(config, workdir)
+    assert_no_work_done(config.data.data_dir, workdir)
+
+
+def test_videos_without_frames_are_refused_before_training(yt8m, tmp_path):
+    data_dir = copy_records(yt8m, tmp_path, empty_videos, splits=("validate",))
+    config = tiny_config(data_dir)
+    config.data.eval_segments = False
+    config.data.eval_split = "validate"
+    assert_refused_before_any_work(config, str(tmp_path / "run"), r"validate0000\.tfrecord: record 0 \(id '.+'\) has no frames")
+
+
+def test_segments_past_the_videos_end_are_refused_before_training(yt8m, tmp_path):
+    """Frames 200-205 of 10-20-frame videos (and of max_frames 300): no frame of the video is in them."""
+    data_dir = copy_records(yt8m, tmp_path, segments_past_the_end, splits=("validate",))
+    config = tiny_config(data_dir)
+    config.data.eval_split = "validate"
+    assert_refused_before_any_work(
+        config, str(tmp_path / "run"),
+        r"validate0000\.tfrecord: record 0 \(id '.+'\): field 'segment_start_times' has a segment at frames "
+        r"200-205, .*\d+ frames")
+
+
+def label_minus_3(example, index):
+    example.context.feature["labels"].int64_list.value.append(-3)
+
+
+def segment_label_beyond_vocabulary(example, index):
+    if example.context.feature["segment_labels"].int64_list.value:
+        example.context.feature["segment_labels"].int64_list.value[0] = NUM_CLASSES + 4
+
+
+def segment_past_max_frames(example, index):
+    starts = example.context.feature["segment_start_times"].int64_list.value
+    if starts:
+        starts[0] = 5  # frames 5-10, past max_frames=8 below (the videos have 10-20 frames)
+
+
+@pytest.mark.parametrize("change,split,pattern", [
+    (label_minus_3, "train", r"train0000\.tfrecord: record 0 \(id '.+'\): field 'labels' has label id -3, outside"),
+    (segment_label_beyond_vocabulary, "validate",
+     r"validate0000\.tfrecord: record 0 \(id '.+'\): field 'segment_labels' has label id 12, outside the 8-class"),
+    (segment_past_max_frames, "validate",
+     r"validate0000\.tfrecord: record 0 \(id '.+'\): field 'segment_start_times' has a segment at frames 5-10, "
+     r"past config\.data\.max_frames=8"),
+])
+def test_bad_records_are_refused_before_the_label_graph(yt8m, tmp_path, change, split, pattern):
+    data_dir = copy_records(yt8m, tmp_path, change, splits=(split,))
+    config = tiny_config(data_dir)
+    config.data.eval_split = "validate"
+    config.data.max_frames = 8
+    assert_refused_before_any_work(config, str(tmp_path / "run"), pattern)
+
+
+def test_the_record_check_can_be_skipped(yt8m, tmp_path):
+    """config.data.check_records=0 skips the scan: the label −3 is then not found before the label graph."""
+    data_dir = copy_records(yt8m, tmp_path, label_minus_3, splits=("train",))
+    config = tiny_config(data_dir)
+    config.data.eval_segments = False
+    config.data.eval_split = "validate"
+    config.data.check_records = 0
+    factory.check_records(config, NUM_CLASSES)  # no error
+    config.data.check_records = 1
+    with pytest.raises(DataError, match="label id -3"):
+        factory.check_records(config, NUM_CLASSES)
+
+
+def test_predict_marks_a_video_without_frames_invalid_with_the_reason(yt8m, frame_workdir, tmp_path):
+    data_dir = copy_records(yt8m, tmp_path, lambda example, index: index % 2 == 0 and empty_videos(example, index),
+                            splits=("test",))
+    output = str(tmp_path / "out.csv")
+    summary = batch_predict.predict(frame_workdir, [os.path.join(data_dir, "test0000.tfrecord")], output, progress=False)
+    assert summary["items"] == 4
+    assert len(summary["flagged"]) == 2 and all("no frames" in line for line in summary["flagged"]), summary["flagged"]
+    with open(output) as f:
+        valid = [row.split(",")[1] for row in f.read().splitlines()[1:]]
+    assert valid == ["0", "1", "0", "1"]
+
+
+def truncate(path, keep=0.6):
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: int(len(data) * keep)])
+
+
+def test_train_cli_names_the_truncated_shard(yt8m, tmp_path):
+    data_dir = copy_records(yt8m, tmp_path, lambda example, index: None)
+    truncate(os.path.join(data_dir, "train0000.tfrecord"))
+    proc = run_cli("cma_tf.train", *CLI_OVERRIDES, f"--config.data.data_dir={data_dir}",
+                   "--config.data.eval_segments=False", f"--workdir={tmp_path / 'run'}")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    line = error_line(proc)
+    assert os.path.join(data_dir, "train0000.tfrecord") in line and "record " in line and "truncated" in line, line
+
+
+def test_segment_inference_cli_names_the_truncated_shard(yt8m, frame_workdir, tmp_path):
+    data_dir = copy_records(yt8m, tmp_path, lambda example, index: None)
+    path = os.path.join(data_dir, "validate0000.tfrecord")
+    truncate(path)
+    proc = run_cli("cma_tf.segment_inference", f"--workdir={frame_workdir}", f"--input={path}",
+                   f"--output={tmp_path / 'out.csv'}", f"--segment_label_ids={os.path.join(yt8m, 'segment_label_ids.csv')}")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert re.match(rf"^error: {path}: record \d+ and on cannot be read .*truncated", error_line(proc)), error_line(proc)
+    assert not os.path.exists(tmp_path / "out.csv")
+
+
+def test_evaluate_names_the_truncated_shard_as_train_does(yt8m, frame_workdir, tmp_path):
+    from cma_tf.evaluate import evaluate_workdirs
+
+    data_dir = copy_records(yt8m, tmp_path, lambda example, index: None)
+    path = os.path.join(data_dir, "validate0000.tfrecord")
+    truncate(path)
+    with pytest.raises(DataError, match=rf"^{path}: record \d+ and on cannot be read .*truncated"):
+        evaluate_workdirs([frame_workdir], ["run"], overrides={"data.data_dir": data_dir})

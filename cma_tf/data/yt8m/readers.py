@@ -5,7 +5,8 @@ Three record readers give what the starter code's readers give, as dicts of batc
 - `frame_records`: frame-level `SequenceExample`s → `video_ids` `[B]`, `video_matrix`
   `[B, max_frames, D]` (dequantized, zero after the last frame; or, with `dequantize=False`,
   the uint8 codes, code 0 after the last frame), `num_frames` `[B]`, `labels`
-  `[B, N]` (multi-hot); `D` = the sizes of `feature_names` concatenated (rgb 1024, audio 128).
+  `[B, N]` (multi-hot); `D` = the sizes of `feature_names` concatenated (rgb 1024, audio 128 as
+  published; other extractors' sizes are given as `feature_sizes`, `config.data.feature_sizes`).
 - `video_level_records`: video-level `Example`s → the same keys, `video_matrix` `[B, D]`.
 - `segment_records`: segment-rated `SequenceExample`s → one element per rated 5-frame segment:
   `video_ids`, `segment_start_times`, `video_matrix` `[B, 5, D]`, `num_frames`, `labels` (the
@@ -24,7 +25,7 @@ frame-level features stay uint8 codes up to the model, which dequantizes them it
 receives, a byte per feature instead of four.
 """
 
-from typing import Sequence
+from typing import Mapping, Optional, Sequence
 
 import tensorflow as tf
 
@@ -37,12 +38,19 @@ DEFAULT_FRAME_FEATURES = (records.RGB, records.AUDIO)
 DEFAULT_VIDEO_FEATURES = (records.MEAN_RGB, records.MEAN_AUDIO)
 
 
-def feature_size(feature_names: Sequence[str]) -> int:
-    """`D`: the width of the concatenated features."""
-    unknown = [name for name in feature_names if name not in records.FEATURE_SIZES]
+def feature_sizes_of(feature_sizes: Optional[Mapping[str, int]] = None) -> dict:
+    """Each feature's size (values per frame): the published ones (`records.FEATURE_SIZES`)
+    with `feature_sizes` (`config.data.feature_sizes`, for features of other extractors) over them."""
+    return {**records.FEATURE_SIZES, **dict(feature_sizes or {})}
+
+
+def feature_size(feature_names: Sequence[str], feature_sizes: Optional[Mapping[str, int]] = None) -> int:
+    """`D`: the width of the concatenated features (`feature_sizes`: see `feature_sizes_of`)."""
+    sizes = feature_sizes_of(feature_sizes)
+    unknown = [name for name in feature_names if name not in sizes]
     if unknown:
-        raise ConfigError(f"unknown YouTube-8M features {unknown} (known: {', '.join(records.FEATURE_SIZES)})")
-    return sum(records.FEATURE_SIZES[name] for name in feature_names)
+        raise ConfigError(f"unknown YouTube-8M features {unknown} (known: {', '.join(sizes)})")
+    return sum(sizes[name] for name in feature_names)
 
 
 def label_range_check(labels, num_classes, video_ids, field=records.LABELS):
@@ -75,7 +83,7 @@ def _dense_labels(sparse):
     return tf.pad(dense, [[0, 0], [0, 1]], constant_values=-1)
 
 
-def _frame_codes(sequences, feature_names, max_frames, lengths=None, check_sizes=True):
+def _frame_codes(sequences, feature_names, max_frames, lengths=None, check_sizes=True, feature_sizes=None):
     """Parsed frame feature lists (`[..., frames]` bytes) → uint8 codes `[..., ≤ max_frames, D]`,
     the features concatenated in `feature_names` order. `lengths` (per feature, `[B]`) are the
     videos' frame counts of a padded batch: the positions after them are padding ("").
@@ -83,10 +91,11 @@ def _frame_codes(sequences, feature_names, max_frames, lengths=None, check_sizes
     `check_sizes`: fail on a frame that is not the feature's size (`fixed_length` would zero-pad
     or cut it silently). It costs the batched training reader ~20 % of its frames/s (measured
     on 512 synthetic videos), so that reader, which reads the published data, skips it;
-    serving requests and the per-video segment reader check."""
-    codes, checks = [], []
+    serving requests and the per-video segment reader check; the checks before training
+    (`validate.check_records`) read the first records of every shard."""
+    codes, checks, sizes = [], [], feature_sizes_of(feature_sizes)
     for name in feature_names:
-        frames, size = sequences[name][..., :max_frames], records.FEATURE_SIZES[name]
+        frames, size = sequences[name][..., :max_frames], sizes[name]
         if check_sizes:
             right_size = tf.strings.length(frames) == size
             if lengths is not None:
@@ -103,14 +112,16 @@ def _frame_codes(sequences, feature_names, max_frames, lengths=None, check_sizes
 
 def parse_frame_examples(
     serialized, num_classes, feature_names=DEFAULT_FRAME_FEATURES, max_frames=records.MAX_FRAMES, dequantize=True,
-    check_frame_sizes=False,
+    check_frame_sizes=False, feature_sizes=None, require_frames=False,
 ):
     """A batch `[B]` of serialized frame-level `SequenceExample`s → the `frame_records` dict.
 
     With `dequantize=False`, `video_matrix` holds the uint8 codes (zero codes after the last
     frame), for callers that pick frames before dequantizing (`make_frame_dataset`).
     `num_classes=None` skips the labels (serving requests need none): no `labels` key.
-    `check_frame_sizes`: fail on a frame of the wrong byte size (see `_frame_codes`)."""
+    `check_frame_sizes`: fail on a frame of the wrong byte size (see `_frame_codes`).
+    `require_frames` (training, evaluation): fail on a video without frames, naming its id, which
+    would otherwise be scored as if it were one (serving requests flag it per item)."""
     # Serving requests (`num_classes=None`) need not carry an id.
     context_features = {records.ID: tf.io.FixedLenFeature([], tf.string, default_value="" if num_classes is None else None)}
     if num_classes is not None:
@@ -121,10 +132,12 @@ def parse_frame_examples(
         sequence_features={name: tf.io.FixedLenSequenceFeature([], tf.string) for name in feature_names},
     )
     num_frames = tf.minimum(tf.cast(lengths[feature_names[0]], tf.int32), max_frames)
+    checks = [] if not require_frames else [frames_present_check(num_frames, context[records.ID], feature_names[0])]
     # Concatenating and padding the 1-byte codes costs a quarter of doing it on floats.
-    codes = _frame_codes(sequences, feature_names, max_frames, lengths, check_frame_sizes)
+    codes = _frame_codes(sequences, feature_names, max_frames, lengths, check_frame_sizes, feature_sizes)
     codes = tf.pad(codes, [[0, 0], [0, max_frames - tf.shape(codes)[1]], [0, 0]])
-    codes = tf.ensure_shape(codes, [None, max_frames, feature_size(feature_names)])
+    with tf.control_dependencies(checks):
+        codes = tf.ensure_shape(codes, [None, max_frames, feature_size(feature_names, feature_sizes)])
     parsed = {
         "video_ids": context[records.ID],
         "video_matrix": dequantize_frames(codes, num_frames) if dequantize else codes,
@@ -133,6 +146,18 @@ def parse_frame_examples(
     if num_classes is not None:
         parsed["labels"] = multi_hot(_dense_labels(context[records.LABELS]), num_classes, context[records.ID])
     return parsed
+
+
+def frames_present_check(num_frames, video_ids, field):
+    """An op that fails when a video of the batch (`num_frames` `[B]`) has no frames, naming the
+    first such record's id: an empty video would be scored as if it were one."""
+    empty = num_frames <= 0
+    first = tf.argmax(tf.cast(empty, tf.int32), output_type=tf.int32)
+    message = tf.strings.join([
+        "YouTube-8M record with id ", tf.gather(video_ids, first),
+        f" has no frames (field '{field}' is empty): remove it from the records",
+    ])
+    return tf.debugging.Assert(tf.logical_not(tf.reduce_any(empty)), [message], summarize=1)
 
 
 def mask_and_dequantize(codes, num_frames):
@@ -146,14 +171,15 @@ def mask_and_dequantize(codes, num_frames):
 dequantize_frames = tf.function(mask_and_dequantize, jit_compile=True)
 
 
-def parse_video_level_examples(serialized, num_classes, feature_names=DEFAULT_VIDEO_FEATURES):
+def parse_video_level_examples(serialized, num_classes, feature_names=DEFAULT_VIDEO_FEATURES, feature_sizes=None):
     """A batch `[B]` of serialized video-level `Example`s → the `video_level_records` dict
     (`num_classes=None`: no `labels`, as `parse_frame_examples`)."""
     spec = {records.ID: tf.io.FixedLenFeature([], tf.string, default_value="" if num_classes is None else None)}
     if num_classes is not None:
         spec[records.LABELS] = tf.io.VarLenFeature(tf.int64)
+    sizes = feature_sizes_of(feature_sizes)
     for name in feature_names:
-        spec[name] = tf.io.FixedLenFeature([records.FEATURE_SIZES[name]], tf.float32)
+        spec[name] = tf.io.FixedLenFeature([sizes[name]], tf.float32)
     parsed = tf.io.parse_example(serialized, spec)
     matrix = tf.concat([parsed[name] for name in feature_names], axis=-1)
     result = {
@@ -207,13 +233,17 @@ def _parsed_batches(files, parse, batch_size, shuffle_buffer, seed, deterministi
 def frame_records(
     files, num_classes, batch_size, feature_names=DEFAULT_FRAME_FEATURES, max_frames=records.MAX_FRAMES,
     shuffle_buffer=0, seed=0, deterministic=True, repeat=False, input_context=None, drop_remainder=False,
-    dequantize=True,
+    dequantize=True, feature_sizes=None, require_frames=False,
 ):
-    """Batches of frame-level records as dicts (see the module docstring)."""
-    feature_size(feature_names)
+    """Batches of frame-level records as dicts (see the module docstring; `require_frames`: see
+    `parse_frame_examples`)."""
+    feature_size(feature_names, feature_sizes)
     return _parsed_batches(
         files,
-        lambda serialized: parse_frame_examples(serialized, num_classes, tuple(feature_names), max_frames, dequantize),
+        lambda serialized: parse_frame_examples(
+            serialized, num_classes, tuple(feature_names), max_frames, dequantize, feature_sizes=feature_sizes,
+            require_frames=require_frames,
+        ),
         batch_size, shuffle_buffer, seed, deterministic, repeat, input_context, drop_remainder,
     )
 
@@ -221,17 +251,18 @@ def frame_records(
 def video_level_records(
     files, num_classes, batch_size, feature_names=DEFAULT_VIDEO_FEATURES,
     shuffle_buffer=0, seed=0, deterministic=True, repeat=False, input_context=None, drop_remainder=False,
+    feature_sizes=None,
 ):
     """Batches of video-level records as dicts (see the module docstring)."""
-    feature_size(feature_names)
+    feature_size(feature_names, feature_sizes)
     return _parsed_batches(
         files,
-        lambda serialized: parse_video_level_examples(serialized, num_classes, tuple(feature_names)),
+        lambda serialized: parse_video_level_examples(serialized, num_classes, tuple(feature_names), feature_sizes),
         batch_size, shuffle_buffer, seed, deterministic, repeat, input_context, drop_remainder,
     )
 
 
-def _segments_of_one_video(serialized, num_classes, feature_names, segment_size, max_frames):
+def _segments_of_one_video(serialized, num_classes, feature_names, segment_size, max_frames, feature_sizes=None):
     context, sequences = tf.io.parse_single_sequence_example(
         serialized,
         context_features={
@@ -242,7 +273,7 @@ def _segments_of_one_video(serialized, num_classes, feature_names, segment_size,
         },
         sequence_features={name: tf.io.FixedLenSequenceFeature([], tf.string) for name in feature_names},
     )
-    codes = _frame_codes(sequences, feature_names, max_frames)
+    codes = _frame_codes(sequences, feature_names, max_frames, feature_sizes=feature_sizes)
     num_frames = tf.shape(codes)[0]
     # As the starter code: the video's first `max_frames` frames, zeros after its last frame.
     codes = tf.pad(codes, [[0, max_frames - num_frames], [0, 0]])
@@ -250,11 +281,21 @@ def _segments_of_one_video(serialized, num_classes, feature_names, segment_size,
     starts = context[records.SEGMENT_START_TIMES].values
     unique_starts, segment_index = tf.unique(starts, out_idx=tf.int64)
     frame_index = unique_starts[:, tf.newaxis] + tf.range(segment_size, dtype=tf.int64)[tf.newaxis, :]
-    check = tf.debugging.assert_less(
-        frame_index, tf.cast(max_frames, tf.int64),
-        message=f"YouTube-8M field '{records.SEGMENT_START_TIMES}': a segment runs past frame {max_frames}",
-    )
-    with tf.control_dependencies([check]):
+    checks = [
+        tf.debugging.assert_less(
+            frame_index, tf.cast(max_frames, tf.int64),
+            message=f"YouTube-8M field '{records.SEGMENT_START_TIMES}': a segment runs past frame {max_frames}",
+        ),
+        # A segment with no frame of the video in it would be scored on zeros as if it were real.
+        tf.debugging.Assert(
+            tf.reduce_all(unique_starts < tf.cast(num_frames, tf.int64)),
+            [tf.strings.join([
+                "YouTube-8M record with id ", context[records.ID],
+                f": field '{records.SEGMENT_START_TIMES}' has a segment after the video's last frame",
+            ])], summarize=1,
+        ),
+    ]
+    with tf.control_dependencies(checks):
         segments = tf.gather(matrix, frame_index)
     count = tf.shape(unique_starts, out_type=tf.int64)[0]
     label_ids = context[records.SEGMENT_LABELS].values
@@ -277,15 +318,16 @@ def _segments_of_one_video(serialized, num_classes, feature_names, segment_size,
 
 def segment_records(
     files, num_classes, batch_size, feature_names=DEFAULT_FRAME_FEATURES,
-    segment_size=records.SEGMENT_SIZE, deterministic=True, max_frames=records.MAX_FRAMES,
+    segment_size=records.SEGMENT_SIZE, deterministic=True, max_frames=records.MAX_FRAMES, feature_sizes=None,
 ):
     """Batches of the rated segments of segment-rated records (see the module docstring). A
-    segment that runs past the video's last frame gets zero rows there, as in the starter code."""
-    feature_size(feature_names)
+    segment that runs past the video's last frame gets zero rows there, as in the starter code;
+    one that starts after it (no frame of the video in it) is an error naming the record."""
+    feature_size(feature_names, feature_sizes)
     dataset = _record_dataset(files, False, 0, deterministic)
     dataset = dataset.map(
         lambda serialized: _segments_of_one_video(
-            serialized, num_classes, tuple(feature_names), segment_size, max_frames
+            serialized, num_classes, tuple(feature_names), segment_size, max_frames, feature_sizes
         ),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic,
     )
@@ -310,7 +352,7 @@ def resample_and_dequantize(codes, num_frames, frames, offsets=None, dequantize=
 def make_frame_dataset(
     files, num_classes, frames, batch_size, training, feature_names=DEFAULT_FRAME_FEATURES,
     max_frames=records.MAX_FRAMES, seed=0, shuffle_buffer=1024, deterministic=False, repeat=False,
-    input_context=None, codes=True,
+    input_context=None, codes=True, feature_sizes=None,
 ):
     """`(inputs, multi_hot [B, N])` for `fit` / evaluation: each video's frames resampled to
     `frames` positions (a random frame of each bin when training, the centre one otherwise;
@@ -324,6 +366,7 @@ def make_frame_dataset(
         files, num_classes, batch_size, feature_names, max_frames,
         shuffle_buffer=shuffle_buffer if training else 0, seed=seed, deterministic=deterministic,
         repeat=repeat, input_context=input_context, drop_remainder=training, dequantize=False,
+        feature_sizes=feature_sizes, require_frames=True,
     )
     resample = resample_codes if codes else resample_and_dequantize
 
@@ -345,7 +388,7 @@ def make_frame_dataset(
 
 def make_video_level_dataset(
     files, num_classes, batch_size, training, feature_names=DEFAULT_VIDEO_FEATURES, seed=0,
-    shuffle_buffer=1024, deterministic=False, repeat=False, input_context=None,
+    shuffle_buffer=1024, deterministic=False, repeat=False, input_context=None, feature_sizes=None,
 ):
     """`(features [B, 1, D], multi_hot [B, N])`: a video-level record is a one-frame sequence."""
     if input_context is not None:
@@ -353,7 +396,7 @@ def make_video_level_dataset(
     dataset = video_level_records(
         files, num_classes, batch_size, feature_names, shuffle_buffer=shuffle_buffer if training else 0,
         seed=seed, deterministic=deterministic, repeat=repeat, input_context=input_context,
-        drop_remainder=training,
+        drop_remainder=training, feature_sizes=feature_sizes,
     )
     return dataset.map(lambda batch: (batch["video_matrix"][:, tf.newaxis, :], batch["labels"]))
 

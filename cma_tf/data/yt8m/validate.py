@@ -1,7 +1,8 @@
 """Checks of YouTube-8M record files that name the shard, the record and the field: which kind
 of record a file holds (read from its first record), whether a split has labels at all (its
-first records), and, after a failed read, the first record with a label id outside the
-vocabulary (a walk over the labels).
+first records), the first records of every shard before any work starts (`check_records`:
+feature sizes, empty videos, label ids, rated segments), and, after a failed read, the first
+record with a label id outside the vocabulary (a walk over the labels).
 
 Kinds, told apart without knowing the format in advance (an `Example` parses as a
 `SequenceExample` with its features as the context and no feature lists):
@@ -14,11 +15,12 @@ Kinds, told apart without knowing the format in advance (an `Example` parses as 
 import dataclasses
 import os
 import re
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Iterator, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
 from cma_tf.data import records as image_records
+from cma_tf.data.record_files import first_unreadable_record, read_records
 from cma_tf.data.yt8m import records
 from cma_tf.errors import DataError
 
@@ -85,12 +87,9 @@ def first_records(files: Sequence[str], count: int) -> Iterator[Tuple[str, int, 
     """`(file, index in it, serialized)` of the first `count` records of `files`, in order."""
     seen = 0
     for path in files:
-        try:
-            for index, raw in enumerate(tf.data.TFRecordDataset(path).take(count - seen).as_numpy_iterator()):
-                yield path, index, raw
-                seen += 1
-        except tf.errors.OpError as error:
-            raise DataError(f"{path}: cannot read its records: {error.message.splitlines()[0]}") from None
+        for index, raw in read_records(path, count - seen):
+            yield path, index, raw
+            seen += 1
         if seen >= count:
             return
 
@@ -167,7 +166,11 @@ def first_label_outside(files: Sequence[str], num_classes: int, frame_level: boo
 
     for path in files:
         start = 0
-        for batch in tf.data.TFRecordDataset(path).batch(1024).map(parse):
+        try:
+            batches = list(tf.data.TFRecordDataset(path).batch(1024).map(parse))
+        except tf.errors.OpError:
+            return first_unreadable_record([path])
+        for batch in batches:
             for name in fields:
                 sparse = batch[name]
                 values = sparse.values.numpy()
@@ -181,4 +184,115 @@ def first_label_outside(files: Sequence[str], num_classes: int, frame_level: boo
                         f"{int(values[position])}, outside the {num_classes}-class vocabulary (ids 0..{num_classes - 1})"
                     )
             start += len(batch[records.ID])
+    return None
+
+
+def _label_problem(values: Sequence[int], field: str, num_classes: int) -> Optional[str]:
+    for value in values:
+        if not 0 <= value < num_classes:
+            return (f"field '{field}' has label id {value}, outside the {num_classes}-class vocabulary "
+                    f"(ids 0..{num_classes - 1})")
+    return None
+
+
+def _frame_problem(sequence, feature_names, feature_sizes, num_frames_field) -> Optional[str]:
+    lists = sequence.feature_lists.feature_list
+    for name in feature_names:
+        expected = feature_sizes[name]
+        for frame in lists[name].feature:
+            found = len(frame.bytes_list.value[0]) if frame.bytes_list.value else 0
+            if found != expected:
+                return (
+                    f"feature '{name}' has frames of {found} bytes, but config.data.feature_sizes.{name} is "
+                    f"{expected}: set --config.data.feature_sizes.{name}={found} if your extractor gives {found} "
+                    f"values a frame, or point config.data.data_dir at records of {expected}"
+                )
+    if not lists[num_frames_field].feature:
+        return (f"has no frames (feature '{num_frames_field}' is empty): an empty video would be scored as if "
+                "it were one; remove it from the records")
+    return None
+
+
+def _segment_problem(context, num_frames: int, max_frames: int, segment_size: int) -> Optional[str]:
+    starts = _ints(context, records.SEGMENT_START_TIMES)
+    for start in starts:
+        where = f"field '{records.SEGMENT_START_TIMES}' has a segment at frames {start}-{start + segment_size}"
+        if start < 0 or start + segment_size > max_frames:
+            return f"{where}, past config.data.max_frames={max_frames} (the frames read of each video)"
+        if start >= num_frames:
+            return f"{where}, after the video's last frame (it has {num_frames} frames): it would be scored on zeros"
+    return None
+
+
+def record_problem(raw: bytes, kind: str, feature_names: Sequence[str], feature_sizes: Mapping[str, int],
+                   num_classes: int, segments: bool = False, max_frames: int = records.MAX_FRAMES,
+                   segment_size: int = records.SEGMENT_SIZE) -> Optional[str]:
+    """Why one serialized record of `kind` cannot be trained or evaluated on, or None: a feature
+    of `feature_names` of another size than `feature_sizes` says, a video without frames, a label
+    id outside `[0, num_classes)`, and with `segments` a rated segment's label or frames (past
+    `max_frames`, or after the video's last frame)."""
+    sequence = tf.train.SequenceExample.FromString(raw)
+    context = sequence.context.feature
+    if kind == FRAME_LEVEL:
+        problem = _frame_problem(sequence, feature_names, feature_sizes, feature_names[0])
+    else:
+        problem = next((
+            f"feature '{name}' has {len(context[name].float_list.value)} values, but "
+            f"config.data.feature_sizes.{name} is {feature_sizes[name]}: set --config.data.feature_sizes.{name}="
+            f"{len(context[name].float_list.value)} if your extractor gives that many"
+            for name in feature_names if len(context[name].float_list.value) != feature_sizes[name]
+        ), None)
+    problem = problem or _label_problem(_ints(context, records.LABELS), records.LABELS, num_classes)
+    if segments and not problem:
+        problem = _label_problem(_ints(context, records.SEGMENT_LABELS), records.SEGMENT_LABELS, num_classes)
+        num_frames = len(sequence.feature_lists.feature_list[feature_names[0]].feature)
+        problem = problem or _segment_problem(context, min(num_frames, max_frames), max_frames, segment_size)
+    return problem
+
+
+def first_records_of_each(files: Sequence[str], count: int) -> Iterator[Tuple[str, int, bytes]]:
+    """`(file, index in it, serialized)` of the first `count` records of every file of `files`, in
+    file order, read by one parallel pipeline (opening the files one by one costs most of the
+    time); a `DataError` naming the file and record that cannot be read."""
+    def first_of(path):
+        return tf.data.TFRecordDataset(path).take(count).enumerate().map(lambda index, raw: (path, index, raw))
+
+    dataset = tf.data.Dataset.from_tensor_slices(list(files)).interleave(
+        first_of, cycle_length=16, block_length=count, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
+    )
+    try:
+        for path, index, raw in dataset.prefetch(64).as_numpy_iterator():
+            yield path.decode(), int(index), raw
+    except tf.errors.OpError:
+        for path in files:  # the same read one file at a time raises the error naming it
+            for _ in read_records(path, count):
+                pass
+        raise
+
+
+def check_records(files: Sequence[str], count: int, kind: str, feature_names: Sequence[str],
+                  feature_sizes: Mapping[str, int], num_classes: int, segments: bool = False,
+                  max_frames: int = records.MAX_FRAMES) -> None:
+    """Reads the first `count` records of every file of `files` (0: none) and raises a `DataError`
+    naming the file, the record, its id and the field at the first one `record_problem` refuses
+    (or the first record that cannot be read), before any work is done on them."""
+    if count < 1:
+        return
+    for path, index, raw in first_records_of_each(files, count):
+        problem = record_problem(raw, kind, feature_names, feature_sizes, num_classes, segments, max_frames)
+        if problem:
+            video_id = summarize(raw).video_id
+            separator = " " if problem.startswith("has ") else ": "
+            raise DataError(f"{path}: record {index} (id {video_id!r}){separator}{problem}")
+
+
+def why_not_served(raw: bytes) -> Optional[str]:
+    """Why a served model flags a frame-level request that parses (`valid=0`), in words, or None:
+    a video without frames has nothing to score."""
+    found = summarize(raw)
+    if found.kind != FRAME_LEVEL:
+        return None
+    lists = tf.train.SequenceExample.FromString(raw).feature_lists.feature_list
+    if not any(lists[name].feature for name in found.features):
+        return "the video has no frames: nothing to score"
     return None

@@ -10,32 +10,34 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cma_tf.data.yt8m import readers, validate
+from cma_tf.data import record_files
+from cma_tf.data.yt8m import readers, records, validate
+from cma_tf.errors import DataError
 
 NUM_CLASSES = 8
 
 
-def frame_proto(video_id, labels, frames=3, segment_labels=None):
+def frame_proto(video_id, labels, frames=3, segment_labels=None, rgb_size=1024, segment_start=0):
     example = tf.train.SequenceExample()
     example.context.feature["id"].bytes_list.value.append(video_id.encode())
     example.context.feature["labels"].int64_list.value.extend(labels)
     if segment_labels is not None:
-        example.context.feature["segment_start_times"].int64_list.value.extend([0] * len(segment_labels))
-        example.context.feature["segment_end_times"].int64_list.value.extend([5] * len(segment_labels))
+        example.context.feature["segment_start_times"].int64_list.value.extend([segment_start] * len(segment_labels))
+        example.context.feature["segment_end_times"].int64_list.value.extend([segment_start + 5] * len(segment_labels))
         example.context.feature["segment_labels"].int64_list.value.extend(segment_labels)
         example.context.feature["segment_scores"].float_list.value.extend([1.0] * len(segment_labels))
-    for name, size in (("rgb", 1024), ("audio", 128)):
+    for name, size in (("rgb", rgb_size), ("audio", 128)):
         feature_list = example.feature_lists.feature_list[name]
-        for t in range(max(frames, 5 if segment_labels else frames)):
+        for t in range(frames if segment_start or not segment_labels else max(frames, 5)):
             feature_list.feature.add().bytes_list.value.append(bytes([t % 256]) * size)
     return example.SerializeToString()
 
 
-def video_proto(video_id, labels):
+def video_proto(video_id, labels, rgb_size=1024):
     example = tf.train.Example()
     example.features.feature["id"].bytes_list.value.append(video_id.encode())
     example.features.feature["labels"].int64_list.value.extend(labels)
-    example.features.feature["mean_rgb"].float_list.value.extend([0.0] * 1024)
+    example.features.feature["mean_rgb"].float_list.value.extend([0.0] * rgb_size)
     example.features.feature["mean_audio"].float_list.value.extend([0.0] * 128)
     return example.SerializeToString()
 
@@ -137,3 +139,91 @@ def test_reference_protos_parse_as_the_published_formats(frame_files):
     assert context["id"].numpy() == b"Bad7"
     np.testing.assert_array_equal(context["labels"].values.numpy(), [3, 9])
     assert sequences["rgb"].shape == (3,)
+
+
+# Issue 37: the checks before any work (a bounded scan of each shard's first records), the
+# readers' refusals of empty videos and of segments after a video's end, and the shared
+# message for a file that cannot be read to its end.
+
+FRAME_FEATURES = ("rgb", "audio")
+
+
+def check(files, count, kind="frame-level", names=FRAME_FEATURES, sizes=records.FEATURE_SIZES, segments=False,
+          max_frames=300):
+    validate.check_records(files, count, kind, names, sizes, NUM_CLASSES, segments=segments, max_frames=max_frames)
+
+
+def test_check_records_reads_only_the_first_records_of_each_shard(tmp_path):
+    first = write(tmp_path / "train0000.tfrecord", [frame_proto("a", [1]), frame_proto("Big1", [1], rgb_size=2048)])
+    second = write(tmp_path / "train0001.tfrecord", [frame_proto("Small", [2], rgb_size=512)])
+    with pytest.raises(DataError, match=(
+        rf"^{second}: record 0 \(id 'Small'\): feature 'rgb' has frames of 512 bytes, but "
+        r"config\.data\.feature_sizes\.rgb is 1024: set --config\.data\.feature_sizes\.rgb=512 "
+    )):
+        check([first, second], 1)
+    with pytest.raises(DataError, match=rf"^{first}: record 1 \(id 'Big1'\): feature 'rgb' has frames of 2048 bytes"):
+        check([first, second], 2)
+    check([first], 2, names=("audio",))  # only the features read are checked
+    check([first, second], 0)  # 0 skips the check
+
+
+def test_check_records_of_video_level_records_and_other_sizes(tmp_path):
+    level = write(tmp_path / "train0000.tfrecord", [video_proto("v0", [0], rgb_size=512)])
+    with pytest.raises(DataError, match=r"record 0 \(id 'v0'\): feature 'mean_rgb' has 512 values, but "
+                                        r"config\.data\.feature_sizes\.mean_rgb is 1024"):
+        check([level], 4, kind="video-level", names=("mean_rgb", "mean_audio"))
+    check([level], 4, kind="video-level", names=("mean_rgb",), sizes=dict(records.FEATURE_SIZES, mean_rgb=512))
+
+
+@pytest.mark.parametrize("proto,segments,max_frames,pattern", [
+    (frame_proto("E0", [1], frames=0), False, 300, r"\(id 'E0'\) has no frames \(feature 'rgb' is empty\)"),
+    (frame_proto("L3", [1, -3]), False, 300, r"\(id 'L3'\): field 'labels' has label id -3, outside the 8-class"),
+    (frame_proto("S9", [1], segment_labels=[9]), True, 300, r"\(id 'S9'\): field 'segment_labels' has label id 9"),
+    (frame_proto("P1", [1], frames=40, segment_labels=[1], segment_start=200), True, 300,
+     r"\(id 'P1'\): field 'segment_start_times' has a segment at frames 200-205, after the video's last frame "
+     r"\(it has 40 frames\)"),
+    (frame_proto("M1", [1], frames=40, segment_labels=[1], segment_start=30), True, 32,
+     r"\(id 'M1'\): field 'segment_start_times' has a segment at frames 30-35, past config\.data\.max_frames=32"),
+])
+def test_check_records_names_the_record_and_field(tmp_path, proto, segments, max_frames, pattern):
+    path = write(tmp_path / "validate0000.tfrecord", [proto])
+    with pytest.raises(DataError, match=rf"^{path}: record 0 {pattern}"):
+        check([path], 1, segments=segments, max_frames=max_frames)
+
+
+def test_segment_fields_are_checked_only_where_segments_are_read(tmp_path):
+    path = write(tmp_path / "validate0000.tfrecord", [frame_proto("S9", [1], segment_labels=[9])])
+    check([path], 1, segments=False)
+
+
+def test_a_truncated_file_is_named_with_the_first_record_that_cannot_be_read(tmp_path):
+    path = write(tmp_path / "train0000.tfrecord", [frame_proto(f"v{i}", [1]) for i in range(3)])
+    data = open(path, "rb").read()
+    # Cut inside the third record: records 0 and 1 read (the reference: TFRecord framing is
+    # 12 header bytes + data + 4 CRC bytes per record, and the records are the same size).
+    record_bytes = len(data) // 3
+    with open(path, "wb") as f:
+        f.write(data[: 2 * record_bytes + 20])
+    assert [index for index, _ in record_files.read_records(path, 2)] == [0, 1]
+    with pytest.raises(DataError, match=rf"^{path}: record 2 and on cannot be read \(.*\): the file is truncated"):
+        list(record_files.read_records(path))
+    assert record_files.first_unreadable_record([path]).startswith(f"{path}: record 2 and on cannot be read")
+    with pytest.raises(DataError, match=rf"^{path}: record 2 and on cannot be read"):
+        check([path], 5)
+    assert validate.first_label_outside([path], NUM_CLASSES).startswith(f"{path}: record 2 and on cannot be read")
+
+
+def test_readers_refuse_an_empty_video_and_a_segment_after_the_videos_end(tmp_path):
+    empty = write(tmp_path / "train0000.tfrecord", [frame_proto("ok", [1]), frame_proto("Empty1", [1], frames=0)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"record with id Empty1 has no frames"):
+        collect(readers.make_frame_dataset([empty], NUM_CLASSES, 4, 2, training=False))
+    # The segment reader: a segment after the video's last frame has no frame of it.
+    late = write(tmp_path / "validate0000.tfrecord", [frame_proto("Late1", [1], frames=12, segment_labels=[1],
+                                                                  segment_start=15)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"id Late1: .*segment after the video.*last frame"):
+        collect(readers.segment_records([late], NUM_CLASSES, 4))
+
+
+def test_why_a_served_video_without_frames_is_flagged():
+    assert validate.why_not_served(frame_proto("E0", [1], frames=0)) == "the video has no frames: nothing to score"
+    assert validate.why_not_served(frame_proto("F", [1])) is None
