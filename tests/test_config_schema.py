@@ -269,15 +269,6 @@ def test_train_refuses_a_zero_loop_bound_before_any_work(tmp_path, field):
     assert not (tmp_path / "run").exists()
 
 
-def test_label_embeddings_refuses_zero_asge_steps_before_any_work(tmp_path):
-    from cma_tf.label_embeddings import write_label_embeddings
-
-    config = with_value(tiny_config("cma", str(tmp_path / "no_data")), "asge.steps", 0)
-    with pytest.raises(ConfigError, match=r"^config\.asge\.steps=0: must be an integer ≥ 1"):
-        write_label_embeddings(config, str(tmp_path / "run"), str(tmp_path / "E.npy"))
-    assert not (tmp_path / "run").exists() and not (tmp_path / "E.npy").exists()
-
-
 # --- The command lines: exit 2, one line naming the field, nothing written -----------------
 
 
@@ -306,7 +297,8 @@ def test_train_refuses_an_out_of_range_setting_before_creating_the_workdir(tmp_p
     assert not workdir.exists()
 
 
-@pytest.mark.slow  # the same check in-process: test_label_embeddings_refuses_zero_asge_steps_before_any_work
+# A subprocess: cma_tf.label_embeddings defines --config, as cma_tf.evaluate does, so the two
+# cannot be imported into one test process.
 def test_label_embeddings_command_refuses_zero_asge_steps(tmp_path):
     proc = run_module(
         "cma_tf.label_embeddings", f"--config={DEMO}:cma", f"--workdir={tmp_path}/run", f"--output={tmp_path}/E.npy",
