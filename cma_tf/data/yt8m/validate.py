@@ -217,7 +217,9 @@ def _segment_problem(context, num_frames: int, max_frames: int, segment_size: in
     starts = _ints(context, records.SEGMENT_START_TIMES)
     for start in starts:
         where = f"field '{records.SEGMENT_START_TIMES}' has a segment at frames {start}-{start + segment_size}"
-        if start < 0 or start + segment_size > max_frames:
+        if start < 0:
+            return f"{where}, which starts before the video's first frame (frame 0)"
+        if start + segment_size > max_frames:
             return f"{where}, past config.data.max_frames={max_frames} (the frames read of each video)"
         if start >= num_frames:
             return f"{where}, after the video's last frame (it has {num_frames} frames): it would be scored on zeros"

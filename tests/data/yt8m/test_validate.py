@@ -182,9 +182,11 @@ def test_check_records_of_video_level_records_and_other_sizes(tmp_path):
     (frame_proto("P1", [1], frames=40, segment_labels=[1], segment_start=200), True, 300,
      r"\(id 'P1'\): field 'segment_start_times' has a segment at frames 200-205, after the video's last frame "
      r"\(it has 40 frames\)"),
+    (frame_proto("N5", [1], frames=40, segment_labels=[1], segment_start=-5), True, 300,
+     r"\(id 'N5'\): field 'segment_start_times' has a segment at frames -5-0, which starts before the video's first"),
     (frame_proto("M1", [1], frames=40, segment_labels=[1], segment_start=30), True, 32,
      r"\(id 'M1'\): field 'segment_start_times' has a segment at frames 30-35, past config\.data\.max_frames=32"),
-])
+], ids=["no_frames", "label_minus_3", "segment_label_9", "segment_after_end", "segment_negative", "segment_past_max_frames"])
 def test_check_records_names_the_record_and_field(tmp_path, proto, segments, max_frames, pattern):
     path = write(tmp_path / "validate0000.tfrecord", [proto])
     with pytest.raises(DataError, match=rf"^{path}: record 0 {pattern}"):
