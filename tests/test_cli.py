@@ -77,6 +77,7 @@ def test_rerunning_a_finished_run_only_re_evaluates(tiny_data, trained_workdir):
     assert again["mAP"] == pytest.approx(first["mAP"], abs=1e-9)
 
 
+@pytest.mark.slow  # an end-to-end run of ~15-35 s on 2 cores; CI runs it (make test-slow)
 def test_deterministic_runs_repeat_exactly(tiny_data, tmp_path):
     config = tiny_config("cma", tiny_data)
     config.data.deterministic = True

@@ -147,6 +147,7 @@ def test_wrong_fields_and_an_unlabelled_eval_split_are_refused(prepared):
         factory.build_dataset(voc, 20, "test", training=False)
 
 
+@pytest.mark.slow  # an end-to-end run of ~15-35 s on 2 cores; CI runs it (make test-slow)
 def test_training_evaluation_and_export(prepared, tmp_path):
     data_dir, _ = prepared
     config = tfds_config("coco", data_dir, label_graph=str(tmp_path / "graph.npz"))

@@ -274,6 +274,7 @@ def test_fingerprint_sees_size_time_name_and_vocabulary(tmp_path):
     assert records_fingerprint(files[:1], list("abcdef"))["shards"] != base["shards"]
 
 
+@pytest.mark.slow  # an end-to-end run of ~15-35 s on 2 cores; CI runs it (make test-slow)
 def test_label_graph_command_line_writes_a_graph_training_reuses(tmp_path, monkeypatch, load):
     data_dir = str(tmp_path)
     label_lists = write_train_split(data_dir, 25, seed=3)

@@ -115,6 +115,7 @@ def batch(size=4):
     return tiny_batch(RNG, NUM_CLASSES, size)
 
 
+@pytest.mark.slow  # an end-to-end run of ~15-35 s on 2 cores; CI runs it (make test-slow)
 def test_the_factory_builds_it_from_the_label_graph_and_refuses_without_one():
     graph = tiny_label_graph(NUM_CLASSES)
     model = tiny_model(graph)

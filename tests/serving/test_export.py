@@ -155,6 +155,7 @@ def test_the_vocabulary_ships_as_an_asset(image_export, image_workdir):
     assert os.path.exists(os.path.join(image_export, "assets.extra", "cma_tf.json"))
 
 
+@pytest.mark.slow  # an end-to-end run of ~15-35 s on 2 cores; CI runs it (make test-slow)
 def test_export_cli_writes_a_version_and_refuses_to_overwrite_it(image_workdir, tmp_path):
     export_dir = str(tmp_path / "cma" / "7")
     result = run_cli("cma_tf.export", f"--workdir={image_workdir}", f"--export_dir={export_dir}", "--top_k=2")

@@ -48,6 +48,7 @@ def free_ports(count):
     return ports
 
 
+@pytest.mark.slow  # an end-to-end run of ~15-35 s on 2 cores; CI runs it (make test-slow)
 def test_two_workers_on_localhost_end_with_equal_weights(tmp_path):
     """Trainable weights, compared exactly; BN moving statistics stay per worker (not synced)."""
     from cma_tf.data.demo import generate_demo_dataset

@@ -50,6 +50,7 @@ def final_weights(workdir):
     return keras.saving.load_model(files.path(workdir, files.FINAL_MODEL)).get_weights()
 
 
+@pytest.mark.slow  # an end-to-end run of ~15-35 s on 2 cores; CI runs it (make test-slow)
 def test_interrupted_run_resumes_to_the_same_weights(data_dir, tmp_path):
     config = resume_config(data_dir)
     train_and_evaluate(config, str(tmp_path / "straight"))
@@ -72,6 +73,7 @@ def test_dry_run_trains_two_steps(data_dir, tmp_path):
     assert len(open(files.path(dry, files.HISTORY)).read().splitlines()) == 2
 
 
+@pytest.mark.slow  # an end-to-end run of ~15-35 s on 2 cores; CI runs it (make test-slow)
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_mixed_precision_trains_with_float32_logits(data_dir, tmp_path, precision):
     config = tiny_config("ms_cma", data_dir)

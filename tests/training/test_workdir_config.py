@@ -149,6 +149,7 @@ def test_a_config_json_of_an_older_version_compares_over_todays_defaults(finishe
         train_and_evaluate(finished_config(tiny_data), workdir)
 
 
+@pytest.mark.slow  # an end-to-end run of ~15-35 s on 2 cores; CI runs it (make test-slow)
 def test_a_dry_run_leaves_the_real_run_to_train(tiny_data, tmp_path):
     workdir = str(tmp_path / "run")
     config = tiny_config("plain", tiny_data)
@@ -203,6 +204,7 @@ def wide(tiny_data, tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow  # an end-to-end run of ~15-35 s on 2 cores; CI runs it (make test-slow)
 def test_evaluate_cli_uses_each_workdirs_own_config(finished, wide, tiny_data):
     result = run_cli(
         "cma_tf.evaluate", f"--config={DEMO_CONFIG}", f"--config.data.data_dir={tiny_data}",

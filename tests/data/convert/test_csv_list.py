@@ -64,6 +64,7 @@ def test_csv_missing_file_is_a_data_error(tmp_path):
         csv_source_images(str(tmp_path / "nope.csv"))
 
 
+@pytest.mark.slow  # an end-to-end run of ~15-35 s on 2 cores; CI runs it (make test-slow)
 def test_csv_command_line_end_to_end_then_strict_rerun(tmp_path):
     """The fixture's bad rows are far more than 5 %: --max_dropped=1 converts without them.
     Its row without labels is written as a negative (the command line's default)."""
