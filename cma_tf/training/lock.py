@@ -33,7 +33,9 @@ class WorkdirLocked(ConfigError):
 
 @contextlib.contextmanager
 def hold_lock(path: str, command: str = "python -m cma_tf.train"):
-    """Holds the lock file `path` (made, with its folder, if missing) for the block.
+    """Holds the lock file `path` (made, with its folder, if missing) for the block. A folder it
+    made is removed again if the block left it empty (a run refused before it wrote anything
+    leaves no workdir behind).
 
     Raises:
         WorkdirLocked: another process holds it; one line naming its pid and host.
@@ -41,12 +43,17 @@ def hold_lock(path: str, command: str = "python -m cma_tf.train"):
     if not is_local(path):
         yield
         return
+    folder = os.path.dirname(path) or "."
+    made_folder = not os.path.isdir(folder)
     descriptor = _acquire(path, command)
     try:
         yield
     finally:
         if descriptor is not None:
             _release(path, descriptor)
+        if made_folder:
+            with contextlib.suppress(OSError):  # not empty: the run wrote its files there
+                os.rmdir(folder)
 
 
 def read_holder(path: str):

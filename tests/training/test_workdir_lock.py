@@ -73,3 +73,18 @@ def test_a_dry_run_takes_its_own_lock(tiny_data, tmp_path):
     with hold_lock(files.path(workdir, files.TRAIN_LOCK)):  # a training runs: a dry run may check beside it
         train_and_evaluate(config, workdir, dry_run=True)
     assert sorted(os.listdir(workdir)) == [files.DRY_RUN]
+
+
+def test_a_run_refused_before_it_writes_leaves_no_workdir(tmp_path):
+    """The lock makes the workdir's folder; a refusal after it (here: no data) removes it again."""
+    import pytest
+
+    from cma_tf.config_base import load_config_file
+    from cma_tf.training.trainer import train_and_evaluate
+
+    config = load_config_file(os.path.join(ROOT, "configs", "demo.py")).get_config("plain")
+    config.data.data_dir = str(tmp_path / "no_data")
+    workdir = tmp_path / "run"
+    with pytest.raises(Exception, match="no_data"):
+        train_and_evaluate(config, str(workdir))
+    assert not workdir.exists()
