@@ -26,7 +26,6 @@ import tensorflow as tf
 from cma_tf.data import decode
 from cma_tf.data import records as image_records
 from cma_tf.data.record_files import read_records
-from cma_tf.data.yt8m import finite as yt8m_finite
 from cma_tf.data.yt8m import records as yt8m_records
 from cma_tf.data.yt8m import validate as yt8m_validate
 from cma_tf.errors import DataError
@@ -141,36 +140,9 @@ def why_not_decoded(item: bytes, input_name: str) -> str:
     """Why the model flagged `item` (`valid=False`), in words."""
     if input_name == IMAGES:
         return decode.why_not_decoded(item) or "the model's graph could not decode it"
-    return yt8m_validate.why_not_served(item) or _why_not_read(item, input_name) or (
+    return yt8m_validate.why_not_served(item, frame_level=input_name != EXAMPLES) or (
         f"not a record the model reads ({input_name}): malformed, or lacking a feature the model reads"
     )
-
-
-def _why_not_read(item: bytes, input_name: str):
-    """What is wrong with a YouTube-8M record in words (a feature of another size than the
-    published one, non-finite features), or None."""
-    try:
-        if input_name == EXAMPLES:
-            features = tf.train.Example.FromString(item).features.feature
-        else:
-            lists = tf.train.SequenceExample.FromString(item).feature_lists.feature_list
-    except Exception:  # noqa: BLE001 - not a proto at all
-        return f"not a serialized {'Example' if input_name == EXAMPLES else 'SequenceExample'}"
-    sizes = yt8m_records.FEATURE_SIZES
-    if input_name == EXAMPLES:
-        for name in yt8m_validate.VIDEO_FEATURES:
-            found = len(features[name].float_list.value) if name in features else sizes[name]
-            if found != sizes[name]:
-                return f"feature '{name}' holds {found} values; the model reads {sizes[name]}"
-        name = yt8m_finite.non_finite_feature(features, yt8m_validate.VIDEO_FEATURES)
-        return yt8m_finite.describe(name) if name else None
-    for name in yt8m_validate.FRAME_FEATURES:
-        frames = lists[name].feature if name in lists else []
-        for index, frame in enumerate(frames):
-            found = len(frame.bytes_list.value[0]) if frame.bytes_list.value else 0
-            if found != sizes[name]:
-                return f"feature '{name}' frame {index} holds {found} bytes; the model reads {sizes[name]}"
-    return None
 
 
 def batches(files: Sequence[str], input_name: str, batch_size: int) -> Iterator[Tuple[List[str], List[bytes]]]:

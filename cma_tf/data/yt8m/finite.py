@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from cma_tf.data.record_files import read_records
 from cma_tf.data.yt8m import records
 
 # Records read at most by `first_non_finite` (video-level records are ~5 kB: a few seconds).
@@ -35,7 +36,7 @@ def first_non_finite(files: Sequence[str], feature_names: Sequence[str], limit: 
     records have none."""
     seen = 0
     for path in files:
-        for index, raw in enumerate(tf.data.TFRecordDataset(path).take(limit - seen).as_numpy_iterator()):
+        for index, raw in read_records(path, limit - seen):
             feature_map = tf.train.Example.FromString(raw).features.feature
             name = non_finite_feature(feature_map, feature_names)
             if name:

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from cma_tf.data import records as image_records
 from cma_tf.data.record_files import first_unreadable_record, read_records
-from cma_tf.data.yt8m import records
+from cma_tf.data.yt8m import finite, records
 from cma_tf.errors import DataError
 
 FRAME_LEVEL = "frame-level"
@@ -288,13 +288,32 @@ def check_records(files: Sequence[str], count: int, kind: str, feature_names: Se
             raise DataError(f"{path}: record {index} (id {video_id!r}){separator}{problem}")
 
 
-def why_not_served(raw: bytes) -> Optional[str]:
-    """Why a served model flags a frame-level request that parses (`valid=0`), in words, or None:
-    a video without frames has nothing to score."""
-    found = summarize(raw)
-    if found.kind != FRAME_LEVEL:
-        return None
-    lists = tf.train.SequenceExample.FromString(raw).feature_lists.feature_list
-    if not any(lists[name].feature for name in found.features):
+def why_not_served(raw: bytes, frame_level: bool = True) -> Optional[str]:
+    """Why a served model flags a YouTube-8M request (`valid=0`), in words, or None: not a
+    serialized `SequenceExample` (frame level) or `Example` (video level), a video without
+    frames, a feature of another size than the published one, or non-finite video-level
+    features (the served model's scores are then non-finite)."""
+    try:
+        if frame_level:
+            lists = tf.train.SequenceExample.FromString(raw).feature_lists.feature_list
+        else:
+            features = tf.train.Example.FromString(raw).features.feature
+    except Exception:  # noqa: BLE001 - not a proto at all
+        return f"not a serialized {'SequenceExample' if frame_level else 'Example'}"
+    sizes = records.FEATURE_SIZES
+    if not frame_level:
+        for name in VIDEO_FEATURES:
+            found = len(features[name].float_list.value) if name in features else sizes[name]
+            if found != sizes[name]:
+                return f"feature '{name}' holds {found} values; the model reads {sizes[name]}"
+        name = finite.non_finite_feature(features, VIDEO_FEATURES)
+        return finite.describe(name) if name else None
+    present = [name for name in FRAME_FEATURES if name in lists]
+    if present and not any(lists[name].feature for name in present):
         return "the video has no frames: nothing to score"
+    for name in present:
+        for index, frame in enumerate(lists[name].feature):
+            found = len(frame.bytes_list.value[0]) if frame.bytes_list.value else 0
+            if found != sizes[name]:
+                return f"feature '{name}' frame {index} holds {found} bytes; the model reads {sizes[name]}"
     return None
