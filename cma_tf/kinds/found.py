@@ -17,9 +17,8 @@ YOUTUBE8M_FIXES = {
         "(--config.data.format=yt8m_frame)"
     ),
     yt8m_validate.VIDEO_LEVEL: (
-        "train on it with --config.data.format=yt8m_video and a video backbone, e.g. "
-        "--config=configs/yt8m.py:cma_fc --config.data.format=yt8m_video --config.data.feature_names=mean_rgb "
-        "--config.data.eval_segments=False"
+        "train on it with a video-level YouTube-8M config, e.g. --config=configs/yt8m.py:cma_fc_video "
+        "(--config.data.format=yt8m_video)"
     ),
 }
 FOLDERS = {yt8m_validate.FRAME_LEVEL: "frame", yt8m_validate.VIDEO_LEVEL: "video"}
