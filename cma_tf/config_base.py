@@ -59,6 +59,11 @@ def get_base_config():
     # set it to None and `--config.model.backbone_weights=…` still parses (a bare None loses the type).
     config.model.backbone_weights = ml_collections.FieldReference("imagenet", field_type=str)
     config.model.backbone_widths = (32, 64, 128, 256)  # small only
+    # small, resnet101: True keeps every BatchNorm of the backbone in inference mode, its scale and
+    # offset untrained (Query2Label's FrozenBatchNorm2d); 1 freezes the stem, 2 the stem and the
+    # first stage (Query2Label freezes ResNet's conv1 and layer1). docs/design.md §2.24.
+    config.model.freeze_backbone_batchnorm = False
+    config.model.backbone_frozen_stages = 0
     config.model.snet_filters = (1024,) * SNET_LAYERS  # snet only: Conv1D channels
     config.model.fc_units = (1024,) * FC_LAYERS  # fc only: the two frame-wise Dense layers
     config.model.feature_channels = ml_collections.config_dict.placeholder(int)  # C; None keeps the backbone's
@@ -98,12 +103,26 @@ def get_base_config():
     config.train.batch_size = 64
     config.train.eval_batch_size = 64
     config.train.learning_rate = 0.01
-    config.train.optimizer = "sgd"  # the paper's; or "adamw" (HSVLT's released recipe)
+    config.train.optimizer = "sgd"  # the paper's; "adamw" (HSVLT's released recipe); "adam" (ML-Decoder's)
     config.train.momentum = 0.9  # sgd only
     config.train.weight_decay = 1e-5
+    # "decoupled": w -= lr·wd·w before the step (Keras', AdamW's); "l2": wd·w added to the gradient
+    # (PyTorch's SGD and Adam `weight_decay`: ML-GCN, ML-Decoder).
+    config.train.weight_decay_mode = "decoupled"
+    config.train.weight_decay_1d = True  # False: biases and every 1-D weight without decay (ML-Decoder)
+    # The backbone's variables train at this × the learning rate (their weight decay too); 0 freezes
+    # the backbone (BatchNorm in inference mode). ML-GCN: 0.1 (lr 0.1 for the GCN, 0.01 for the backbone).
+    config.train.backbone_lr_multiplier = 1.0
+    # Moving average of the weights (timm's ModelEma: Query2Label, ML-Decoder 0.9997): validation
+    # and the saved models use it, training goes on from the raw weights. None: off.
+    config.train.ema_decay = ml_collections.config_dict.placeholder(float)
     config.train.lr_decay_epochs = 30  # lr ÷ lr_decay_factor every this many epochs
     config.train.lr_decay_factor = 10.0
-    config.train.warmup_epochs = 0.0  # linear lr warm-up over this many epochs (0: none, the paper)
+    # "step": lr_decay_* and warmup_epochs (today's); "onecycle": PyTorch's OneCycleLR, cosine up to
+    # learning_rate over the first onecycle_warmup of the steps, then down (Query2Label, ML-Decoder).
+    config.train.schedule = "step"
+    config.train.onecycle_warmup = 0.2  # onecycle only: its pct_start
+    config.train.warmup_epochs = 0.0  # step only: linear lr warm-up over this many epochs (0: none, the paper)
     config.train.lr_decay_examples = ml_collections.config_dict.placeholder(int)  # if set: decay every this many examples instead
     config.train.beta = 0.0  # Eq. 12; 0.4 for NUS-WIDE
     config.train.loss = "bce"  # "bce": Eq. 12 (the paper); "asl": the asymmetric loss (Query2Label, ML-Decoder)

@@ -152,6 +152,7 @@ SCHEMA = {
     "model.decoder_groups": count(nullable=True, none_means="min(100, number of labels)"),
     "model.graph_loss_weight": non_negative(),
     "model.scale_loss_weight": non_negative(),
+    "model.backbone_frozen_stages": count(minimum=0, maximum=2),  # 1: the stem; 2: and the first stage
     # ASGE
     "asge.units": count(),
     "asge.depth": count(),
@@ -177,6 +178,12 @@ SCHEMA = {
     "train.asl_clip": fraction(high_open=True),
     "train.steps_per_epoch": count(nullable=True, none_means="one pass over the training split"),
     "train.global_clipnorm": positive(nullable=True, none_means="no clipping"),
+    "train.onecycle_warmup": Range(integer=False, low=0.0, high=1.0, low_open=True, high_open=True),
+    "train.backbone_lr_multiplier": non_negative(),  # 0: the backbone frozen
+    "train.ema_decay": Range(
+        integer=False, low=0.0, high=1.0, low_open=True, high_open=True, nullable=True,
+        none_means="no moving average of the weights",
+    ),
 }
 
 _MISSING = object()

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from cma_tf.backbones.convnext import convnext_small_backbone
+from cma_tf.backbones.freezing import STAGE_PREFIXES, freeze_batchnorm, freeze_stages
 from cma_tf.backbones.resnet import resnet101_backbone
 from cma_tf.backbones.small import small_backbone
 from cma_tf.backbones.video import fc_backbone, snet_backbone
@@ -22,7 +23,8 @@ from cma_tf.heads.registry import get_head, head_names
 from cma_tf.kinds.registry import get_kind, kind_names
 from cma_tf.losses import AsymmetricLoss, WeightedBinaryCrossentropy
 from cma_tf.models.classifier import MultiLabelClassifier
-from cma_tf.schedules import LinearWarmup
+from cma_tf.optimizers import WEIGHT_DECAY_MODES, RecipeAdam, RecipeAdamW, RecipeSGD
+from cma_tf.schedules import LinearWarmup, OneCycle
 
 # How many feature maps each backbone gives its head (shallow to deep).
 BACKBONE_TAPS = {"resnet101": 2, "small": 2, "convnext_small": 4, "snet": 1, "fc": 1}
@@ -30,7 +32,8 @@ BACKBONE_TAPS = {"resnet101": 2, "small": 2, "convnext_small": 4, "snet": 1, "fc
 # refuses inputs under 32; the small CNN and ConvNeXt divide the side by 16 and 32 exactly.
 IMAGE_SIZES = {"resnet101": (32, 1), "small": (16, 16), "convnext_small": (32, 32)}
 LABEL_EMBEDDINGS = ("asge", "word2vec", "file")
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("step", "onecycle")
 LOSSES = ("bce", "asl")
 
 
@@ -93,6 +96,7 @@ def validate_config(config) -> None:
         raise ConfigError(
             f"config.train.optimizer: unknown optimizer {config.train.optimizer!r} ({', '.join(OPTIMIZERS)})"
         )
+    _validate_recipe(config)
     if config.train.loss not in LOSSES:
         raise ConfigError(f"config.train.loss: unknown loss {config.train.loss!r} ({', '.join(LOSSES)})")
     if config.train.loss == "asl" and config.train.beta:
@@ -123,6 +127,30 @@ def validate_config(config) -> None:
         )
 
 
+def _validate_recipe(config):
+    """The choices and relations of the recipe options of docs/design.md §2.24."""
+    train, model = config.train, config.model
+    if train.schedule not in SCHEDULES:
+        raise ConfigError(f"config.train.schedule: unknown schedule {train.schedule!r} ({', '.join(SCHEDULES)})")
+    if train.schedule == "onecycle":
+        for field in ("warmup_epochs", "lr_decay_examples"):
+            if train[field]:
+                raise ConfigError(
+                    f"config.train.{field} belongs to config.train.schedule='step'; 'onecycle' warms up over "
+                    f"config.train.onecycle_warmup of the steps and decays by itself: unset config.train.{field}"
+                )
+    if train.weight_decay_mode not in WEIGHT_DECAY_MODES:
+        raise ConfigError(
+            f"config.train.weight_decay_mode: unknown mode {train.weight_decay_mode!r} ({', '.join(WEIGHT_DECAY_MODES)})"
+        )
+    for field in ("freeze_backbone_batchnorm", "backbone_frozen_stages"):
+        if model[field] and model.backbone not in STAGE_PREFIXES:
+            raise ConfigError(
+                f"config.model.{field} is for config.model.backbone {' or '.join(map(repr, STAGE_PREFIXES))}, "
+                f"not {model.backbone!r}: leave it at its default"
+            )
+
+
 def needs_label_embeddings(config) -> bool:
     return get_head(config.model.head).label_embeddings
 
@@ -141,6 +169,20 @@ def build_backbone(config):
     if model.backbone == "small":
         return small_backbone(image_size=shape[0], widths=tuple(model.backbone_widths))
     raise ConfigError(f"config.model.backbone: unknown backbone {model.backbone!r} ({', '.join(BACKBONE_TAPS)})")
+
+
+def freeze_backbone_parts(config, backbone):
+    """Freezes what the recipe keeps fixed (docs/design.md §2.24): the whole backbone when
+    `config.train.backbone_lr_multiplier` is 0, its BatchNorms (`config.model.freeze_backbone_batchnorm`),
+    its first stages (`config.model.backbone_frozen_stages`). Frozen layers are not trained and
+    their BatchNorms run in inference mode."""
+    model = config.model
+    if config.train.backbone_lr_multiplier == 0:
+        backbone.trainable = False
+    if model.freeze_backbone_batchnorm:
+        freeze_batchnorm(backbone)
+    freeze_stages(backbone, model.backbone, model.backbone_frozen_stages)
+    return backbone
 
 
 def build_label_encoder(config, num_classes, fitted_encoder=None):
@@ -199,7 +241,7 @@ def build_classifier(config, num_classes, fitted_encoder=None, label_graph=None)
     if label_graph is not None and get_head(config.model.head).label_graph:
         counts = label_graph.dense_counts(f"the {config.model.head} head (its label graph is a dense N × N weight)")
     model = MultiLabelClassifier(
-        build_backbone(config),
+        freeze_backbone_parts(config, build_backbone(config)),
         build_head(config, num_classes, label_encoder, counts),
         graph_loss_weight=config.model.graph_loss_weight if joint else 0.0,
         graph_alpha=config.asge.alpha,
@@ -228,11 +270,15 @@ def build_loss(config, label_frequencies=None):
 
 
 def build_learning_rate(config, steps_per_epoch):
-    """lr ÷ `lr_decay_factor` every `lr_decay_epochs` epochs (the paper's images: ÷10 every 30),
-    or every `lr_decay_examples` training examples when that is set (the paper's video: ×0.8
-    every 2·10⁶ samples). `config.train.warmup_epochs` > 0 (0: none, the paper) ramps it up
-    linearly over that many epochs first (`schedules.LinearWarmup`)."""
+    """`config.train.schedule="step"`: lr ÷ `lr_decay_factor` every `lr_decay_epochs` epochs (the
+    paper's images: ÷10 every 30), or every `lr_decay_examples` training examples when that is set
+    (the paper's video: ×0.8 every 2·10⁶ samples). `config.train.warmup_epochs` > 0 (0: none, the
+    paper) ramps it up linearly over that many epochs first (`schedules.LinearWarmup`).
+    "onecycle": PyTorch's OneCycleLR over `epochs × steps_per_epoch` steps, rising over the first
+    `onecycle_warmup` of them (`schedules.OneCycle`)."""
     train = config.train
+    if train.schedule == "onecycle":
+        return OneCycle(train.learning_rate, train.epochs * steps_per_epoch, pct_start=train.onecycle_warmup)
     schedule = _decay_schedule(config, steps_per_epoch)
     if train.warmup_epochs:
         schedule = LinearWarmup(schedule, max(1, round(train.warmup_epochs * steps_per_epoch)))
@@ -255,23 +301,48 @@ def _decay_schedule(config, steps_per_epoch):
     )
 
 
-def build_optimizer(config, steps_per_epoch):
-    """`config.train.optimizer`: "sgd" (the paper's: momentum `config.train.momentum`) or
-    "adamw" (HSVLT's released recipe is AdamW at lr 1e-5), both with weight decay
+def build_optimizer(config, steps_per_epoch, model=None):
+    """`config.train.optimizer`: "sgd" (the paper's: momentum `config.train.momentum`), "adam"
+    (ML-Decoder's) or "adamw" (HSVLT's released recipe is AdamW at lr 1e-5), all with weight decay
     `config.train.weight_decay` and the learning-rate schedule of `build_learning_rate`. Keras
-    applies weight decay decoupled from the gradient (`w -= lr·wd·w`), where PyTorch's SGD adds
-    `wd·w` to the gradient; at 1e-5 the two differ negligibly. `config.train.global_clipnorm`
-    (None: off, the paper) rescales the whole gradient to at most that norm before the update."""
+    applies weight decay decoupled from the gradient (`w -= lr·wd·w`; Adam with it is AdamW);
+    `config.train.weight_decay_mode="l2"` adds `wd·w` to the gradient as PyTorch's SGD and Adam
+    do. `config.train.global_clipnorm` (None: off, the paper) rescales the whole gradient to at
+    most that norm before the update.
+
+    The recipe options (`weight_decay_mode`, `weight_decay_1d`, `backbone_lr_multiplier`,
+    `ema_decay`; docs/design.md §2.24) take the `optimizers.Recipe*` classes; at their defaults
+    the optimizer is Keras' own, as before them. `model` (the classifier) names the backbone's
+    variables for a `backbone_lr_multiplier` other than 1 and 0."""
     train = config.train
     common = dict(
         learning_rate=build_learning_rate(config, steps_per_epoch),
         weight_decay=train.weight_decay or None,
         global_clipnorm=train.global_clipnorm,
     )
-    if train.optimizer == "sgd":
-        return keras.optimizers.SGD(momentum=train.momentum, **common)
-    if train.optimizer == "adamw":
-        return keras.optimizers.AdamW(**common)
+    multiplier = train.backbone_lr_multiplier
+    scaled = multiplier not in (0.0, 1.0)  # 0: the backbone is frozen (`freeze_backbone_parts`)
+    recipe = scaled or train.ema_decay is not None or train.weight_decay_mode != "decoupled" or not train.weight_decay_1d
+    if recipe:
+        if scaled and model is None:
+            raise ValueError("build_optimizer needs the model to scale the backbone's learning rate")
+        common.update(
+            scaled_variables=[variable.path for variable in model.backbone.trainable_variables] if scaled else [],
+            lr_multiplier=multiplier if scaled else 1.0,
+            weight_decay_mode=train.weight_decay_mode, decay_1d=train.weight_decay_1d,
+        )
+        if train.ema_decay is not None:
+            common.update(use_ema=True, ema_momentum=train.ema_decay)
+    classes = {
+        "sgd": (keras.optimizers.SGD, RecipeSGD),
+        "adam": (keras.optimizers.Adam, RecipeAdam),
+        "adamw": (keras.optimizers.AdamW, RecipeAdamW),
+    }
+    if train.optimizer in classes:
+        optimizer_class = classes[train.optimizer][1 if recipe else 0]
+        if train.optimizer == "sgd":
+            return optimizer_class(momentum=train.momentum, **common)
+        return optimizer_class(**common)
     raise ConfigError(f"config.train.optimizer: unknown optimizer {train.optimizer!r} ({', '.join(OPTIMIZERS)})")
 
 

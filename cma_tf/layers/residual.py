@@ -18,11 +18,14 @@ class BottleneckBlock(keras.layers.Layer):
     Args:
         filters: int, bottleneck width; output channels are `4 * filters`. Default 128.
         strides: int, stride of the 3×3 conv and of the shortcut. Default 2.
+        frozen_sublayers: names of sublayers to freeze (`backbones/freezing.py` freezes the
+            BatchNorms of a backbone's blocks); `get_config` records them, so they come back
+            frozen from a `.keras` file. Default none.
     """
 
     expansion = 4
 
-    def __init__(self, filters=128, strides=2, **kwargs):
+    def __init__(self, filters=128, strides=2, frozen_sublayers=(), **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.strides = strides
@@ -35,6 +38,8 @@ class BottleneckBlock(keras.layers.Layer):
         self.conv2, self.bn2 = conv(filters, 3, strides, "conv2"), bn("bn2")
         self.conv3, self.bn3 = conv(out, 1, 1, "conv3"), bn("bn3")
         sync_sublayer_trainability(self)
+        for name in frozen_sublayers:
+            getattr(self, name).trainable = False
 
     def _conv(self, filters, kernel_size, strides, name):
         return keras.layers.Conv2D(
@@ -73,4 +78,7 @@ class BottleneckBlock(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"filters": self.filters, "strides": self.strides})
+        frozen = [layer.name for layer in self._layers if not layer.trainable] if self.trainable else []
+        if frozen:  # only then: an unfrozen block's config stays as it was
+            config["frozen_sublayers"] = frozen
         return config

@@ -7,6 +7,7 @@ import numpy as np
 import scipy.special
 
 from cma_tf.errors import DataError, TrainingDivergedError
+from cma_tf.optimizers import averaging_optimizer
 
 
 def predict_scores(model, dataset):
@@ -50,6 +51,19 @@ class ValidationMetrics(keras.callbacks.Callback):
         metrics = self.metrics_fn(scores, targets)
         for key in self.keys:
             logs[f"val_{key}"] = metrics[key]
+
+
+class SwapAveragedWeights(keras.callbacks.Callback):
+    """At the end of each epoch, exchanges the model's weights with their moving averages
+    (`config.train.ema_decay`, `optimizers.RecipeOptions.swap_averaged_weights`); nothing without
+    one. Used twice: once before `ValidationMetrics` and the best-model checkpoint (they see the
+    averaged weights), once before `EpochCheckpoint` (the raw weights come back, the run's
+    checkpoint holds them and the averages, and training goes on from the raw ones)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        optimizer = averaging_optimizer(self.model)
+        if optimizer is not None:
+            optimizer.swap_averaged_weights()
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

@@ -9,7 +9,8 @@ its number, so the resumed run sees what the uninterrupted one would have), and 
 
 `metrics.json` reports the final model (the recipe's result, with no choice made on the eval
 split); `best.keras` is the epoch with the best validation mAP (GAP for video), kept for those
-who want it.
+who want it. With a moving average of the weights (`config.train.ema_decay`), validation,
+`best.keras` and `final.keras` use the averaged weights; training and `checkpoint/` the raw ones.
 """
 
 import contextlib
@@ -29,12 +30,14 @@ from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.asge_model import check_graph, fit_asge, fit_summary, load_encoder_weights, save_encoder_weights
 from cma_tf.graph.cooccurrence import load_or_build_label_graph
 from cma_tf.graph.word2vec import fit_word2vec
+from cma_tf.optimizers import averaging_optimizer
 from cma_tf.training import non_finite
 from cma_tf.training import workdir as files
 from cma_tf.training.callbacks import (
     EpochCheckpoint,
     LearningRateLogger,
     StopOnNonFiniteLoss,
+    SwapAveragedWeights,
     ValidationMetrics,
     predict_scores,
 )
@@ -274,6 +277,12 @@ def _note_schedule_change(config, changed):
     by the old `train.epochs`: says so when the new epochs would have added a decay step."""
     train = config.train
     for field, old, new in changed:
+        if field == "train.epochs" and train.schedule == "onecycle":
+            print(
+                f"note: train.epochs {old} → {new}: the resumed optimizer keeps the one-cycle schedule of {old} "
+                "epochs (past its end the learning rate stays at its last value)"
+            )
+            continue
         if field != "train.epochs" or train.lr_decay_examples:
             continue
         before = list(range(train.lr_decay_epochs, old, train.lr_decay_epochs))
@@ -335,7 +344,7 @@ def _build_or_resume(config, workdir, graph, num_classes, steps_per_epoch, strat
     with strategy.scope():
         model = factory.build_classifier(config, num_classes, encoder, graph)
         model.compile(
-            optimizer=factory.build_optimizer(config, steps_per_epoch),
+            optimizer=factory.build_optimizer(config, steps_per_epoch, model),
             loss=factory.build_loss(config, graph.frequencies),
             # XLA under MirroredStrategy fails with Keras 3 (docs/design.md §2.11); "auto" elsewhere.
             jit_compile=False if strategy.num_replicas_in_sync > 1 else "auto",
@@ -358,15 +367,19 @@ def _fit(config, workdir, graph, num_classes, eval_data, strategy, extra_callbac
     bad_train_record = functools.partial(non_finite.non_finite_record, config, [train_split])
     nan_scores_error = functools.partial(non_finite.non_finite_scores_error, config, eval_split, "the model being trained")
     callbacks = [StopOnNonFiniteLoss(hint, bad_train_record)]
-    callbacks += [ValidationMetrics(eval_data, keys, metrics_fn, nan_scores_error), LearningRateLogger()] if chief else []
     if chief:
+        # Between the two swaps the model holds its averaged weights, if it keeps an average.
         callbacks += [
+            SwapAveragedWeights(),
+            ValidationMetrics(eval_data, keys, metrics_fn, nan_scores_error),
+            LearningRateLogger(),
             keras.callbacks.ModelCheckpoint(
                 files.path(workdir, files.BEST_MODEL), monitor=f"val_{monitor}", mode="max", save_best_only=True,
                 initial_value_threshold=_best_validation_value(workdir, f"val_{monitor}"),
             ),
             keras.callbacks.TensorBoard(files.path(workdir, files.TENSORBOARD)),
             keras.callbacks.CSVLogger(files.path(workdir, files.HISTORY), append=True),
+            SwapAveragedWeights(),
             EpochCheckpoint(lambda m, finished: files.save_checkpoint(workdir, m, finished)),
         ]
     callbacks += list(extra_callbacks)
@@ -387,4 +400,7 @@ def _fit(config, workdir, graph, num_classes, eval_data, strategy, extra_callbac
                 callbacks=callbacks + [_OneEpochPerFit()], verbose=1, shuffle=False,
             )
     if chief:
+        averaging = averaging_optimizer(model)
+        if averaging is not None:
+            averaging.swap_averaged_weights()  # the final model is the averaged one
         files.save_model_atomically(model, files.path(workdir, files.FINAL_MODEL))
