@@ -54,8 +54,7 @@ def test_a_killed_run_resumes_with_its_averages(tiny_data, tmp_path):  # noqa: F
     with pytest.raises(Interrupted):
         train_and_evaluate(config, interrupted, extra_callbacks=[InterruptAt(epoch=1, batch=1)])
     train_and_evaluate(config, interrupted)
-    for path in (files.FINAL_MODEL,):
-        a = keras.saving.load_model(files.path(straight, path)).get_weights()
-        b = keras.saving.load_model(files.path(interrupted, path)).get_weights()
-        for x, y in zip(a, b):
-            np.testing.assert_allclose(y, x, rtol=1e-6, atol=1e-7)
+    expected = keras.saving.load_model(files.path(straight, files.FINAL_MODEL)).get_weights()
+    resumed = keras.saving.load_model(files.path(interrupted, files.FINAL_MODEL)).get_weights()
+    for x, y in zip(expected, resumed):
+        np.testing.assert_allclose(y, x, rtol=1e-6, atol=1e-7)
