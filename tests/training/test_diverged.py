@@ -78,5 +78,8 @@ def test_the_optimizer_is_chosen_by_config(data_dir):
     adamw = factory.build_optimizer(config, steps_per_epoch=10)
     assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 1e-4
     config.train.optimizer = "adam"
-    with pytest.raises(ConfigError, match=r"config.train.optimizer: unknown optimizer 'adam' \(sgd, adamw\)"):
+    adam = factory.build_optimizer(config, steps_per_epoch=10)
+    assert type(adam) is keras.optimizers.Adam and adam.weight_decay == 1e-4
+    config.train.optimizer = "lamb"
+    with pytest.raises(ConfigError, match=r"config.train.optimizer: unknown optimizer 'lamb' \(sgd, adam, adamw\)"):
         factory.validate_config(config)
