@@ -18,7 +18,7 @@ import sys
 
 # The packages whose modules define Keras classes (each registers its own with `saving.register`).
 _KERAS_PACKAGES = ("layers", "backbones", "graph", "heads", "models")
-_KERAS_MODULES = ("losses", "schedules")
+_KERAS_MODULES = ("losses", "schedules", "optimizers")
 
 
 def _run_as_a_command():

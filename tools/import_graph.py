@@ -20,7 +20,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cma_tf")
 # (it has a `__main__` block or defines absl flags, e.g. the converters under data/convert/)
 # is in the top layer: nothing of the library may import it.
 LAYERS = (
-    ("foundation", ("errors", "saving", "atomic", "architecture", "config_base", "config_schema", "registry", "schedules"), False),
+    ("foundation", ("errors", "saving", "atomic", "architecture", "config_base", "config_schema", "registry", "schedules", "optimizers"), False),
     ("data, metrics, layers", ("data", "metrics", "layers"), True),
     ("model parts and data kinds", ("backbones", "graph", "heads", "losses", "kinds"), False),
     ("models", ("models",), False),
