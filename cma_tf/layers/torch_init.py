@@ -14,7 +14,7 @@ whatever the layout of the Keras kernel that holds it.
 - `xavier_uniform(fan_in, fan_out)`: U(±√(6 / (fan_in + fan_out))).
 - `in_projection(units)`: `nn.MultiheadAttention._reset_parameters`, Xavier-uniform over the packed
   `in_proj_weight` `[3d, d]` (fan_in d, fan_out 3d: std √(1 / (2d)), 0.0625 at d = 128, where
-  Keras' Glorot over its `[d, heads, d/heads]` kernels gives 0.021), zero `in_proj_bias` and
+  Keras 3.15's Glorot over its `[d, heads, d/heads]` kernels, fans d and d, gives 0.088), zero `in_proj_bias` and
   `out_proj.bias` (Keras' zero biases already); its `out_proj.weight` keeps `nn.Linear`'s default
   unless a model re-initialises it.
 
