@@ -188,17 +188,19 @@ def test_the_released_defaults_and_the_classifier_start():
         Query2LabelHead(NUM_CLASSES, decoder_layers=0)
 
 
-def tiny_config(backbone="small"):
+def tiny_config(backbone="small", **model):
     config = get_base_config()
     config.model.head, config.model.backbone, config.model.backbone_weights = "q2l", backbone, None
     config.model.backbone_widths, config.data.image_size = TINY_WIDTHS, TINY_IMAGE_SIZE
     config.model.feature_channels, config.model.transformer_heads = 8, 2
     config.model.transformer_dropout = 0.0  # a train step then descends the loss the test measures
+    for field, value in model.items():
+        config.model[field] = value
     return config
 
 
-def tiny_model():
-    model = factory.build_classifier(tiny_config(), NUM_CLASSES)
+def tiny_model(**options):
+    model = factory.build_classifier(tiny_config(**options), NUM_CLASSES)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=AsymmetricLoss(0.0, 2.0, 0.0))
     return model
 
@@ -207,12 +209,14 @@ def batch(size=4):
     return tiny_batch(RNG, NUM_CLASSES, size)
 
 
-def test_keras_round_trip(tmp_path):
-    model = tiny_model()
+@pytest.mark.parametrize("options", [{}, {"pre_norm": True, "init": "official"}], ids=["released", "pre_norm_official"])
+def test_keras_round_trip(tmp_path, options):
+    model = tiny_model(**options)
     images, labels = batch()
     model.train_step((images, labels))
     restored = run_model_saving_test(model, images, tmp_path)
     assert restored.head.get_config() == model.head.get_config()
+    assert (restored.head.encoder_norm is not None) == bool(options)
 
 
 def test_a_train_step_lowers_the_loss_and_reaches_every_head_weight():
