@@ -81,8 +81,15 @@ def get_base_config():
     config.model.decoder_layers = ml_collections.config_dict.placeholder(int)  # Q2L 2, ML-Decoder 1
     config.model.decoder_self_attention = False  # Q2L: the released code removes it
     config.model.decoder_groups = ml_collections.config_dict.placeholder(int)  # ML-Decoder K; None: min(100, N)
+    # Q2L: pre-norm transformer layers and a final encoder norm (DETR's normalize_before); False: the released post-norm
+    config.model.pre_norm = False
+    # Q2L, ML-Decoder, HSVLT: "official" initialises as their official PyTorch code does (Xavier over PyTorch's
+    # fans, nn.Linear's U(±1/√fan_in)); "keras": Keras' defaults. Other heads ignore it (docs/design.md §2.25)
+    config.model.init = "keras"
     config.model.label_embedding = "asge"  # or "word2vec" (the W2V-MS-CMA ablation), or "file"
-    config.model.label_embedding_file = ml_collections.config_dict.placeholder(str)  # "file": .npy [N, D], vocabulary order
+    # "file": a .npy [N, D] in the vocabulary's order, or a shipped name: "coco_glove_300d" (ML-GCN's GloVe vectors
+    # of COCO's 80 names, alphabetical; cma_tf/graph/label_vectors.py), checked against the vocabulary
+    config.model.label_embedding_file = ml_collections.config_dict.placeholder(str)
     config.model.finetune_label_embeddings = False  # False: E frozen after ASGE (the paper)
     config.model.graph_loss_weight = 0.0  # λ of L_ge when fine-tuning E jointly
     config.model.scale_loss_weight = 1.0  # MS-CMA: weight of the per-scale losses (0: fused loss only)

@@ -21,6 +21,7 @@ from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.word2vec import FixedLabelEmbedding
 from cma_tf.heads.registry import get_head, head_names
 from cma_tf.kinds.registry import get_kind, kind_names
+from cma_tf.layers.torch_init import INITS
 from cma_tf.losses import AsymmetricLoss, WeightedBinaryCrossentropy
 from cma_tf.models.classifier import MultiLabelClassifier
 from cma_tf.optimizers import WEIGHT_DECAY_MODES, RecipeAdam, RecipeAdamW, RecipeSGD
@@ -101,6 +102,8 @@ def validate_config(config) -> None:
         raise ConfigError(f"config.train.loss: unknown loss {config.train.loss!r} ({', '.join(LOSSES)})")
     if config.train.loss == "asl" and config.train.beta:
         raise ConfigError("config.train.beta weights Eq. 12 (config.train.loss='bce'); ASL has no β: set it to 0")
+    if model.init not in INITS:
+        raise ConfigError(f"config.model.init: unknown {model.init!r} ({', '.join(INITS)})")
     if model.label_embedding not in LABEL_EMBEDDINGS:
         raise ConfigError(
             f"config.model.label_embedding: unknown {model.label_embedding!r} ({', '.join(LABEL_EMBEDDINGS)})"

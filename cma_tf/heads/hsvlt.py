@@ -25,7 +25,10 @@ What differs from the released code:
 - The label tokens start from `E` of ASGE or Word2Vec (`C_e` wide, Eq. 2 of You et al.)
   instead of BERT-base's 768-d last hidden states.
 - The blocks: one attention head (the released config's `num_heads: 1`), no dropout or
-  DropPath (the released rates are 0), Keras' initialisers; see `layers/ivla.py`.
+  DropPath (the released rates are 0), Keras' initialisers by default; see `layers/ivla.py`.
+  `init="official"` starts every Dense of the head (the projections, the blocks, the label
+  tokens' `nn.Linear`) and the classifier (the released `TextHead`) at PyTorch's default
+  U(±1/√fan_in), weights and biases, as the released model is built (`layers/torch_init.py`).
 - The last block of the last scale has no language gate: its updated `L` is read by nothing
   (the released code computes it and discards it, so the outputs are the same).
 - `return_attention` gives the cross-attention of each scale's last block; the released model
@@ -42,6 +45,7 @@ from keras import ops
 from cma_tf.heads.cma import LabelEmbeddingHead
 from cma_tf.heads.registry import HeadSpec, register_head
 from cma_tf.layers.cross_modality import PerClassClassifier
+from cma_tf.layers import torch_init
 from cma_tf.layers.ivla import InteractionBlock
 from cma_tf.saving import register, sync_sublayer_trainability
 
@@ -70,6 +74,7 @@ class HSVLTStage(keras.layers.Layer):
     Args:
         units: int, `C`.
         num_blocks: int ≥ 1, interaction blocks. Default 2.
+        init: "keras" (default) or "official" (PyTorch's default initialisation, as released).
         final: bool, True for the head's last scale: its last block's updated `L` is read by
             nothing, so that block leaves out the language gate (whose weights would get no
             gradient; the released code computes it and discards it). Default False.
@@ -83,18 +88,21 @@ class HSVLTStage(keras.layers.Layer):
         `(L [B, N, C], S [B, N, C])`: the updated label tokens and the last block's `S`.
     """
 
-    def __init__(self, units, num_blocks=2, final=False, **kwargs):
+    def __init__(self, units, num_blocks=2, final=False, init="keras", **kwargs):
         super().__init__(**kwargs)
         if num_blocks < 1:
             raise ValueError(f"{self.name}: num_blocks must be at least 1, got {num_blocks}")
+        torch_init.check_init(init, self.name)
         self.units = units
         self.num_blocks = num_blocks
         self.final = final
+        self.init = init
         self.projection = keras.layers.Dense(units, name="projection", dtype=self.dtype_policy)
         self.language_projection = keras.layers.Dense(units, name="language_projection", dtype=self.dtype_policy)
         self.blocks = [
             InteractionBlock(
-                units, gate_language=not (final and index == num_blocks), name=f"block{index}", dtype=self.dtype_policy
+                units, gate_language=not (final and index == num_blocks), init=init, name=f"block{index}",
+                dtype=self.dtype_policy,
             )
             for index in range(1, num_blocks + 1)
         ]
@@ -102,6 +110,9 @@ class HSVLTStage(keras.layers.Layer):
 
     def build(self, features_shape, language_shape):
         features_shape, language_shape = tuple(features_shape), tuple(language_shape)
+        if self.init == "official":  # the widths they read are known only now
+            torch_init.set_linear_default(self.projection, features_shape[-1])
+            torch_init.set_linear_default(self.language_projection, language_shape[-1])
         self.projection.build(features_shape)
         self.language_projection.build(language_shape)
         for block in self.blocks:
@@ -120,7 +131,7 @@ class HSVLTStage(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"units": self.units, "num_blocks": self.num_blocks, "final": self.final})
+        config.update({"units": self.units, "num_blocks": self.num_blocks, "final": self.final, "init": self.init})
         return config
 
 
@@ -136,6 +147,7 @@ class HSVLTHead(LabelEmbeddingHead):
         feature_channels: int or None, `C`, the width of every scale (visual projection, label
             tokens, blocks); None means 512 (`DEFAULT_FEATURE_CHANNELS`). Default 512.
         blocks_per_scale: int ≥ 1, interaction blocks per scale. Default 2.
+        init: "keras" (default) or "official" (PyTorch's default initialisation, as released).
 
     Call args:
         features: the backbone's taps, shallow to deep (a list; one tensor is one scale).
@@ -152,11 +164,14 @@ class HSVLTHead(LabelEmbeddingHead):
     """
 
     def __init__(
-        self, num_classes, label_encoder, feature_channels=DEFAULT_FEATURE_CHANNELS, blocks_per_scale=2, **kwargs
+        self, num_classes, label_encoder, feature_channels=DEFAULT_FEATURE_CHANNELS, blocks_per_scale=2, init="keras",
+        **kwargs
     ):
         super().__init__(num_classes, label_encoder, **kwargs)
         if blocks_per_scale < 1:
             raise ValueError(f"blocks_per_scale must be at least 1, got {blocks_per_scale}")
+        torch_init.check_init(init, self.name)
+        self.init = init
         self.feature_channels = feature_channels
         self.blocks_per_scale = blocks_per_scale
         self.units = DEFAULT_FEATURE_CHANNELS if feature_channels is None else feature_channels
@@ -170,7 +185,7 @@ class HSVLTHead(LabelEmbeddingHead):
         shapes = tap_shapes(input_shape)
         self.stages = [
             HSVLTStage(
-                self.units, self.blocks_per_scale, final=index == len(shapes), name=f"scale{index}",
+                self.units, self.blocks_per_scale, final=index == len(shapes), init=self.init, name=f"scale{index}",
                 dtype=self.dtype_policy,
             )
             for index in range(1, len(shapes) + 1)
@@ -179,6 +194,10 @@ class HSVLTHead(LabelEmbeddingHead):
         for stage, shape in zip(self.stages, shapes):
             stage.build(shape, language)
             language = (None, self.num_classes, self.units)
+        if self.init == "official":  # the released TextHead: kaiming_uniform(a=√5) → U(±1/√fan_in), bias alike
+            fan_in = len(shapes) * self.units
+            self.classifier.kernel_initializer = torch_init.linear_default(fan_in)
+            self.classifier.bias_initializer = torch_init.linear_default(fan_in)
         self.classifier.build((None, self.num_classes, len(shapes) * self.units))
         sync_sublayer_trainability(self)  # the stages are new: a frozen head freezes them too
 
@@ -215,13 +234,15 @@ class HSVLTHead(LabelEmbeddingHead):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"feature_channels": self.feature_channels, "blocks_per_scale": self.blocks_per_scale})
+        config.update(
+            {"feature_channels": self.feature_channels, "blocks_per_scale": self.blocks_per_scale, "init": self.init}
+        )
         return config
 
 
 register_head(
     HeadSpec(
-        "hsvlt", HSVLTHead, label_embeddings=True, taps=2, options=("feature_channels", "blocks_per_scale"),
+        "hsvlt", HSVLTHead, label_embeddings=True, taps=2, options=("feature_channels", "blocks_per_scale", "init"),
         description=(
             "HSVLT's interaction blocks over every backbone tap + cross-scale aggregation (Ouyang et al., ACM MM "
             "2023; as a head, with ASGE/Word2Vec label tokens instead of BERT)"

@@ -16,7 +16,9 @@ YouTube-8M's 3,862, 100 queries answer for 39 labels each: the head's attention 
 
 What differs from the released code: `d` is `feature_channels` when that is set (the package's
 head width; the released 768 otherwise) and the feed-forward width scales with it (2048 at d =
-768, `transformer_ffn_units` sets it); Keras' initialisers inside the decoder layer; video
+768, `transformer_ffn_units` sets it); Keras' initialisers by default (`init="official"` draws
+the embedding and the decoder layer as the released code leaves them, PyTorch's defaults and
+`nn.MultiheadAttention`'s packed Xavier q/k/v: `layers/group_decoding.py`); video
 sequences `[B, T, C]` are read as positions (the released head sees image tokens only); training
 is the package's (`config.train.loss="asl"` with its defaults γ− = 4, γ+ = 0, clip 0.05 is the
 released loss, summed over labels and averaged over the batch instead of summed over both),
@@ -28,6 +30,7 @@ from keras import ops
 
 from cma_tf.heads.projection import deepest, deepest_shape
 from cma_tf.heads.registry import HeadSpec, register_head
+from cma_tf.layers import torch_init
 from cma_tf.layers.group_decoding import GroupDecoderLayer, GroupFullyConnected
 from cma_tf.layers.ops import flatten_positions
 from cma_tf.saving import register, sync_sublayer_trainability
@@ -55,6 +58,7 @@ class MLDecoderHead(keras.layers.Layer):
         transformer_dropout: float. Default 0.1.
         decoder_layers: int ≥ 1 or None (None: 1).
         decoder_groups: int or None, `K` (None: min(100, N)); at most `N`.
+        init: "keras" (default) or "official" (the released PyTorch initialisation).
 
     Call args:
         features: list of backbone maps, shallow to deep; only the last is used.
@@ -68,9 +72,10 @@ class MLDecoderHead(keras.layers.Layer):
 
     def __init__(
         self, num_classes, feature_channels=None, transformer_heads=None, transformer_ffn_units=None,
-        transformer_dropout=0.1, decoder_layers=None, decoder_groups=None, **kwargs
+        transformer_dropout=0.1, decoder_layers=None, decoder_groups=None, init="keras", **kwargs
     ):
         super().__init__(**kwargs)
+        torch_init.check_init(init, self.name)
         groups = decoder_groups or default_groups(num_classes)
         if not 1 <= groups <= num_classes or (decoder_layers is not None and decoder_layers < 1):
             raise ValueError(
@@ -85,12 +90,13 @@ class MLDecoderHead(keras.layers.Layer):
         self.decoder_layers = decoder_layers
         self.decoder_groups = decoder_groups
         self.groups = groups
+        self.init = init
         self.units = feature_channels or UNITS
         ffn = transformer_ffn_units or round(self.units * FFN_PER_UNIT)
         self.embedding = keras.layers.Dense(self.units, activation="relu", name="embedding", dtype=self.dtype_policy)
         self.decoder = [
             GroupDecoderLayer(
-                self.units, transformer_heads or HEADS, ffn, transformer_dropout, name=f"decoder_{i}",
+                self.units, transformer_heads or HEADS, ffn, transformer_dropout, init=init, name=f"decoder_{i}",
                 dtype=self.dtype_policy,
             )
             for i in range(decoder_layers or 1)
@@ -100,6 +106,8 @@ class MLDecoderHead(keras.layers.Layer):
 
     def build(self, input_shape):
         shape = deepest_shape(input_shape)
+        if self.init == "official":
+            torch_init.set_linear_default(self.embedding, shape[-1])  # the released nn.Linear `embed_standart`
         self.embedding.build(shape)
         self.queries = self.add_weight(
             name="queries", shape=(self.groups, self.units), trainable=False,
@@ -135,6 +143,7 @@ class MLDecoderHead(keras.layers.Layer):
                 "transformer_dropout": self.transformer_dropout,
                 "decoder_layers": self.decoder_layers,
                 "decoder_groups": self.decoder_groups,
+                "init": self.init,
             }
         )
         return config
@@ -145,7 +154,7 @@ register_head(
         "ml_decoder", MLDecoderHead,
         options=(
             "feature_channels", "transformer_heads", "transformer_ffn_units", "transformer_dropout",
-            "decoder_layers", "decoder_groups",
+            "decoder_layers", "decoder_groups", "init",
         ),
         description="group decoding with K ≤ 100 frozen queries, scales to thousands of labels "
         "(Ridnik et al., ML-Decoder, WACV 2023)",

@@ -13,10 +13,11 @@ Chen, Wei, Wang, Guo, "Multi-Label Image Recognition with Graph Convolutional Ne
 re-weighting, the identity, `D·Aᵀ·D`) and stays fixed (a non-trainable weight, saved with the
 model). `X0` are the label embeddings `E`: the head's label encoder, as for CMA: ASGE, Word2Vec,
 or vectors from a `.npy` file such as ML-GCN's 300-d GloVe vectors
-(`config.model.label_embedding="file"`).
+(`config.model.label_embedding="file"`; COCO's ship with the package as
+`config.model.label_embedding_file="coco_glove_300d"`, `graph/label_vectors.py`).
 
-What differs from the released code: the node features default to ASGE's `E` (no GloVe file
-ships with the package); training is the package's (one learning rate for the whole model, the
+What differs from the released code: the node features default to ASGE's `E` (the released
+GloVe vectors for COCO are the shipped file above); training is the package's (one learning rate for the whole model, the
 loss of `config.train.loss`) instead of the released SGD with lr 0.1 for the GCN and 0.01 for the
 backbone, `MultiLabelSoftMarginLoss` (a mean over labels) and gradient clipping at norm 10
 (`config.train.global_clipnorm=10` gives that).

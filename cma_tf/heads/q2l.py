@@ -14,8 +14,15 @@ with `Q` `[N, d]` learnable queries (N(0, 1) at the start, as `nn.Embedding`), 4
 a feed-forward width of 4·d (8192 for d = 2048) and dropout 0.1. The classifier's `w_k`, `b_k`
 start uniform in ±1/√d, as released.
 
-What differs from the released code: Keras' initialisers inside the transformer (Glorot-uniform
-kernels as the released Xavier-uniform, but zero biases); the backbone is trained whole (the
+`pre_norm=True` is DETR's `normalize_before` (`layers/transformer.py`): LayerNorm before each
+sub-layer, and a final LayerNorm over the encoder's output (the released builds that norm only
+when pre-norm; the decoder's final norm is there in both). `init="official"` starts the
+transformer as the released `_reset_parameters` leaves it (Xavier-uniform over every weight with
+more than one axis, PyTorch's packed q/k/v fans, zero attention biases, feed-forward biases
+U(±1/√fan_in)) and the input projection at `nn.Conv2d`'s default U(±1/√C_in) (`layers/torch_init.py`).
+
+What differs from the released code: by default (`init="keras"`) Keras' initialisers inside the
+transformer (Glorot-uniform kernels with Keras' fans for the attention, zero biases); the backbone is trained whole (the
 released freezes ResNet's stem and first stage, and its BatchNorm); a video sequence `[B, T, C]`
 gets a 1-D sine encoding over time (the released code is image-only); training is the package's
 (`config.train.loss="asl"` with γ− = 2, γ+ = 0 and no clip gives the released loss, summed over
@@ -29,6 +36,7 @@ from keras import ops
 
 from cma_tf.heads.projection import deepest, deepest_shape, feature_projection
 from cma_tf.heads.registry import HeadSpec, register_head
+from cma_tf.layers import torch_init
 from cma_tf.layers.cross_modality import PerClassClassifier
 from cma_tf.layers.ops import flatten_positions
 from cma_tf.layers.transformer import (
@@ -59,6 +67,9 @@ class Query2LabelHead(keras.layers.Layer):
         decoder_layers: int ≥ 1 or None (None: 2).
         decoder_self_attention: bool, self-attention among the label tokens in each decoder
             layer (the paper's standard decoder); the released code removes it. Default False.
+        pre_norm: bool, pre-norm transformer layers and a final encoder norm (DETR's
+            `normalize_before`); False is the released post-norm. Default False.
+        init: "keras" (default) or "official" (the released PyTorch initialisation).
 
     Call args:
         features: list of backbone maps, shallow to deep; only the last is used.
@@ -72,9 +83,11 @@ class Query2LabelHead(keras.layers.Layer):
 
     def __init__(
         self, num_classes, feature_channels=None, transformer_heads=None, transformer_ffn_units=None,
-        transformer_dropout=0.1, encoder_layers=1, decoder_layers=None, decoder_self_attention=False, **kwargs
+        transformer_dropout=0.1, encoder_layers=1, decoder_layers=None, decoder_self_attention=False,
+        pre_norm=False, init="keras", **kwargs
     ):
         super().__init__(**kwargs)
+        torch_init.check_init(init, self.name)
         if encoder_layers < 0 or (decoder_layers is not None and decoder_layers < 1):
             raise ValueError(
                 f"{self.name}: encoder_layers ≥ 0 and decoder_layers ≥ 1 expected, got {encoder_layers}, {decoder_layers}"
@@ -87,18 +100,25 @@ class Query2LabelHead(keras.layers.Layer):
         self.encoder_layers = encoder_layers
         self.decoder_layers = decoder_layers
         self.decoder_self_attention = decoder_self_attention
+        self.pre_norm = pre_norm
+        self.init = init
         self.projection = feature_projection(feature_channels, "projection", self.dtype_policy)
         self.classifier = None  # sized by d, known in build
         sync_sublayer_trainability(self)
 
     def build(self, input_shape):
         shape = deepest_shape(input_shape)
+        if self.init == "official" and self.feature_channels is not None:
+            torch_init.set_linear_default(self.projection, shape[-1])  # the released nn.Conv2d 1×1
         self.projection.build(shape)
         units = self.projection.compute_output_shape(shape)[-1]
         heads = self.transformer_heads or HEADS
         ffn = self.transformer_ffn_units or FFN_RATIO * units
         self.units = units
-        layer = dict(num_heads=heads, ffn_units=ffn, dropout=self.transformer_dropout, dtype=self.dtype_policy)
+        layer = dict(
+            num_heads=heads, ffn_units=ffn, dropout=self.transformer_dropout, pre_norm=self.pre_norm, init=self.init,
+            dtype=self.dtype_policy,
+        )
         self.encoder = [
             TransformerEncoderLayer(units, name=f"encoder_{i}", **layer) for i in range(self.encoder_layers)
         ]
@@ -106,6 +126,11 @@ class Query2LabelHead(keras.layers.Layer):
             TransformerDecoderLayer(units, self_attention=self.decoder_self_attention, name=f"decoder_{i}", **layer)
             for i in range(self.decoder_layers or DECODER_LAYERS)
         ]
+        self.encoder_norm = None
+        if self.pre_norm and self.encoder:  # DETR's final encoder norm exists only pre-norm
+            self.encoder_norm = keras.layers.LayerNormalization(
+                epsilon=LAYER_NORM_EPSILON, name="encoder_norm", dtype=self.dtype_policy
+            )
         self.decoder_norm = keras.layers.LayerNormalization(
             epsilon=LAYER_NORM_EPSILON, name="decoder_norm", dtype=self.dtype_policy
         )
@@ -123,6 +148,8 @@ class Query2LabelHead(keras.layers.Layer):
         labels = (shape[0], self.num_classes, units)
         for encoder in self.encoder:
             encoder.build(tokens)
+        if self.encoder_norm is not None:
+            self.encoder_norm.build(tokens)
         for decoder in self.decoder:
             decoder.build(labels, tokens)
         self.decoder_norm.build(labels)
@@ -135,6 +162,8 @@ class Query2LabelHead(keras.layers.Layer):
         memory = flatten_positions(visual)
         for encoder in self.encoder:
             memory = encoder(memory, positions, training=training)
+        if self.encoder_norm is not None:
+            memory = self.encoder_norm(memory)
         queries = ops.cast(self.queries, self.compute_dtype)
         targets = ops.zeros_like(ops.broadcast_to(queries[None], (ops.shape(memory)[0],) + tuple(queries.shape)))
         attention = None
@@ -158,6 +187,8 @@ class Query2LabelHead(keras.layers.Layer):
                 "encoder_layers": self.encoder_layers,
                 "decoder_layers": self.decoder_layers,
                 "decoder_self_attention": self.decoder_self_attention,
+                "pre_norm": self.pre_norm,
+                "init": self.init,
             }
         )
         return config
@@ -168,7 +199,7 @@ register_head(
         "q2l", Query2LabelHead,
         options=(
             "feature_channels", "transformer_heads", "transformer_ffn_units", "transformer_dropout",
-            "encoder_layers", "decoder_layers", "decoder_self_attention",
+            "encoder_layers", "decoder_layers", "decoder_self_attention", "pre_norm", "init",
         ),
         description="transformer encoder over the map, decoder with one learnable query per label "
         "(Liu et al., Query2Label, 2021; the released ResNet-101 settings)",

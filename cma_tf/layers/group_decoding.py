@@ -11,6 +11,11 @@ released) and has no positional encoding:
     T ← LN₂(T + Drop(MHA(q = T, k = M, v = M)))
     T ← LN₃(T + Drop(W₂ Drop(ReLU(W₁ T))))
 
+`init="official"` draws as the released layer is left (nothing re-initialises it): the
+attention's packed q/k/v Xavier-uniform with zero biases, its output projection and both
+feed-forward layers at `nn.Linear`'s default U(±1/√fan_in) for weights and biases
+(`layers/torch_init.py`); "keras" (default) keeps Keras' Glorot kernels and zero biases.
+
 Group decoding: `K` query tokens each answer for `g = ⌈N / K⌉` labels through their own
 `[d, g]` weights, so the head's cost grows with `K`, not with `N`:
 
@@ -22,12 +27,12 @@ import math
 import keras
 from keras import ops
 
-from cma_tf.layers.transformer import LAYER_NORM_EPSILON, PostNormBlock
+from cma_tf.layers.transformer import LAYER_NORM_EPSILON, TransformerBlock
 from cma_tf.saving import register
 
 
 @register
-class GroupDecoderLayer(PostNormBlock):
+class GroupDecoderLayer(TransformerBlock):
     """ML-Decoder's decoder layer: query tokens `[B, K, d]` attend to memory `[B, M, d]`.
 
     Args:
@@ -36,6 +41,7 @@ class GroupDecoderLayer(PostNormBlock):
         ffn_units: int, feed-forward width.
         dropout: float. Default 0.1.
         epsilon: float, LayerNorm ε. Default 1e-5.
+        init: "keras" (default) or "official" (the released layer's PyTorch defaults).
 
     Call args:
         queries: `[B, K, d]`.
@@ -48,8 +54,10 @@ class GroupDecoderLayer(PostNormBlock):
     (2, 3, 8)
     """
 
-    def __init__(self, units, num_heads, ffn_units, dropout=0.1, epsilon=LAYER_NORM_EPSILON, **kwargs):
-        super().__init__(units, num_heads, ffn_units, dropout, epsilon, **kwargs)
+    XAVIER_EVERY_KERNEL = False  # the released model re-initialises nothing: PyTorch's defaults stand
+
+    def __init__(self, units, num_heads, ffn_units, dropout=0.1, epsilon=LAYER_NORM_EPSILON, init="keras", **kwargs):
+        super().__init__(units, num_heads, ffn_units, dropout, epsilon, pre_norm=False, init=init, **kwargs)
         self.query_norm = self._norm("query_norm")
         self.attention = self._attention("attention")
         self.attention_norm = self._norm("attention_norm")
@@ -57,7 +65,7 @@ class GroupDecoderLayer(PostNormBlock):
     def build(self, queries_shape, memory_shape=None):
         queries_shape, memory_shape = tuple(queries_shape), tuple(memory_shape)
         self.query_norm.build(queries_shape)
-        self.attention.build(queries_shape, memory_shape, memory_shape)
+        self._build_attention(self.attention, queries_shape, memory_shape)
         self.attention_norm.build(queries_shape)
         self._build_ffn(queries_shape)
 
@@ -70,6 +78,11 @@ class GroupDecoderLayer(PostNormBlock):
 
     def compute_output_shape(self, queries_shape, memory_shape=None):
         return tuple(queries_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("pre_norm")  # the released layer is post-norm only
+        return config
 
 
 @register

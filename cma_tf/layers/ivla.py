@@ -18,8 +18,11 @@ commit cd7c5ca), where the language never feeds back into the visual features:
 PyTorch's `nn.GELU()`; LayerNorm ε = 1e-6 as in ConvNeXt.
 
 What differs from the released code: one attention head only (the released config sets
-`num_heads: 1`); no dropout or DropPath (all rates are 0 in the released config); Keras'
-initialisers (Glorot-uniform kernels, zero biases) instead of PyTorch's defaults; and the block
+`num_heads: 1`); no dropout or DropPath (all rates are 0 in the released config); by default
+(`init="keras"`) Keras' initialisers (Glorot-uniform kernels, zero biases) instead of the PyTorch
+defaults the released layers are built with (nothing calls its `init_weights`): `init="official"`
+draws every Dense (`nn.Linear`, the 1×1 `nn.Conv1d`) and the depthwise convolution (fan_in = its
+kernel area, `groups = C`) at U(±1/√fan_in), weights and biases (`layers/torch_init.py`); and the block
 also takes video sequences `[B, T, C]` (the depthwise convolution is then 1-D, kernel 7 over
 time), which the released code, image-only, does not.
 """
@@ -29,6 +32,7 @@ import math
 import keras
 from keras import ops
 
+from cma_tf.layers import torch_init
 from cma_tf.layers.ops import flatten_positions
 from cma_tf.saving import register
 
@@ -49,6 +53,7 @@ class InteractionBlock(keras.layers.Layer):
         gate_language: bool, apply the gated residual to `L` (the last step above). False
             returns `L' = L + S`: for a last block whose `L'` nothing reads, where the gate's
             weights would get no gradient. Default True.
+        init: "keras" (default) or "official" (PyTorch's default initialisation, as released).
 
     Call args:
         visual: `[B, H, W, C]` (image) or `[B, T, C]` (video) visual features `V`.
@@ -67,20 +72,22 @@ class InteractionBlock(keras.layers.Layer):
 
     def __init__(
         self, units, kernel_size=7, expansion=4, layer_scale_init=LAYER_SCALE_INIT,
-        epsilon=LAYER_NORM_EPSILON, gate_language=True, **kwargs
+        epsilon=LAYER_NORM_EPSILON, gate_language=True, init="keras", **kwargs
     ):
         super().__init__(**kwargs)
+        torch_init.check_init(init, self.name)
         self.units = units
         self.kernel_size = kernel_size
         self.expansion = expansion
         self.layer_scale_init = layer_scale_init
         self.epsilon = epsilon
         self.gate_language = gate_language
+        self.init = init
         dense = self._dense
         # The ConvNeXt block (visual update).
         self.norm = keras.layers.LayerNormalization(epsilon=epsilon, name="norm", dtype=self.dtype_policy)
         self.pointwise_expand = dense(expansion * units, "pointwise_conv_1")
-        self.pointwise_contract = dense(units, "pointwise_conv_2")
+        self.pointwise_contract = dense(units, "pointwise_conv_2", fan_in=expansion * units)
         # Cross-attention from the label tokens to the visual positions.
         self.query = dense(units, "query", bias=False)
         self.key = dense(units, "key", bias=False)
@@ -93,8 +100,15 @@ class InteractionBlock(keras.layers.Layer):
         self.gate_hidden = dense(units, "gate_hidden", bias=False) if gate_language else None
         self.gate_output = dense(units, "gate_output", bias=False) if gate_language else None
 
-    def _dense(self, width, name, bias=True):
-        return keras.layers.Dense(width, use_bias=bias, name=name, dtype=self.dtype_policy)
+    def _dense(self, width, name, bias=True, fan_in=None):
+        """A Dense over `fan_in` inputs (None: `units`)."""
+        official = {}
+        if self.init == "official":
+            fan_in = fan_in or self.units
+            official = dict(
+                kernel_initializer=torch_init.linear_default(fan_in), bias_initializer=torch_init.linear_default(fan_in)
+            )
+        return keras.layers.Dense(width, use_bias=bias, name=name, dtype=self.dtype_policy, **official)
 
     def build(self, visual_shape, language_shape):
         visual_shape, language_shape = tuple(visual_shape), tuple(language_shape)
@@ -108,10 +122,13 @@ class InteractionBlock(keras.layers.Layer):
                 f"got {visual_shape} and {language_shape}"
             )
         spatial = (self.kernel_size,) * (len(visual_shape) - 2)
+        kernel, bias = "glorot_uniform", "zeros"
+        if self.init == "official":  # nn.Conv2d(groups=C): fan_in = 1 channel × the kernel's area
+            kernel, bias = (torch_init.linear_default(math.prod(spatial)) for _ in range(2))
         self.depthwise_kernel = self.add_weight(
-            name="depthwise_kernel", shape=spatial + (self.units, 1), initializer="glorot_uniform"
+            name="depthwise_kernel", shape=spatial + (self.units, 1), initializer=kernel
         )
-        self.depthwise_bias = self.add_weight(name="depthwise_bias", shape=(self.units,), initializer="zeros")
+        self.depthwise_bias = self.add_weight(name="depthwise_bias", shape=(self.units,), initializer=bias)
         self.layer_scale = self.add_weight(
             name="layer_scale", shape=(self.units,), initializer=keras.initializers.Constant(self.layer_scale_init)
         )
@@ -166,6 +183,7 @@ class InteractionBlock(keras.layers.Layer):
                 "layer_scale_init": self.layer_scale_init,
                 "epsilon": self.epsilon,
                 "gate_language": self.gate_language,
+                "init": self.init,
             }
         )
         return config

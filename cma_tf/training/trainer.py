@@ -29,6 +29,7 @@ from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.asge_model import check_graph, fit_asge, fit_summary, load_encoder_weights, save_encoder_weights
 from cma_tf.graph.cooccurrence import load_or_build_label_graph
+from cma_tf.graph.label_vectors import shipped_vectors
 from cma_tf.graph.word2vec import fit_word2vec
 from cma_tf.optimizers import averaging_optimizer
 from cma_tf.training import non_finite
@@ -136,10 +137,21 @@ def fit_or_load_word2vec(config, graph, workdir):
     return vectors
 
 
-def load_label_embedding_file(path, num_classes):
+def load_label_embedding_file(path, num_classes, vocabulary=None):
     """The `[N, D]` label vectors of `config.model.label_embedding_file` (a `.npy`, rows in the
-    vocabulary's order), checked: a `ConfigError` naming the file on a wrong shape or a
-    non-finite value."""
+    vocabulary's order, or a shipped name such as "coco_glove_300d", `graph/label_vectors.py`),
+    checked: a `ConfigError` naming the file on a wrong shape or a non-finite value; for shipped
+    vectors, a `DataError` when `vocabulary` is given and is not their names in their order."""
+    shipped = shipped_vectors(path)
+    if shipped is not None:
+        if vocabulary is not None:
+            check_same_vocabulary(
+                vocabulary, shipped.labels, "the vocabulary of the training data",
+                f"the rows of config.model.label_embedding_file={path!r} ({len(shipped.labels)} names, {shipped.source})",
+                "row i of the file is the features of label i: give a .npy of vectors in your vocabulary's order "
+                "(config.model.label_embedding_file=PATH) or the data whose labels these are",
+            )
+        path = shipped.path
     if not tf.io.gfile.exists(path):
         raise ConfigError(f"config.model.label_embedding_file: {path} does not exist")
     try:
@@ -166,7 +178,7 @@ def fit_label_embeddings(config, graph, workdir):
     if config.model.label_embedding == "word2vec":
         return fit_or_load_word2vec(config, graph, workdir)
     if config.model.label_embedding == "file":
-        return load_label_embedding_file(config.model.label_embedding_file, graph.num_classes)
+        return load_label_embedding_file(config.model.label_embedding_file, graph.num_classes, graph.vocabulary or None)
     return fit_or_load_asge(config, graph, workdir)
 
 
@@ -240,6 +252,8 @@ def _train_and_evaluate_locked(config, workdir, strategy, dry_run, extra_callbac
         )
     if factory.needs_label_embeddings(config) and config.model.label_embedding == "asge":
         check_graph(graph.adjacency)  # a graph ASGE cannot embed is refused before the workdir is written
+    if factory.needs_label_embeddings(config) and config.model.label_embedding == "file":
+        load_label_embedding_file(config.model.label_embedding_file, len(vocabulary), vocabulary)  # so is a bad file
     trained = files.has_trained_state(workdir)
     final_path = files.path(workdir, files.FINAL_MODEL)
     if trained:

@@ -211,7 +211,7 @@ def test_head_shapes_in_the_classifier_and_from_the_factory():
 
     spec = get_head("hsvlt")
     assert (spec.layer, spec.label_embeddings, spec.taps, spec.options) == (
-        HSVLTHead, True, 2, ("feature_channels", "blocks_per_scale")
+        HSVLTHead, True, 2, ("feature_channels", "blocks_per_scale", "init")
     )
     config = get_base_config()
     config.model.head, config.model.backbone = "hsvlt", "small"

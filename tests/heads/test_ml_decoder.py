@@ -69,7 +69,7 @@ def test_the_released_defaults():
     assert np.all(np.asarray(head.classifier.bias) == 0)
     assert get_head("ml_decoder").options == (
         "feature_channels", "transformer_heads", "transformer_ffn_units", "transformer_dropout",
-        "decoder_layers", "decoder_groups",
+        "decoder_layers", "decoder_groups", "init",
     )
     with pytest.raises(ValueError, match="decoder_groups ≤ 5"):
         MLDecoderHead(NUM_CLASSES, decoder_groups=6)

@@ -101,6 +101,75 @@ def test_head_matches_numpy(self_attention):
     assert hasattr(head.decoder[0], "self_attention_block") == self_attention
 
 
+def np_pre_norm_feed_forward(x, layer):
+    """DETR's `forward_pre` feed-forward: `x + W₂ ReLU(W₁ LN(x))` (dropout off)."""
+    hidden = np.maximum(numpy_dense(numpy_layer_norm(x, layer.ffn_norm), layer.ffn_hidden), 0.0)
+    return x + numpy_dense(hidden, layer.ffn_output)
+
+
+def np_query2label_pre_norm(head, features):
+    """The head with `normalize_before=True`, written out from DETR's / query2labels'
+    `TransformerEncoderLayer.forward_pre`, `TransformerDecoderLayer.forward_pre`, the encoder's
+    final norm (`encoder_norm`, built only when pre-norm) and the decoder's (always), in float64."""
+    visual = numpy_dense(features.astype(np.float64), head.projection)
+    batch, units = visual.shape[0], visual.shape[-1]
+    pos = detr_position_embedding_sine(visual.shape[1], visual.shape[2], units // 2)
+    src = visual.reshape(batch, -1, units)
+    for layer in head.encoder:
+        src2 = numpy_layer_norm(src, layer.attention_norm)  # norm1
+        q = src2 + pos
+        src = src + numpy_multi_head_attention(layer.attention, q, src2, key=q)[0]  # value = src2
+        src = np_pre_norm_feed_forward(src, layer)  # norm2
+    memory = numpy_layer_norm(src, head.encoder_norm)
+    query_pos = np.asarray(head.queries, np.float64)
+    tgt = np.zeros((batch,) + query_pos.shape)
+    for layer in head.decoder:
+        if layer.self_attention:
+            tgt2 = numpy_layer_norm(tgt, layer.self_attention_norm)  # norm1
+            q = tgt2 + query_pos
+            tgt = tgt + numpy_multi_head_attention(layer.self_attention_block, q, tgt2, key=q)[0]
+        tgt2 = numpy_layer_norm(tgt, layer.cross_attention_norm)  # norm2
+        attended, attention = numpy_multi_head_attention(layer.cross_attention, tgt2 + query_pos, memory, key=memory + pos)
+        tgt = np_pre_norm_feed_forward(tgt + attended, layer)  # norm3
+    hidden = numpy_layer_norm(tgt, head.decoder_norm)
+    kernel, bias = (np.asarray(w, np.float64) for w in (head.classifier.kernel, head.classifier.bias))
+    return (hidden * kernel).sum(-1) + bias, attention
+
+
+@pytest.mark.parametrize("self_attention", [False, True], ids=["released", "with_self_attention"])
+def test_pre_norm_matches_detrs_forward_pre(self_attention):
+    head = Query2LabelHead(
+        NUM_CLASSES, feature_channels=8, transformer_heads=2, transformer_ffn_units=12, encoder_layers=2,
+        decoder_layers=2, decoder_self_attention=self_attention, pre_norm=True,
+    )
+    features = RNG.normal(size=(3, 3, 4, 16)).astype("float32")
+    head([features])
+    # Every LayerNorm gets its own scale and offset, so a norm read in the wrong place shows.
+    norms = [w for w in head.weights if w.path.endswith(("/gamma", "/beta"))]
+    assert len(norms) == 2 * (2 * 2 + 2 * (3 if self_attention else 2) + 2)  # + the encoder's and decoder's final norms
+    for weight in norms:
+        weight.assign(RNG.uniform(0.5, 1.5, weight.shape) if weight.path.endswith("gamma") else RNG.normal(0, 0.3, weight.shape))
+    logits, attention = head([features], return_attention=True)
+    expected_logits, expected_attention = np_query2label_pre_norm(head, features)
+    np.testing.assert_allclose(np.asarray(logits), expected_logits, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(attention[0]), expected_attention, rtol=1e-4, atol=1e-5)
+    post_norm = np_query2label(head, features)[0]  # the same weights read post-norm give other logits
+    assert np.abs(post_norm - expected_logits).max() > 1e-2
+    assert Query2LabelHead.from_config(head.get_config()).pre_norm
+
+
+def test_post_norm_has_no_encoder_norm_and_pre_norm_without_encoder_has_none():
+    """DETR builds the encoder's final norm only with `normalize_before`; with no encoder layer
+    the memory is the projected map itself."""
+    features = np.zeros((1, 2, 2, 8), "float32")
+    post = Query2LabelHead(NUM_CLASSES, transformer_heads=2)
+    post([features])
+    assert post.encoder_norm is None and not any("encoder_norm" in w.path for w in post.weights)
+    bare = Query2LabelHead(NUM_CLASSES, transformer_heads=2, encoder_layers=0, pre_norm=True)
+    bare([features])
+    assert bare.encoder_norm is None
+
+
 def test_the_released_defaults_and_the_classifier_start():
     head = Query2LabelHead(NUM_CLASSES)
     head([np.zeros((1, 2, 2, 64), "float32")])
@@ -113,23 +182,25 @@ def test_the_released_defaults_and_the_classifier_start():
     spec = get_head("q2l")
     assert spec.options == (
         "feature_channels", "transformer_heads", "transformer_ffn_units", "transformer_dropout",
-        "encoder_layers", "decoder_layers", "decoder_self_attention",
+        "encoder_layers", "decoder_layers", "decoder_self_attention", "pre_norm", "init",
     )
     with pytest.raises(ValueError, match="decoder_layers ≥ 1"):
         Query2LabelHead(NUM_CLASSES, decoder_layers=0)
 
 
-def tiny_config(backbone="small"):
+def tiny_config(backbone="small", **model):
     config = get_base_config()
     config.model.head, config.model.backbone, config.model.backbone_weights = "q2l", backbone, None
     config.model.backbone_widths, config.data.image_size = TINY_WIDTHS, TINY_IMAGE_SIZE
     config.model.feature_channels, config.model.transformer_heads = 8, 2
     config.model.transformer_dropout = 0.0  # a train step then descends the loss the test measures
+    for field, value in model.items():
+        config.model[field] = value
     return config
 
 
-def tiny_model():
-    model = factory.build_classifier(tiny_config(), NUM_CLASSES)
+def tiny_model(**options):
+    model = factory.build_classifier(tiny_config(**options), NUM_CLASSES)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=AsymmetricLoss(0.0, 2.0, 0.0))
     return model
 
@@ -138,12 +209,14 @@ def batch(size=4):
     return tiny_batch(RNG, NUM_CLASSES, size)
 
 
-def test_keras_round_trip(tmp_path):
-    model = tiny_model()
+@pytest.mark.parametrize("options", [{}, {"pre_norm": True, "init": "official"}], ids=["released", "pre_norm_official"])
+def test_keras_round_trip(tmp_path, options):
+    model = tiny_model(**options)
     images, labels = batch()
     model.train_step((images, labels))
     restored = run_model_saving_test(model, images, tmp_path)
     assert restored.head.get_config() == model.head.get_config()
+    assert (restored.head.encoder_norm is not None) == bool(options)
 
 
 def test_a_train_step_lowers_the_loss_and_reaches_every_head_weight():
