@@ -17,8 +17,8 @@ from cma_tf.data import pretrain_corpus
 from cma_tf.training.pretrain_backbone import Recipe, provenance_path, run_pretraining
 
 DEFAULTS = Recipe()
-DEFAULT_NUM_TRAIN = 40_000
-DEFAULT_NUM_HELDOUT = 4_800
+DEFAULT_NUM_TRAIN = 28_800  # 300 per class: the shipped preset's
+DEFAULT_NUM_HELDOUT = 4_800  # 50 per class
 
 
 def define_flags(flag_values=None):
