@@ -55,7 +55,8 @@ def get_base_config():
     config.model = ml_collections.ConfigDict()
     config.model.head = "ms_cma"  # a registered head (cma_tf/heads/): plain, self_attention, cma, ms_cma, hsvlt, mmdsr, mlgcn, q2l, ml_decoder
     config.model.backbone = "resnet101"  # images: "resnet101", "convnext_small" or "small"; video: "snet" or "fc"
-    # resnet101, convnext_small: "imagenet", None, or a file. A typed reference, so a config may
+    # resnet101, convnext_small: "imagenet", None, or a file; small: None, a preset ("small_synthetic",
+    # backbones/presets.py) or a file ("imagenet" = random). A typed reference, so a config may
     # set it to None and `--config.model.backbone_weights=…` still parses (a bare None loses the type).
     config.model.backbone_weights = ml_collections.FieldReference("imagenet", field_type=str)
     config.model.backbone_widths = (32, 64, 128, 256)  # small only

@@ -15,6 +15,7 @@ from cma_tf.backbones.freezing import STAGE_PREFIXES, freeze_batchnorm, freeze_s
 from cma_tf.backbones.resnet import resnet101_backbone
 from cma_tf.backbones.small import small_backbone
 from cma_tf.backbones.video import fc_backbone, snet_backbone
+from cma_tf.backbones.weights import resolve_small_weights
 from cma_tf import config_schema
 from cma_tf.errors import ConfigError
 from cma_tf.graph.asge import ASGEEncoder
@@ -170,7 +171,9 @@ def build_backbone(config):
     if model.backbone == "convnext_small":
         return convnext_small_backbone(image_size=shape[0], weights=model.backbone_weights)
     if model.backbone == "small":
-        return small_backbone(image_size=shape[0], widths=tuple(model.backbone_widths))
+        widths = tuple(model.backbone_widths)
+        weights = resolve_small_weights(model.backbone_weights, widths)
+        return small_backbone(image_size=shape[0], widths=widths, weights=weights)
     raise ConfigError(f"config.model.backbone: unknown backbone {model.backbone!r} ({', '.join(BACKBONE_TAPS)})")
 
 

@@ -29,7 +29,7 @@ LAYERS = (
     (
         "commands",
         ("cli", "train", "evaluate", "label_graph", "label_embeddings", "export", "predict",
-         "segment_inference", "visualize", "yt8m_starter"),
+         "segment_inference", "visualize", "pretrain", "yt8m_starter"),
         False,
     ),
 )
