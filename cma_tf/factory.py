@@ -229,7 +229,7 @@ def build_head(config, num_classes, label_encoder=None, label_counts=None):
     return spec.layer(num_classes, label_encoder, name="head", **options)
 
 
-def build_classifier(config, num_classes, fitted_encoder=None, label_graph=None):
+def build_classifier(config, num_classes, fitted_encoder=None, label_graph=None, backbone=None):
     """The classifier of `config.model.head` over `config.model.backbone`.
 
     Args:
@@ -237,6 +237,8 @@ def build_classifier(config, num_classes, fitted_encoder=None, label_graph=None)
             ASGE-fitted `ASGEEncoder`, or the `[N, C_e]` vectors of Word2Vec or of a file.
         label_graph: the training set's `LabelGraph` (`graph/cooccurrence.py`), needed by heads
             built from it (ML-GCN) and when `config.model.graph_loss_weight > 0` (its `A`).
+        backbone: the backbone to use instead of `config.model.backbone`'s, e.g. the identity
+            over cached maps of `selection/feature_head.py` (default: `build_backbone(config)`).
     """
     validate_config(config)
     label_encoder = None
@@ -247,7 +249,7 @@ def build_classifier(config, num_classes, fitted_encoder=None, label_graph=None)
     if label_graph is not None and get_head(config.model.head).label_graph:
         counts = label_graph.dense_counts(f"the {config.model.head} head (its label graph is a dense N × N weight)")
     model = MultiLabelClassifier(
-        freeze_backbone_parts(config, build_backbone(config)),
+        freeze_backbone_parts(config, build_backbone(config)) if backbone is None else backbone,
         build_head(config, num_classes, label_encoder, counts),
         graph_loss_weight=config.model.graph_loss_weight if joint else 0.0,
         graph_alpha=config.asge.alpha,

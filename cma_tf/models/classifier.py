@@ -34,7 +34,9 @@ class MultiLabelClassifier(keras.Model):
     `graph_loss` separately, besides the total `loss`.
 
     Args:
-        backbone: a functional `keras.Model`, images → list of feature maps (shallow to deep).
+        backbone: a functional `keras.Model`, images → list of feature maps (shallow to deep);
+            or, to train a head on maps computed once (`selection/feature_cache.py`), a model
+            with one input per map that returns them (`selection.feature_head.maps_backbone`).
         head: a head layer (`cma_tf.heads`), feature maps → logits.
         graph_loss_weight: float, λ of the joint ASGE loss; 0 keeps E as the head's encoder
             makes it (frozen after ASGE in the paper's recipe). Default 0.
@@ -68,7 +70,11 @@ class MultiLabelClassifier(keras.Model):
         self.graph_loss = LabelGraphLoss(head.num_classes, graph_alpha, name="graph_loss") if joint else None
 
         # === Functional Model ===
-        images = keras.Input(backbone.input_shape[1:], name="images")
+        shape = backbone.input_shape
+        if isinstance(shape, list):  # a backbone over cached feature maps (cma_tf/selection/)
+            images = [keras.Input(one[1:], name=f"map{i}") for i, one in enumerate(shape)]
+        else:
+            images = keras.Input(shape[1:], name="images")
         # float32 logits under mixed precision, so the loss and the scores are float32.
         logits = keras.layers.Activation("linear", dtype="float32", name="logits")(head(backbone(images)))
         super().__init__(inputs=images, outputs=logits, **kwargs)

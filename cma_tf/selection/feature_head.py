@@ -1,0 +1,129 @@
+"""A head trained on cached backbone maps: the frozen-backbone regime of a head comparison.
+
+The model is the package's `MultiLabelClassifier` (the same head, loss, optimizer and train step
+as `cma_tf.train`, built by `factory.build_classifier`) over `maps_backbone`, an identity over
+the cached maps instead of a CNN over images: what the frozen backbone would compute is read
+from `feature_cache.py`. So a head's run costs the head alone, and every head of a comparison
+sees exactly the same features.
+
+What differs from `cma_tf.train` with a frozen backbone: no augmentation (the maps are computed
+once), and the label graph (and the ASGE codes from it) is counted on the examples trained on,
+so a search that holds part of the training split out does not count the held-out labels.
+"""
+
+import time
+
+import keras
+import numpy as np
+import scipy.special
+import tensorflow as tf
+
+from cma_tf import factory
+from cma_tf.graph.cooccurrence import label_graph_from_label_lists
+from cma_tf.metrics.image import mean_average_precision, per_class_average_precision
+from cma_tf.optimizers import averaging_optimizer
+
+
+def maps_backbone(shapes, name="cached_maps"):
+    """A functional model with one input per cached map (`shapes`: `[H, W, C]` each) that
+    returns them as they are: the backbone of a classifier trained on cached maps."""
+    inputs = [keras.Input(tuple(shape), name=f"map{i}") for i, shape in enumerate(shapes)]
+    outputs = [keras.layers.Identity(name=f"map{i}_out")(x) for i, x in enumerate(inputs)]
+    return keras.Model(inputs, outputs, name=name)
+
+
+def label_graph_of(labels, vocabulary):
+    """The co-occurrence graph of a multi-hot `[n, N]` label matrix."""
+    return label_graph_from_label_lists([np.flatnonzero(row) for row in labels], labels.shape[1], vocabulary)
+
+
+def _dataset(maps, labels, batch_size, seed=None):
+    """`((map0, map1, …), labels)` batches as float32; shuffled every epoch with `seed` if given."""
+    data = tf.data.Dataset.from_tensor_slices((tuple(np.asarray(m) for m in maps), np.asarray(labels)))
+    if seed is not None:
+        data = data.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    cast = lambda x, y: (tuple(tf.cast(m, tf.float32) for m in x), tf.cast(y, tf.float32))  # noqa: E731
+    return data.batch(batch_size, drop_remainder=seed is not None).map(cast).prefetch(2)
+
+
+def predict_scores(model, maps, batch_size):
+    """σ(logits) `[n, N]` (float64) of the cached `maps`."""
+    logits = model.predict(_dataset(maps, np.zeros((len(maps[0]), 1), np.uint8), batch_size), verbose=0)
+    return scipy.special.expit(np.asarray(logits, np.float64))
+
+
+class _EpochMAP(keras.callbacks.Callback):
+    """Adds `<name>_mAP` of every evaluation set to the epoch logs (for convergence)."""
+
+    def __init__(self, eval_sets, batch_size):
+        super().__init__()
+        self.eval_sets, self.batch_size = eval_sets, batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or not np.isfinite(logs.get("loss", np.nan)):
+            return
+        for name, (maps, labels) in self.eval_sets.items():
+            scores = predict_scores(self.model, maps, self.batch_size)
+            if np.all(np.isfinite(scores)):
+                logs[f"{name}_mAP"] = mean_average_precision(scores, labels)
+
+
+def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabulary, embeddings_dir,
+                           epoch_metrics=True, verbose=0):
+    """Trains `config`'s head on cached maps and evaluates it.
+
+    Args:
+        config: the run's config (head, loss, optimizer and schedule, `train.epochs`,
+            `train.batch_size`, `seed`); `config.model.backbone` is not built.
+        train_maps, train_labels: the maps (list of `[n, H_i, W_i, C_i]`) and multi-hot labels
+            `[n, N]` trained on.
+        eval_sets: `{name: (maps, labels)}` scored at the end (and after every epoch if
+            `epoch_metrics`), e.g. `{"holdout": …}` in a search, `{"val": …}` in a final run.
+        vocabulary: the label names (the label graph's, and `AP_per_class`'s keys).
+        embeddings_dir: where the label embeddings (ASGE) fitted to the training labels' graph
+            are cached (`trainer.fit_label_embeddings`; one folder per set of training labels).
+
+    Returns:
+        `{"metrics": {name: multilabel metrics + AP_per_class}, "history": [{epoch, loss,
+        <name>_mAP}], "seconds": …}`, or `{"diverged": reason, …}` when the loss or the scores
+        became non-finite.
+    """
+    from cma_tf.training.trainer import fit_label_embeddings  # the trainer's cache of E
+
+    start = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+    graph = label_graph_of(train_labels, vocabulary)
+    encoder = fit_label_embeddings(config, graph, embeddings_dir)
+    shapes = [m.shape[1:] for m in train_maps]
+    model = factory.build_classifier(config, len(vocabulary), encoder, graph, backbone=maps_backbone(shapes))
+    batch_size = config.train.batch_size
+    steps_per_epoch = max(1, len(train_labels) // batch_size)
+    model.compile(optimizer=factory.build_optimizer(config, steps_per_epoch, model),
+                  loss=factory.build_loss(config, graph.frequencies), jit_compile=False)
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if epoch_metrics:
+        callbacks.insert(0, _EpochMAP(eval_sets, config.train.eval_batch_size))
+    fit = model.fit(_dataset(train_maps, train_labels, batch_size, seed=config.seed), epochs=config.train.epochs,
+                    callbacks=callbacks, verbose=verbose, shuffle=False)
+    history = [
+        {"epoch": epoch + 1, **{key: float(values[epoch]) for key, values in fit.history.items() if epoch < len(values)}}
+        for epoch in range(len(fit.history.get("loss", [])))
+    ]
+    result = {"history": history, "seconds": time.perf_counter() - start}
+    losses = fit.history.get("loss", [])
+    if len(losses) < config.train.epochs or not np.all(np.isfinite(losses)):
+        return dict(result, diverged=f"the training loss became non-finite in epoch {len(losses)}")
+    averaged = averaging_optimizer(model)
+    if averaged is not None:  # the final model is the moving average (config.train.ema_decay), as in cma_tf.train
+        averaged.swap_averaged_weights()
+    metrics_fn, _, _ = factory.evaluation_metrics(config)
+    result["metrics"] = {}
+    for name, (maps, labels) in eval_sets.items():
+        scores = predict_scores(model, maps, config.train.eval_batch_size)
+        if not np.all(np.isfinite(scores)):
+            return dict(result, diverged=f"the scores on '{name}' are not finite")
+        metrics = metrics_fn(scores, np.asarray(labels))
+        per_class = per_class_average_precision(scores, np.asarray(labels))
+        metrics["AP_per_class"] = {label: float(ap) for label, ap in zip(vocabulary, per_class)}
+        result["metrics"][name] = metrics
+    return result
