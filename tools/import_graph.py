@@ -25,7 +25,7 @@ LAYERS = (
     ("model parts and data kinds", ("backbones", "graph", "heads", "losses", "kinds"), False),
     ("models", ("models",), False),
     ("factory", ("factory",), False),
-    ("training and serving", ("training", "serving", "visualization"), False),
+    ("training and serving", ("training", "serving", "visualization", "selection"), False),
     (
         "commands",
         ("cli", "train", "evaluate", "label_graph", "label_embeddings", "export", "predict",

@@ -4,7 +4,7 @@
     holdout.py         the held-out part of the training split (fixed by a seed, the same for every head)
     feature_head.py    a head trained on cached maps (the frozen-backbone regime), evaluated exactly
     grid.py            the tuning budget every head gets: the grid of learning rates and schedules
-    search.py          the grid searched with Keras Tuner, resumable, selected on the held-out part
+    search.py          one head's grid search, resumable, selected on the held-out part
 
 Nothing here reads the evaluation split while choosing: the search trains on the training split
 minus the held-out part and scores on the held-out part; only the final runs, with the chosen
