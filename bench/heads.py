@@ -1,27 +1,44 @@
-"""Every registered head on the same backbone, input size, data and recipe, with error bars.
+"""Every registered head on the same data, backbone and tuning budget, in four regimes, with error bars.
 
-    python bench/heads.py                       # all heads × 3 seeds × {demo, coco_stats}
-    python bench/heads.py --jobs=2              # two one-thread trainings at a time (about 2× faster on 2 cores)
-    python bench/heads.py --quick               # smoke run: demo data, 1 seed, 2 epochs, ≤ 15 min on 2 cores
+    python bench/heads.py                       # all regimes × all heads × {demo, coco_stats}
+    python bench/heads.py --regimes=pretrained_frozen --jobs=2    # the cheap regime, two heads at a time
+    python bench/heads.py --quick               # smoke run: pretrained_frozen on the demo data, 1 seed, 2 epochs
     python bench/heads.py --heads=plain,cma --seeds=0,1,2,3,4 --datasets=coco_stats
-    python bench/heads.py --no_train            # the tables of the runs finished so far, while another invocation trains
+    python bench/heads.py --no_train            # the tables of the runs finished or recorded so far
+    python bench/heads.py --regimes=pretrained_frozen --backbone=resnet101 \
+        --backbone_weights=resnet101_imagenet_notop.h5 --image_size=224       # on your own ImageNet weights
 
 What is compared: each head of `cma_tf/heads/` (plain, self-attention, CMA, MS-CMA, HSVLT,
 MMDSR, ML-GCN, Query2Label, ML-Decoder and whatever else is registered), each with the loss of
 its paper (the asymmetric loss for Query2Label and ML-Decoder, BCE for the others), and CMA also
-with the asymmetric loss (`cma_asl`): the entries of `configs/bench_heads.py`, each trained by the
-user's own command, `python -m cma_tf.train --config=configs/bench_heads.py:<entry>,<dataset>`:
-the small CNN of `cma_tf/backbones/small.py` at 96 px and the demo's widths, AdamW at lr 1e-3
-after a one-epoch warm-up: 12 epochs (÷10 after 8) on the demo data, 60 (÷10 after 45) on the
-COCO-statistics data (the paper's SGD at lr 0.01 makes HSVLT diverge: see that config). Only the
-seed changes between the runs of an entry and dataset (and `--epochs` if given; the decay epoch stays).
-Each (dataset, head, seed) is its own workdir under
-`--work_dir`, so an interrupted benchmark resumes where it stopped (finished runs are only
-re-read) and the models can be inspected afterwards. A finished run's config, history and final
-metrics are also copied to `--record_dir` (`bench/records/heads/`, committed; `run_records.py`):
-the whole benchmark takes about eleven hours on 2 cores, longer than a machine is kept, so a
-later invocation on another machine reads the recorded runs (same recipe and data only) and
-trains the rest, and `--no_train` prints the table of the recorded runs on a fresh clone.
+with the asymmetric loss (`cma_asl`): the entries of `configs/bench_heads.py`, the small CNN of
+`cma_tf/backbones/small.py` at 96 px and the demo's widths. The regimes (docs/design.md §2.28):
+
+  - pretrained_frozen: the `small_synthetic` preset (pretrained on 96 shape classes that no
+    benchmark dataset has), frozen; its maps are cached once per dataset and every head trains on
+    them (`cma_tf/selection/`). Each head gets the same grid (4 learning rates × 2 schedules),
+    trained on the training split minus a held-out 15 % and chosen on that part; the chosen point
+    then trains on the whole training split with seeds 0-2, and 3-4 too where the std exceeds a
+    point, scored on the val split, which the choice never read. `--frozen_epochs` per run.
+  - from_scratch: the CNN from random weights, one recipe for all (AdamW 1e-3 after a warm-up
+    epoch, ÷10 late; 12 epochs on the demo data, 60 on coco_stats): the earlier benchmark.
+  - pretrained_finetuned: the preset fine-tuned at a tenth of the head's learning rate, the head
+    at the point its frozen search chose, the dataset's length (no second search: the budget of
+    a fine-tuned search is 8 full trainings per head, beyond 2 cores; the choice is inherited).
+  - official_recipe: the preset with each head's own published recipe, translated
+    (`configs/bench_heads.py` `OFFICIAL_RECIPES`), the dataset's length.
+
+The trained regimes run the user's own command, `python -m cma_tf.train
+--config=configs/bench_heads.py:<entry>,<dataset>[,finetuned|,official]`; only the seed changes
+between the runs of an entry and dataset (and `--epochs` if given; the decay epoch stays).
+Each (regime, dataset, head, seed) is its own workdir under `--work_dir`, so an interrupted
+benchmark resumes where it stopped (finished runs are only re-read) and the models can be
+inspected afterwards. A finished run's config, history and final metrics are also copied to
+`--record_dir/<regime>` (`bench/records/heads/`, committed; `run_records.py`), and the frozen
+regime writes its search and seeds there directly: the whole benchmark takes days on 2 cores,
+longer than a machine is kept, so a later invocation on another machine reads the recorded runs
+(same recipe and data only) and trains the rest, and `--no_train` prints the tables of the
+recorded runs on a fresh clone.
 
 Datasets, generated by their own commands when missing:
   - demo: `python -m cma_tf.data.demo` (16 labels, hand-made co-occurrence, 2 ambiguous pairs);
@@ -43,12 +60,12 @@ plus 2·∏ of the index sizes for each `Einsum`, which the profiler does not co
 train-step time relative to plain (median of interleaved steps on one fixed batch, as
 `bench/train_step.py` measures it). A difference of two heads smaller than their stds is a tie.
 
-The last line of stdout is one JSON object keyed by head name: the COCO-statistics figures at
-the top level (`mAP`, `mAP_std`, `CF1`, `CF1_std`, `OF1`, `OF1_std`, `CF1_calibrated`,
-`OF1_calibrated` and their `_std`, `converged`, `late_gain`, `seeds`),
-the demo's under `"demo"`, and `step_ratio`, `params`, `head_params`, `flops_per_image`.
-Also writes the details (per-seed step times, the look-alike labels' AP) to `--json_out` and a plot
-of every seed's mAP with the mean ± std per head and dataset beside it (`.png`).
+The last line of stdout is one JSON object keyed by regime, then head: the COCO-statistics
+figures at the top level (`mAP`, `mAP_std`, `seeds`, `selected` (the chosen grid point, in the
+pretrained regimes), `converged`, `late_gain`, `diverged`, `pending`), the demo's under `"demo"`;
+and under `"cost"` per head `step_ratio`, `params`, `head_params`, `flops_per_image`. Also writes
+the details (per-seed step times, the look-alike labels' AP, CF1/OF1, each search) to `--json_out`
+and per regime a plot of every seed's mAP with the mean ± std per head and dataset (`.png`).
 """
 
 import argparse
@@ -84,7 +101,21 @@ REPORTED = ("mAP", "CF1", "OF1")
 CALIBRATED = ("CF1_calibrated", "OF1_calibrated")
 CALIBRATION_SPLIT = "train"
 # --quick: the demo data only (ten entries × two datasets × 2 epochs would not fit in 15 minutes).
-QUICK = dict(seeds="0", epochs=2, step_rounds=3, datasets="demo")
+QUICK = dict(seeds="0", epochs=2, step_rounds=3, datasets="demo", regimes="pretrained_frozen")
+REGIMES = ("pretrained_frozen", "from_scratch", "pretrained_finetuned", "official_recipe")
+REGIME_TEXT = {
+    "from_scratch": "the small CNN trained from random weights with every head, one recipe for all "
+                    "(configs/bench_heads.py: AdamW 1e-3, a warm-up epoch, ÷10 late)",
+    "pretrained_frozen": "the small_synthetic preset frozen, each head on its cached maps, its learning rate and "
+                         "schedule chosen from the same grid on the held-out 15 % of the training split",
+    "pretrained_finetuned": "the preset fine-tuned at a tenth of the head's learning rate, the head at the point "
+                            "its frozen search chose",
+    "official_recipe": "the preset with each head's published recipe, translated (configs/bench_heads.py "
+                       "OFFICIAL_RECIPES)",
+}
+# pretrained_frozen trains heads on fixed features: 12 epochs on both datasets (the from-scratch
+# regime's 60 on coco_stats are for a backbone that learns; the convergence columns say whether 12 sufficed).
+FROZEN_EPOCHS = 12
 # Set by --jobs: the thread counts of each training process. Two TensorFlow processes with a
 # pool of 2 threads each on 2 cores run slower together than one after the other (measured:
 # 2.7× longer steps); with one thread each, two 2-epoch trainings took 53 s together against
@@ -157,32 +188,54 @@ def group_ap(metrics, labels):
 
 # What makes two runs comparable: a workdir trained with other values is not re-read.
 RECIPE_FIELDS = (
-    ("model", "head"), ("model", "backbone"), ("data", "image_size"), ("train", "optimizer"),
-    ("train", "learning_rate"), ("train", "warmup_epochs"), ("train", "epochs"), ("train", "lr_decay_epochs"),
-    ("train", "lr_decay_factor"), ("train", "batch_size"), ("train", "weight_decay"), ("train", "loss"),
-    ("train", "asl_gamma_pos"), ("train", "asl_gamma_neg"), ("train", "asl_clip"), ("seed",),
+    ("model", "head"), ("model", "backbone"), ("model", "backbone_weights"), ("model", "init"), ("data", "image_size"),
+    ("train", "optimizer"), ("train", "learning_rate"), ("train", "schedule"), ("train", "warmup_epochs"),
+    ("train", "onecycle_warmup"), ("train", "epochs"), ("train", "lr_decay_epochs"), ("train", "lr_decay_factor"),
+    ("train", "batch_size"), ("train", "weight_decay"), ("train", "weight_decay_mode"), ("train", "global_clipnorm"),
+    ("train", "backbone_lr_multiplier"), ("train", "ema_decay"), ("train", "loss"), ("train", "asl_gamma_pos"),
+    ("train", "asl_gamma_neg"), ("train", "asl_clip"), ("seed",),
 )
+# Set per regime from the chosen grid point (pretrained_finetuned): passed as --config.train.<field>.
+POINT_FIELDS = ("learning_rate", "schedule", "warmup_epochs", "onecycle_warmup", "lr_decay_epochs", "lr_decay_factor")
 
 
-def recipe_differences(workdir, dataset, head, seed, epochs):
+def run_config(dataset, head, seed, epochs, regime="from_scratch", point=None, backbone=None):
+    """The config of one trained run: the regime's entry of `configs/bench_heads.py`, with the
+    chosen grid point (`pretrained_finetuned`), the user's backbone, the seed and `epochs`."""
+    config = bench_config(head, dataset, regime)
+    if backbone:
+        config.model.backbone, config.model.backbone_weights = backbone["backbone"], backbone["backbone_weights"]
+        if backbone.get("image_size"):
+            config.data.image_size = backbone["image_size"]
+    config.seed = seed
+    if epochs:
+        config.train.epochs = epochs
+    if point is not None:
+        from cma_tf.selection import grid
+
+        config = grid.apply_point(config, point)
+    return config
+
+
+def recipe_differences(workdir, dataset, head, seed, epochs, regime="from_scratch", point=None, backbone=None):
     """`[(field, in the workdir, expected)]` where the run in `workdir` (its `config.json`) was
-    trained otherwise than `configs/bench_heads.py:<head>,<dataset>` with this seed and epochs."""
+    trained otherwise than `configs/bench_heads.py:<head>,<dataset>` with this seed and epochs
+    (and the regime's protocol, grid point and backbone)."""
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return []
     saved = read_json(path)
-    expected = bench_config(head, dataset)
-    expected.seed = seed
-    if epochs:
-        expected.train.epochs = epochs
+    expected = run_config(dataset, head, seed, epochs, regime, point, backbone)
     from cma_tf.config_base import get_base_config
 
     differences, defaults = [], get_base_config().to_dict()
+    missing = object()
     for field in RECIPE_FIELDS:
         have, want, default = saved, expected.to_dict(), defaults
         for key in field:
-            have, want, default = (have or {}).get(key), want.get(key), (default or {}).get(key)
-        if have is None:
+            have = have.get(key, missing) if isinstance(have, dict) else missing
+            want, default = want.get(key), (default or {}).get(key)
+        if have is missing:
             have = default  # a run written before the field existed had its default
         if have != want:
             differences.append((".".join(field), have, want))
@@ -194,24 +247,36 @@ def read_json(path):
         return json.load(f)
 
 
-def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=True, record_dir=None):
+def run_workdir(work_dir, regime, dataset, head, seed):
+    """Where one trained run lives (from-scratch runs keep the layout of earlier benchmarks)."""
+    if regime == "from_scratch":
+        return os.path.join(work_dir, dataset, head, f"seed{seed}")
+    return os.path.join(work_dir, regime, dataset, head, f"seed{seed}")
+
+
+def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=True, record_dir=None,
+                       regime="from_scratch", point=None, backbone=None):
     """Trains (or resumes, or re-reads) one run with the package's commands; returns its final
     metrics with `AP_per_class` and `converged`, or `{"diverged": line}`, or `{"failed": text}`
     (a failed run is retried by the next invocation; a diverged one is a result and is not).
     With `train=False` nothing is run: an unfinished run is `{"pending": True}`.
 
-    With `record_dir` (the config's recipe only, no `--epochs`), a run finished on another
-    machine is read from its record (`run_records`), and a run finished here is recorded."""
-    workdir = os.path.join(work_dir, dataset, head, f"seed{seed}")
+    `regime` is one of the trained regimes (`TRAINED_REGIMES`); `point` the grid point its head
+    trains at (`pretrained_finetuned`: the one the frozen search chose); `backbone` the user's
+    `{backbone, backbone_weights, image_size}` (default the config's).
+
+    With `record_dir` (this regime's; the config's recipe only, no `--epochs`), a run finished on
+    another machine is read from its record (`run_records`), and a run finished here is recorded."""
+    workdir = run_workdir(work_dir, regime, dataset, head, seed)
     record = run_records.record_path(record_dir, dataset, head, seed) if record_dir and not epochs else None
     data_parameters = read_json(os.path.join(data_dir, "summary.json"))["parameters"] if record else None
+    differences = lambda path: recipe_differences(path, dataset, head, seed, epochs, regime, point, backbone)  # noqa: E731
     if record and not run_records.finished(workdir, CALIBRATED) and run_records.finished(record, CALIBRATED):
-        problem = run_records.mismatch(record, data_parameters) or differences_text(
-            recipe_differences(record, dataset, head, seed, epochs))
+        problem = run_records.mismatch(record, data_parameters) or differences_text(differences(record))
         if problem is None:
             return dict(finished_metrics(record), record=run_records.recorded_code(record))
         print(f"{record} is not used: {problem}; the run is trained again and its record replaced", file=sys.stderr)
-    problem = differences_text(recipe_differences(workdir, dataset, head, seed, epochs))
+    problem = differences_text(differences(workdir))
     if problem:
         return {"failed": f"{workdir} holds a run of another recipe ({problem}): remove it or give another --work_dir"}
     metrics_path = os.path.join(workdir, run_records.METRICS)
@@ -222,12 +287,20 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=Tr
     start = time.perf_counter()
     if not evaluated and not os.path.exists(diverged_path):
         length = f"{epochs} epochs" if epochs else "the config's epochs"
-        print(f"training {head} on {dataset}, seed {seed}, {length} …", file=sys.stderr)
+        print(f"training {head} on {dataset} ({regime}), seed {seed}, {length} …", file=sys.stderr)
         os.makedirs(workdir, exist_ok=True)
-        command = ["cma_tf.train", f"--config={CONFIG}:{head},{dataset}", f"--workdir={workdir}",
+        command = ["cma_tf.train", f"--config={CONFIG}:{config_spec(head, dataset, regime)}", f"--workdir={workdir}",
                    f"--config.data.data_dir={data_dir}", f"--config.seed={seed}"]
         if epochs:
             command.append(f"--config.train.epochs={epochs}")
+        if backbone:
+            command += [f"--config.model.backbone={backbone['backbone']}",
+                        f"--config.model.backbone_weights={backbone['backbone_weights']}"]
+            if backbone.get("image_size"):
+                command.append(f"--config.data.image_size={backbone['image_size']}")
+        if point is not None:
+            chosen = run_config(dataset, head, seed, epochs, regime, point, backbone).train
+            command += [f"--config.train.{field}={chosen[field]}" for field in POINT_FIELDS]
         try:
             run(command, os.path.join(workdir, "bench_train.log"))
         except RuntimeError as error:
@@ -304,7 +377,11 @@ def val_map_history(history_path):
 def converged(history_path):
     """Whether val mAP stopped rising: the best of the last epochs is within the tolerance of
     the best before them."""
-    values = val_map_history(history_path)
+    return converged_values(val_map_history(history_path))
+
+
+def converged_values(values):
+    """`converged` of a list of per-epoch val mAPs."""
     if len(values) <= CONVERGED_EPOCHS:
         return False
     return max(values[-CONVERGED_EPOCHS:]) - max(values[:-CONVERGED_EPOCHS]) < CONVERGED_TOLERANCE
@@ -314,7 +391,11 @@ def late_gain(history_path):
     """Val mAP gained over the last `LATE_EPOCHS` epochs (last minus `LATE_EPOCHS` before; None
     for a shorter run). After a learning-rate decay a run can pass `converged` while still
     gaining a little every epoch: this says how much."""
-    values = val_map_history(history_path)
+    return late_gain_values(val_map_history(history_path))
+
+
+def late_gain_values(values):
+    """`late_gain` of a list of per-epoch val mAPs."""
     return values[-1] - values[-1 - LATE_EPOCHS] if len(values) > LATE_EPOCHS else None
 
 
@@ -352,9 +433,14 @@ def bench_module():
     return load_config_file(CONFIG)
 
 
-def bench_config(entry, dataset="demo"):
-    """`configs/bench_heads.py:<entry>,<dataset>`, the recipe every run of the benchmark trains with."""
-    return bench_module().get_config(f"{entry},{dataset}")
+def config_spec(entry, dataset, regime="from_scratch"):
+    """The `configs/bench_heads.py` argument of a regime's runs, e.g. `q2l,demo,official`."""
+    return f"{entry},{dataset}" + {"official_recipe": ",official", "pretrained_finetuned": ",finetuned"}.get(regime, "")
+
+
+def bench_config(entry, dataset="demo", regime="from_scratch"):
+    """`configs/bench_heads.py:<entry>,<dataset>[,<protocol>]`, the recipe a regime's runs train with."""
+    return bench_module().get_config(config_spec(entry, dataset, regime))
 
 
 def loss_name(train):
@@ -550,45 +636,248 @@ def plot_groups(results, datasets, path):
     return True
 
 
+def frozen_results_dir(record_dir, work_dir, dataset, head, backbone):
+    """Where a head's `pretrained_frozen` results are kept: in the repository's records for the
+    preset backbone (small JSON files, read on any machine), under `work_dir` for the user's."""
+    if record_dir and not backbone:
+        return os.path.join(record_dir, "pretrained_frozen", dataset, head)
+    tag = "preset" if not backbone else os.path.splitext(os.path.basename(backbone["backbone_weights"]))[0]
+    return os.path.join(work_dir, "pretrained_frozen", tag, dataset, head)
+
+
+def frozen_flags(dataset, data_dir, head, epochs, work_dir, out_dir, backbone, seeds, more_seeds):
+    """The flags of `bench/frozen_head.py` for one head."""
+    flags = [f"--head={head}", f"--dataset={dataset}", f"--data_dir={data_dir}", f"--epochs={epochs}",
+             f"--work_dir={os.path.join(work_dir, 'pretrained_frozen', 'cache-' + backbone_tag(backbone), dataset)}",
+             f"--seeds={','.join(map(str, seeds))}", f"--more_seeds={','.join(map(str, more_seeds))}"]
+    if out_dir:
+        flags.append(f"--out_dir={out_dir}")
+    if backbone:
+        flags += [f"--backbone={backbone['backbone']}", f"--backbone_weights={backbone['backbone_weights']}"]
+        if backbone.get("image_size"):
+            flags.append(f"--image_size={backbone['image_size']}")
+    return flags
+
+
+def backbone_tag(backbone):
+    return "preset" if not backbone else os.path.splitext(os.path.basename(backbone["backbone_weights"]))[0]
+
+
+def run_script(script, flags, log_path):
+    """Runs one of bench/'s scripts with `flags`, its output to `log_path`; raises with the log's tail."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **THREAD_ENV)
+    with open(log_path, "a") as log:
+        result = subprocess.run([sys.executable, os.path.join(ROOT, "bench", script), *flags], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        with open(log_path) as log:
+            tail = log.read()[-2000:]
+        raise RuntimeError(f"bench/{script} {' '.join(flags)} failed (exit {result.returncode}); {log_path}:\n{tail}")
+
+
+def read_frozen(out_dir, seeds, more_seeds):
+    """A head's `pretrained_frozen` results as they are on disk: `{"selected", "holdout_mAP",
+    "search_points", "runs": [each seed's metrics with converged and late_gain, or diverged],
+    "complete"}`."""
+    from cma_tf.selection import grid, protocol, search
+
+    trials = []
+    for point in grid.points():
+        path = os.path.join(out_dir, "search", search.point_name(point), search.RESULT)
+        if os.path.exists(path):
+            trials.append(read_json(path))
+    runs = []
+    for seed in list(seeds) + list(more_seeds):
+        path = os.path.join(out_dir, "seeds", f"seed{seed}", protocol.RESULT)
+        if os.path.exists(path):
+            runs.append(read_json(path))
+    first = [r for r in runs if r["seed"] in seeds]
+    std = protocol.spread(first)
+    wants_more = bool(more_seeds) and (std is None or std > protocol.MORE_SEEDS_ABOVE)
+    complete = (len(trials) == len(grid.points()) and len(first) == len(seeds)
+                and (not wants_more or len(runs) == len(seeds) + len(more_seeds)))
+    best = max(trials, key=lambda t: t[search.OBJECTIVE]) if len(trials) == len(grid.points()) else None
+    metrics = []
+    for run_result in runs:
+        if run_result.get("diverged"):
+            metrics.append({"diverged": run_result["diverged"]})
+            continue
+        values = [row["val_mAP"] for row in run_result["history"] if row.get("val_mAP") is not None]
+        metrics.append(dict(run_result["metrics"], converged=converged_values(values), late_gain=late_gain_values(values),
+                            seconds=run_result["seconds"]))
+    if not complete:  # the seeds still to run, for the table
+        missing = len(seeds) - len(first) + (len(more_seeds) if wants_more else 0) - (len(runs) - len(first))
+        metrics += [{"pending": True}] * max(0, missing)
+    return {"selected": best and best["point"], "holdout_mAP": best and best[search.OBJECTIVE],
+            "search_points": len(trials), "search_seconds": sum(t["seconds"] for t in trials),
+            "search_diverged": sum(bool(t.get("diverged")) for t in trials), "runs": metrics, "complete": complete}
+
+
+def at_grid_edge(point):
+    """Whether the chosen learning rate is the grid's smallest or largest (the best may lie beyond)."""
+    from cma_tf.selection import grid
+
+    return point is not None and point["learning_rate"] in (min(grid.LEARNING_RATES), max(grid.LEARNING_RATES))
+
+
+def point_text(point):
+    if point is None:
+        return "pending"
+    return f"{point['learning_rate']:g} {point['schedule']}" + (" (grid edge)" if at_grid_edge(point) else "")
+
+
+def print_selection(name, frozen):
+    """The frozen regime's choice per head: the grid point and its held-out mAP."""
+    print(f"\nChosen on the held-out 15 % of the training split ({name}), then trained on the whole split:\n")
+    rows = [[head, point_text(r["selected"]), "" if r["holdout_mAP"] is None else f"{100 * r['holdout_mAP']:.1f}",
+             f"{r['search_points']}", r["search_diverged"], f"{r['search_seconds'] / 60:.1f}"]
+            for head, r in frozen.items()]
+    print_table(["head", "chosen lr, schedule", "held-out mAP", "points run", "points diverged", "search min"],
+                rows, "llrrrr")
+
+
+def run_frozen_regime(name, data_dir, heads, seeds, more_seeds, args, backbone, record_dir):
+    """Runs (unless --no_train) and reads the `pretrained_frozen` regime of every head on one
+    dataset: `{head: read_frozen(...)}`. The backbone's maps are cached first, alone; then the
+    heads run side by side (`--jobs`), each in its own process."""
+    dirs = {head: frozen_results_dir(record_dir, args.work_dir, name, head, backbone) for head in heads}
+    if not args.no_train:
+        logs = os.path.join(args.work_dir, "pretrained_frozen", "logs")
+        os.makedirs(logs, exist_ok=True)
+        todo = [h for h in heads if not read_frozen(dirs[h], seeds, more_seeds)["complete"]]
+        if todo:
+            flags = frozen_flags(name, data_dir, todo[0], args.frozen_epochs, args.work_dir, None, backbone, seeds, more_seeds)
+            print(f"caching the backbone's maps of {name} …", file=sys.stderr)
+            saved = dict(THREAD_ENV)
+            THREAD_ENV.clear()  # the cache alone, with every core
+            try:
+                run_script("frozen_head.py", flags + ["--cache_only"], os.path.join(logs, f"{name}-cache.log"))
+            finally:
+                THREAD_ENV.update(saved)
+
+        def one(head):
+            print(f"pretrained_frozen: {head} on {name} …", file=sys.stderr)
+            flags = frozen_flags(name, data_dir, head, args.frozen_epochs, args.work_dir, dirs[head], backbone, seeds,
+                                 more_seeds)
+            try:
+                run_script("frozen_head.py", flags, os.path.join(logs, f"{name}-{head}.log"))
+            except RuntimeError as error:
+                return str(error)
+            if record_dir and not backbone:
+                run_records.save_provenance(dirs[head], read_json(os.path.join(data_dir, "summary.json"))["parameters"])
+            return None
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            errors = dict(zip(todo, pool.map(one, todo)))
+        for head, error in errors.items():
+            if error:
+                print(f"FAILED: pretrained_frozen {head} on {name}: {error.splitlines()[0]}", file=sys.stderr)
+    return {head: read_frozen(dirs[head], seeds, more_seeds) for head in heads}
+
+
+def trained_regime(regime, name, data_dir, heads, seeds, args, record_dir, backbone, frozen):
+    """Runs (unless --no_train) and reads one regime trained by `cma_tf.train` on one dataset:
+    `{head: [each seed's metrics]}`. `pretrained_finetuned` trains each head at the point its
+    frozen search chose; a head without one yet is pending."""
+    regime_records = os.path.join(record_dir, regime) if record_dir else None
+    epochs = args.epochs
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs))
+    try:
+        futures = {}
+        for seed in seeds:  # seed-major: an interrupted benchmark has every head's first seeds
+            for head in heads:
+                point = None
+                if regime == "pretrained_finetuned":
+                    point = frozen[head]["selected"] if head in frozen else None
+                    if point is None:
+                        futures[head, seed] = None
+                        continue
+                futures[head, seed] = pool.submit(train_and_evaluate, name, data_dir, head, seed, epochs, args.work_dir,
+                                                  not args.no_train, regime_records, regime, point, backbone)
+        runs = {head: [futures[head, seed].result() if futures[head, seed] else {"pending": True} for seed in seeds]
+                for head in heads}
+    except BaseException:  # Ctrl-C: no queued training starts after the running ones stop
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return runs
+
+
+def json_row(row, extra=None):
+    """The figures of one head in one regime and dataset for the last line."""
+    out = {key: row[key] for key in ("mAP", "mAP_std", "seeds", "converged", "late_gain", "diverged", "pending")}
+    out.update(extra or {})
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--regimes", default=",".join(REGIMES),
+                        help=f"Comma-separated regimes (default all: {', '.join(REGIMES)}). pretrained_finetuned "
+                             "needs pretrained_frozen's choices (run or recorded).")
     parser.add_argument("--heads", default=None,
                         help="Comma-separated entries of configs/bench_heads.py (default all: every registered head with "
                              "its paper's loss, and cma_asl).")
     parser.add_argument("--datasets", default=",".join(DATASETS), help="Comma-separated: demo, coco_stats (default both).")
     parser.add_argument("--seeds", default="0,1,2", help="Comma-separated seeds (default 0,1,2).")
+    parser.add_argument("--more_seeds", default="3,4",
+                        help="pretrained_frozen: seeds also run for a head whose mAP std over --seeds exceeds one point "
+                             "(default 3,4; '' never).")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="Training epochs of every run (default: the config's, 12 on demo and 60 on coco_stats; "
-                             "the lr decay epoch stays the config's).")
+                        help="Training epochs of every run of the trained regimes (default: the config's, 12 on demo and "
+                             "60 on coco_stats; not recorded).")
+    parser.add_argument("--frozen_epochs", type=int, default=FROZEN_EPOCHS,
+                        help=f"Epochs of every run of pretrained_frozen, search and seeds (default {FROZEN_EPOCHS}).")
+    parser.add_argument("--backbone", default="small", choices=("small", "resnet101", "convnext_small"),
+                        help="The pretrained regimes' backbone (default small, with --backbone_weights' preset).")
+    parser.add_argument("--backbone_weights", default="small_synthetic",
+                        help="The pretrained regimes' backbone weights: the small_synthetic preset (default, recorded "
+                             "in --record_dir), or a weights file, e.g. ImageNet ResNet-101 or ConvNeXt-S as .h5 / "
+                             ".weights.h5 with --backbone (results kept under --work_dir, not recorded).")
+    parser.add_argument("--image_size", type=int, default=None,
+                        help="Input size of the pretrained regimes with --backbone_weights=PATH (default the entry's, 96).")
     parser.add_argument("--jobs", type=int, default=1,
                         help="Trainings run at a time (default 1), each with cores/jobs threads: --jobs=2 on 2 cores is "
                              "about 2× faster. The step-time figures are measured afterwards, alone, with every core.")
     parser.add_argument("--step_rounds", type=int, default=9, help="Interleaved timed train steps per head (default 9).")
     parser.add_argument("--work_dir", default=os.path.join(ROOT, "runs", "bench_heads"),
-                        help="Datasets and one workdir per run (default runs/bench_heads; reused: runs resume).")
+                        help="Datasets, cached maps and one workdir per run (default runs/bench_heads; reused: runs resume).")
     parser.add_argument("--record_dir", default=os.path.join(ROOT, "bench", "records", "heads"),
-                        help="Where each finished run's config, history and final metrics are kept (default "
-                             "bench/records/heads, in the repository: workdirs and checkpoints do not outlive the "
-                             "machine, the repository does). A run recorded there with the same recipe and data is "
-                             "read instead of trained again; one with another is trained again and its record "
-                             "replaced. Not used with --epochs or --quick. '' turns it off.")
+                        help="Where finished runs are kept, one folder per regime (default bench/records/heads, in the "
+                             "repository: workdirs and checkpoints do not outlive the machine, the repository does). A "
+                             "run recorded there with the same recipe and data is read instead of trained again; one "
+                             "with another is trained again and its record replaced. Not used with --epochs, --quick or "
+                             "a --backbone_weights file. '' turns it off.")
     parser.add_argument("--quick", action="store_true",
-                        help="Smoke run: the demo data, seed 0 only, 2 epochs, 3 timed rounds, in --work_dir/quick (same JSON keys).")
+                        help="Smoke run: pretrained_frozen on the demo data, seed 0 only, 2 epochs, 3 timed rounds, in "
+                             "--work_dir/quick (same JSON keys).")
     parser.add_argument("--no_train", action="store_true",
                         help="Only print the tables from the runs already finished in --work_dir or recorded in "
                              "--record_dir, e.g. while another invocation trains the rest: trains, evaluates and "
                              "times nothing (unfinished runs are 'pending'; no cost figures; a missing dataset is "
                              "generated, for its labels). Writes --json_out, by default bench/results/heads_partial.json.")
+    parser.add_argument("--no_cost", action="store_true", help="Skip the parameter, FLOP and step-time figures.")
     parser.add_argument("--json_out", default=None,
                         help="Where to write the JSON (default bench/results/heads.json; heads_partial.json with --no_train).")
     args = parser.parse_args()
     if args.json_out is None:
         args.json_out = os.path.join(ROOT, "bench", "results", "heads_partial.json" if args.no_train else "heads.json")
     if args.quick:
-        args.seeds, args.epochs, args.step_rounds = QUICK["seeds"], QUICK["epochs"], QUICK["step_rounds"]
-        args.datasets = QUICK["datasets"]
+        args.seeds, args.more_seeds, args.frozen_epochs, args.step_rounds = QUICK["seeds"], "", QUICK["epochs"], 3
+        args.datasets, args.regimes = QUICK["datasets"], QUICK["regimes"]
         args.work_dir = os.path.join(args.work_dir, "quick")
         args.record_dir = ""
+    backbone = None
+    if args.backbone != "small" or args.backbone_weights != "small_synthetic":
+        if not os.path.isfile(args.backbone_weights):
+            parser.error(f"--backbone_weights: no such file {args.backbone_weights!r}")
+        backbone = {"backbone": args.backbone, "backbone_weights": os.path.abspath(args.backbone_weights),
+                    "image_size": args.image_size}
+    regimes = [r for r in args.regimes.split(",") if r]
+    unknown = sorted(set(regimes) - set(REGIMES))
+    if unknown:
+        parser.error(f"--regimes: unknown {', '.join(unknown)} (the regimes: {', '.join(REGIMES)})")
+    regimes = [r for r in REGIMES if r in regimes]  # frozen before finetuned, which reads its choices
 
     import cma_tf  # noqa: F401  (TensorFlow imported quietly)
 
@@ -603,85 +892,103 @@ def main():
         heads = ["plain"] + heads  # the reference of step_ratio
     datasets = [name for name in args.datasets.split(",") if name]
     seeds = [int(seed) for seed in args.seeds.split(",")]
+    more_seeds = [int(seed) for seed in args.more_seeds.split(",") if seed]
+    record_dir = args.record_dir if args.record_dir and not backbone and not args.epochs else None
     wall = time.perf_counter()
 
-    results, raw, ambiguous, num_classes, data_dirs, failures = {}, {}, {}, {}, {}, []
+    results, raw, frozen, ambiguous, num_classes, data_dirs, failures = {}, {}, {}, {}, {}, {}, []
     for name in datasets:
         data_dirs[name] = ensure_dataset(name, args.work_dir)
         with open(os.path.join(data_dirs[name], "labels.txt")) as f:
             num_classes[name] = len([line for line in f if line.strip()])
         ambiguous[name] = ambiguous_labels(name, data_dirs[name])
-    for name in datasets:
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs))
-        try:
-            futures = {
-                (head, seed): pool.submit(train_and_evaluate, name, data_dirs[name], head, seed, args.epochs, args.work_dir,
-                                          not args.no_train, args.record_dir or None)
-                for seed in seeds for head in heads  # seed-major: an interrupted benchmark has every head's first seeds
-            }
-            runs = {head: [futures[head, seed].result() for seed in seeds] for head in heads}
-        except BaseException:  # Ctrl-C: no queued training starts after the running ones stop
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
-        failures += [(name, head, seed, m["failed"]) for head in heads for seed, m in zip(seeds, runs[head]) if "failed" in m]
-        groups = label_groups(training_label_graph(name, data_dirs[name]), ambiguous[name])
-        results[name], raw[name] = summarize(runs, ambiguous[name], groups), runs
-    primary = "coco_stats" if "coco_stats" in results else datasets[0]
-    if args.no_train:
+    groups = {name: label_groups(training_label_graph(name, data_dirs[name]), ambiguous[name]) for name in datasets}
+    for regime in regimes:
+        results[regime], raw[regime] = {}, {}
+        for name in datasets:
+            if regime == "pretrained_frozen":
+                frozen[name] = run_frozen_regime(name, data_dirs[name], heads, seeds, more_seeds, args, backbone,
+                                                 record_dir)
+                runs = {head: frozen[name][head]["runs"] for head in heads}
+            else:
+                if regime == "pretrained_finetuned" and name not in frozen:
+                    frozen[name] = run_frozen_regime(name, data_dirs[name], heads, seeds, more_seeds,
+                                                     argparse.Namespace(**dict(vars(args), no_train=True)), backbone,
+                                                     record_dir)
+                runs = trained_regime(regime, name, data_dirs[name], heads, seeds, args,
+                                      record_dir if regime != "from_scratch" or not backbone else None,
+                                      backbone if regime != "from_scratch" else None, frozen.get(name, {}))
+            failures += [(regime, name, head, i, m["failed"]) for head in heads for i, m in enumerate(runs[head])
+                         if "failed" in m]
+            results[regime][name], raw[regime][name] = summarize(runs, ambiguous[name], groups[name]), runs
+    primary = "coco_stats" if "coco_stats" in datasets else datasets[0]
+    if args.no_train or args.no_cost:
         costs = {h: dict(step_ratio=None, params=None, head_params=None, flops_per_image=None, step_s=[]) for h in heads}
     else:
         costs = cost_figures(heads, num_classes[primary], args.step_rounds)
-    recipes = {name: bench_config("plain", name).train for name in datasets}
-    epochs = {name: args.epochs or recipes[name].epochs for name in datasets}
-    recipe = recipes[primary]
 
-    print(f"\n## Heads on the same backbone and recipe (configs/bench_heads.py: {recipe.optimizer}, lr {recipe.learning_rate:g}, "
-          f"{recipe.warmup_epochs:g} warm-up epoch, then ÷{recipe.lr_decay_factor:g} as below; seeds {args.seeds})\n")
-    recorded = records_text(raw, args.record_dir) if args.record_dir else []
-    for line in recorded:
-        print(line + "\n")
-    if args.no_train:
-        print("--no_train: the runs finished so far; no cost figures.")
-    else:
-        print(f"Parameters and FLOPs with {num_classes[primary]} labels ({primary}); step time on one fixed batch.\n")
+    print(f"\n## Heads compared in {len(regimes)} regimes (seeds {args.seeds}; a difference inside the stds is a tie)\n")
+    if not (args.no_train or args.no_cost):
+        print(f"Parameters and FLOPs with {num_classes[primary]} labels ({primary}); step time on one fixed batch of "
+              "images, backbone included.\n")
         rows = [
             [h, f"{costs[h]['params']:,}", f"{costs[h]['head_params']:,}", f"{costs[h]['flops_per_image'] / 1e6:.1f}",
              f"{costs[h]['step_ratio']:.2f}"]
             for h in heads
         ]
         print_table(["head", "params", "head params", "MFLOPs / image", "step time / plain"], rows, "lrrrr")
-    for name in datasets:
-        decay = recipes[name].lr_decay_epochs
-        schedule = f"{epochs[name]} epochs, " + (f"lr ÷10 after epoch {decay}" if epochs[name] > decay else "no lr decay")
-        print_dataset(name, results[name], ambiguous[name], schedule, {h: loss_name(bench_config(h, name).train) for h in heads})
-
-    out = {}
-    for head in heads:
-        entry = without_per_label(results[primary][head])
+    out, details = {}, {}
+    for regime in regimes:
+        print(f"\n## {regime}: {REGIME_TEXT[regime]}")
+        for line in records_text(raw[regime], os.path.join(args.record_dir, regime)) if args.record_dir else []:
+            print("\n" + line)
         for name in datasets:
-            if name != primary:
-                entry[name] = without_per_label(results[name][head])
-        entry.update({k: costs[head][k] for k in ("step_ratio", "params", "head_params", "flops_per_image")})
-        out[head] = entry
-    details = {"heads": out, "ambiguous_AP": {n: {h: results[n][h]["ambiguous_AP"] for h in heads} for n in datasets},
-               "group_AP": {n: {h: results[n][h]["group_AP"] for h in heads} for n in datasets},
-               "datasets": datasets, "primary": primary, "epochs": epochs, "seeds": seeds,
-               "step_s": {h: costs[h]["step_s"] for h in heads}, "cores": os.cpu_count(), "records": recorded,
-               "wall_s": time.perf_counter() - wall}
+            recipe = bench_config("plain", name, regime).train
+            if regime == "pretrained_frozen":
+                schedule = f"{args.frozen_epochs} epochs on the cached maps at the chosen point"
+            else:
+                epochs = args.epochs or recipe.epochs
+                schedule = f"{epochs} epochs" + (", the frozen search's point, backbone lr ×0.1"
+                                                 if regime == "pretrained_finetuned" else "")
+            losses = {h: loss_name(bench_config(h, name).train) for h in heads}
+            print_dataset(f"{name} ({regime})", results[regime][name], ambiguous[name], schedule, losses)
+            if regime in ("pretrained_frozen", "pretrained_finetuned") and name in frozen:
+                if regime == "pretrained_frozen":
+                    print_selection(name, frozen[name])
+        out[regime] = {}
+        for head in heads:
+            entry = {}
+            for name in datasets:
+                extra = {"selected": frozen[name][head]["selected"]} if name in frozen and regime != "from_scratch" \
+                    and regime != "official_recipe" else {}
+                row = json_row(results[regime][name][head], extra)
+                if name == primary:
+                    entry.update(row)
+                else:
+                    entry[name] = row
+            out[regime][head] = entry
+        details[regime] = {
+            "ambiguous_AP": {n: {h: results[regime][n][h]["ambiguous_AP"] for h in heads} for n in datasets},
+            "group_AP": {n: {h: results[regime][n][h]["group_AP"] for h in heads} for n in datasets},
+            "summary": {n: {h: without_per_label(results[regime][n][h]) for h in heads} for n in datasets},
+        }
+    out["cost"] = {h: {k: costs[h][k] for k in ("step_ratio", "params", "head_params", "flops_per_image")} for h in heads}
+    details.update(heads=out, datasets=datasets, primary=primary, seeds=seeds, regimes=regimes,
+                   frozen={n: {h: {k: v for k, v in r.items() if k != "runs"} for h, r in frozen[n].items()} for n in frozen},
+                   step_s={h: costs[h]["step_s"] for h in heads}, cores=os.cpu_count(),
+                   backbone=backbone, wall_s=time.perf_counter() - wall)
     os.makedirs(os.path.dirname(args.json_out), exist_ok=True)
     with open(args.json_out, "w") as f:
         json.dump(details, f, indent=2)
     stem = os.path.splitext(args.json_out)[0]
-    try:
-        plot(results, raw, datasets, stem + ".png")
-        print(f"\nplot: {stem}.png")
-        if plot_groups(results, datasets, stem + "_groups.png"):
-            print(f"plot: {stem}_groups.png")
-    except Exception as error:  # noqa: BLE001 (a plot is not worth the figures printed below)
-        print(f"\nno plot ({type(error).__name__}: {error})")
-    for name, head, seed, text in failures:
-        print(f"FAILED: {head} on {name}, seed {seed}: {text.splitlines()[0]}", file=sys.stderr)
+    for regime in regimes:
+        try:
+            plot(results[regime], raw[regime], datasets, f"{stem}_{regime}.png")
+            print(f"\nplot: {stem}_{regime}.png")
+        except Exception as error:  # noqa: BLE001 (a plot is not worth the figures printed below)
+            print(f"\nno plot of {regime} ({type(error).__name__}: {error})")
+    for regime, name, head, seed, text in failures:
+        print(f"FAILED: {head} on {name} ({regime}), run {seed}: {text.splitlines()[0]}", file=sys.stderr)
     write_report(out, stem + "_summary.json")
     if failures:
         sys.exit(1)

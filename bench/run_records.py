@@ -6,7 +6,7 @@ datasets are not kept from one machine to the next, but the repository is. So wh
 finished, the files its table rows are made from are copied here, and a later invocation on any
 machine reads them instead of training that run again:
 
-    <record_dir>/<dataset>/<entry>/seed<k>/config.json              the run's full config (its recipe)
+    <record_dir>/<regime>/<dataset>/<entry>/seed<k>/config.json              the run's full config (its recipe)
                                           /history.csv              per-epoch figures (convergence)
                                           /eval_metrics_final.json  final val metrics, per class, calibrated
                                           /bench_diverged.txt       instead of the metrics, for a run that diverged
@@ -81,6 +81,12 @@ def save(workdir, record, data_parameters):
                 atomic.write_bytes(target, f.read())
         elif os.path.exists(target):
             os.remove(target)
+    save_provenance(record, data_parameters)
+
+
+def save_provenance(record, data_parameters):
+    """Writes what a record was made from: the data's generator parameters and the code's commit
+    (also for records written by their own process, e.g. `bench/frozen_head.py`'s)."""
     atomic.write_text(os.path.join(record, DATASET), json.dumps(data_parameters, indent=2, sort_keys=True) + "\n")
     atomic.write_text(os.path.join(record, PROVENANCE), json.dumps(provenance(), indent=2) + "\n")
 

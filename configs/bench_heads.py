@@ -1,7 +1,10 @@
 """The recipe `bench/heads.py` trains every head with: the demo's model sizes, a recipe none diverges under.
 
-Usage: `--config=configs/bench_heads.py:<entry>,<dataset>[,official]`, e.g. `configs/bench_heads.py:hsvlt,coco_stats`;
-with `,official` the head's own published recipe, translated (`OFFICIAL_RECIPES`, below).
+Usage: `--config=configs/bench_heads.py:<entry>,<dataset>[,official|,finetuned]`, e.g.
+`configs/bench_heads.py:hsvlt,coco_stats`; with `,official` the head's own published recipe,
+translated (`OFFICIAL_RECIPES`, below); with `,finetuned` the pretrained preset fine-tuned at a
+tenth of the head's learning rate (`finetuned`, below: `bench/heads.py` sets the head's learning
+rate and schedule to those its frozen-backbone search chose).
 An entry is a registered head, trained with the loss of its paper (`PAPER_LOSSES`), or one of
 `VARIANTS` (`cma_asl`: CMA under ML-Decoder's asymmetric loss); the dataset is `demo` (the
 default) or `coco_stats`.
@@ -93,6 +96,15 @@ def official_recipe(config, head, dataset):
     return config
 
 
+def finetuned(config):
+    """`config` with the pretrained preset (`small_synthetic`) trained at a tenth of the head's
+    learning rate (`train.backbone_lr_multiplier`), the regime in which the published heads
+    were designed; the head's learning rate and schedule are left to the caller."""
+    config.model.backbone_weights = "small_synthetic"
+    config.train.backbone_lr_multiplier = 0.1
+    return config
+
+
 def entries():
     """Every entry the benchmark compares: each registered head, then the variants."""
     return tuple(head_names()) + tuple(VARIANTS)
@@ -102,8 +114,8 @@ def get_config(spec="plain"):
     entry, _, rest = spec.partition(",")
     dataset, _, protocol = rest.partition(",")
     dataset = dataset or "demo"
-    if protocol not in ("", "official"):
-        raise ValueError(f"configs/bench_heads.py: unknown protocol {protocol!r} (only 'official')")
+    if protocol not in ("", "official", "finetuned"):
+        raise ValueError(f"configs/bench_heads.py: unknown protocol {protocol!r} ('official' or 'finetuned')")
     if dataset not in SCHEDULES:
         raise ValueError(f"configs/bench_heads.py: unknown dataset {dataset!r} ({', '.join(SCHEDULES)})")
     head, loss = VARIANTS.get(entry, (entry, PAPER_LOSSES.get(entry, {})))
@@ -115,4 +127,6 @@ def get_config(spec="plain"):
     config.train.epochs, config.train.lr_decay_epochs = SCHEDULES[dataset]
     for field, value in loss.items():
         config.train[field] = value
+    if protocol == "finetuned":
+        return finetuned(config)
     return official_recipe(config, head, dataset) if protocol else config

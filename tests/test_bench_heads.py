@@ -205,3 +205,73 @@ def test_the_table_says_what_changed_since_the_recorded_runs(heads, monkeypatch)
     assert lines[1].startswith("2 runs read") and "aaaaaaaaaa" in lines[1] and lines[1].endswith("unchanged since.")
     assert "5 files of cma_tf/ and configs/ changed since (cma_tf/heads/cma.py" in lines[2] and "and 1 more" in lines[2]
     assert "bbbbbbbbbb with uncommitted changes" in lines[2]
+
+
+def write_frozen(out_dir, trials, seeds):
+    """A head's pretrained_frozen results as `bench/frozen_head.py` writes them."""
+    import json
+
+    from cma_tf.selection import grid, search
+
+    for point, score in zip(grid.points(), trials):
+        path = os.path.join(out_dir, "search", search.point_name(point), search.RESULT)
+        os.makedirs(os.path.dirname(path))
+        with open(path, "w") as f:
+            json.dump({"point": point, "holdout_mAP": score, "diverged": None, "seconds": 1.0}, f)
+    for seed, mAP in seeds.items():
+        path = os.path.join(out_dir, "seeds", f"seed{seed}", "result.json")
+        os.makedirs(os.path.dirname(path))
+        history = [{"epoch": e + 1, "loss": 1.0, "val_mAP": mAP - 0.01 * (5 - e)} for e in range(6)]
+        with open(path, "w") as f:
+            json.dump({"seed": seed, "mAP": mAP, "metrics": {"mAP": mAP, "CF1": mAP - 0.1, "OF1": mAP - 0.1,
+                                                            "AP_per_class": {"x": mAP}},
+                       "history": history, "seconds": 2.0, "diverged": None}, f)
+
+
+def test_the_frozen_results_are_complete_only_with_every_point_and_the_seeds_the_spread_asks_for(heads, tmp_path):
+    trials = [0.5, 0.6, 0.7, 0.65, 0.4, 0.8, 0.3, 0.2]  # the 6th point (3e-4 onecycle) is best
+    write_frozen(str(tmp_path / "narrow"), trials, {0: 0.80, 1: 0.81, 2: 0.805})
+    narrow = heads.read_frozen(str(tmp_path / "narrow"), [0, 1, 2], [3, 4])
+    assert narrow["complete"] and narrow["selected"] == {"learning_rate": 3e-4, "schedule": "onecycle"}
+    assert narrow["holdout_mAP"] == 0.8 and len(narrow["runs"]) == 3
+    assert narrow["runs"][0]["late_gain"] == pytest.approx(0.03)  # from the history's val mAP
+    write_frozen(str(tmp_path / "wide"), trials, {0: 0.80, 1: 0.83, 2: 0.78})  # std 2.5 points: two more seeds
+    wide = heads.read_frozen(str(tmp_path / "wide"), [0, 1, 2], [3, 4])
+    assert not wide["complete"] and sum("pending" in r for r in wide["runs"]) == 2
+    summary = heads.summarize({"cma": wide["runs"]}, [])
+    assert summary["cma"]["seeds"] == 3 and summary["cma"]["pending"] == 2
+    assert summary["cma"]["mAP_std"] == pytest.approx(statistics.stdev([0.80, 0.83, 0.78]))
+    write_frozen(str(tmp_path / "half"), trials[:5], {})
+    half = heads.read_frozen(str(tmp_path / "half"), [0, 1, 2], [3, 4])
+    assert not half["complete"] and half["selected"] is None and half["search_points"] == 5
+
+
+def test_the_finetuned_regime_trains_the_frozen_choice_with_the_preset_at_a_tenth(heads):
+    point = {"learning_rate": 3e-4, "schedule": "onecycle"}
+    config = heads.run_config("demo", "q2l", 2, None, "pretrained_finetuned", point)
+    assert config.model.backbone_weights == "small_synthetic" and config.train.backbone_lr_multiplier == 0.1
+    assert config.train.learning_rate == 3e-4 and config.train.schedule == "onecycle" and config.seed == 2
+    assert config.train.epochs == heads.bench_config("q2l", "demo").train.epochs  # the dataset's length
+    assert config.train.loss == "asl"  # the head's own loss stays
+    official = heads.run_config("coco_stats", "mlgcn", 0, None, "official_recipe")
+    assert official.train.optimizer == "sgd" and official.train.learning_rate == pytest.approx(0.1 / 80)
+    assert heads.config_spec("cma", "demo", "from_scratch") == "cma,demo"
+
+
+def test_a_recorded_none_is_not_taken_for_a_missing_field(heads, tmp_path):
+    """A field the record holds as None (the small CNN's random weights) is None, not the base
+    default ('imagenet'); a field the record lacks (written before it existed) is the default."""
+    import json
+
+    record = str(tmp_path / "record")
+    write_record(heads, record)
+    with open(os.path.join(record, "config.json")) as f:
+        saved = json.load(f)
+    assert saved["model"]["backbone_weights"] is None
+    assert heads.recipe_differences(record, "demo", "plain", 0, None) == []
+    del saved["train"]["ema_decay"]  # a run from before the moving average existed
+    saved["model"]["backbone_weights"] = "small_synthetic"
+    with open(os.path.join(record, "config.json"), "w") as f:
+        json.dump(saved, f)
+    assert heads.recipe_differences(record, "demo", "plain", 0, None) == [
+        ("model.backbone_weights", "small_synthetic", None)]

@@ -1,0 +1,113 @@
+"""The whole protocol a head is judged by: a grid search on the held-out part, then seeds.
+
+    1. The training split's examples are cut into the part trained on and the held-out part
+       (`holdout.py`: 15 %, fixed by seed 0, the same for every head).
+    2. `search.py` trains the head at every point of `grid.py` on the first part and keeps the
+       point of the best held-out mAP.
+    3. The chosen point is trained with `SEEDS` (the seed draws the initial weights and the order
+       of the batches), and with `MORE_SEEDS` as well when the std of the first ones exceeds
+       `MORE_SEEDS_ABOVE`: a wide spread needs more runs before a mean can be compared.
+
+Where the seeds train and what they are scored on is the caller's: `bench/heads.py` trains them
+on the whole training split and scores the eval split (which the search never read);
+`cma_tf.select` trains them on the same part as the search and scores the held-out part, so
+that the user's eval split is never read at all.
+
+Every run's result is a JSON file written atomically under `directory` as it ends, so the same
+call after a kill goes on where it stopped, and a finished protocol only reads its files.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from cma_tf.atomic import write_text
+from cma_tf.selection import grid
+from cma_tf.selection.feature_head import train_head_on_features
+from cma_tf.selection.holdout import holdout_split
+from cma_tf.selection.search import OBJECTIVE, search_head
+
+SEEDS = (0, 1, 2)
+MORE_SEEDS = (3, 4)
+MORE_SEEDS_ABOVE = 0.01  # an mAP std over the first seeds above 1 point
+RESULT = "result.json"
+
+
+def subset(data, indices):
+    """`(maps, labels)` of the examples at `indices` of a cached split `(maps, labels)`."""
+    maps, labels = data
+    return [m[indices] for m in maps], labels[indices]
+
+
+def split_for_search(train_set):
+    """`(fit_set, holdout_set)`: the training split's cached maps cut by `holdout_split`."""
+    fit, held = holdout_split(len(train_set[1]))
+    return subset(train_set, fit), subset(train_set, held)
+
+
+def seed_run(config, point, seed, train_set, eval_name, eval_set, vocabulary, path, embeddings_dir):
+    """One run of the chosen `point` with `seed` (read from `path` when it finished before):
+    `{"seed", "point", "mAP", "metrics", "history", "seconds"}` or with `"diverged"`."""
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    run_config = grid.apply_point(config, point)
+    run_config.seed = int(seed)
+    result = train_head_on_features(run_config, *train_set, {eval_name: eval_set}, vocabulary, embeddings_dir)
+    record = {"seed": int(seed), "point": point, "eval": eval_name, "seconds": result["seconds"],
+              "history": result["history"], "diverged": result.get("diverged")}
+    if "diverged" not in result:
+        record["metrics"] = result["metrics"][eval_name]
+        record["mAP"] = float(record["metrics"]["mAP"])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_text(path, json.dumps(record, indent=1))
+    return record
+
+
+def spread(runs):
+    """Sample std (ddof 1) of the mAP of the runs that did not diverge (None below two)."""
+    values = [r["mAP"] for r in runs if r.get("mAP") is not None]
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def judge_head(config, train_set, vocabulary, directory, embeddings_dir, final=None, seeds=SEEDS,
+               more_seeds=MORE_SEEDS, progress=None):
+    """Runs (or resumes, or reads) the protocol of one head.
+
+    Args:
+        config: the head's config (`train.epochs`, batch size, loss; the grid sets the rest).
+        train_set: the training split's `(maps, labels)`.
+        vocabulary: the label names.
+        directory: this head's folder: `search/<point>/result.json`, `seeds/seed<k>/result.json`.
+        embeddings_dir: the label-embedding cache (one fit per set of training labels).
+        final: `(train_set, eval_name, eval_set)` of the seed runs; None trains them on the part
+            the search trained on and scores them on the held-out part.
+        seeds, more_seeds: the seeds of the chosen point; `more_seeds` run only when the std over
+            `seeds` exceeds `MORE_SEEDS_ABOVE`.
+        progress: optional `callable(stage, result)` after each run trained here.
+
+    Returns:
+        `{"selected": point, "holdout_mAP": the search's best, "trials": [...], "runs": [...]}`.
+    """
+    fit_set, holdout_set = split_for_search(train_set)
+    search = search_head(config, fit_set, holdout_set, vocabulary, directory, "search", embeddings_dir,
+                         progress=None if progress is None else lambda point, trial: progress("search", trial))
+    if final is None:
+        final = (fit_set, "holdout", holdout_set)
+    final_train, eval_name, eval_set = final
+
+    def run(seed):
+        path = os.path.join(directory, "seeds", f"seed{seed}", RESULT)
+        fresh = not os.path.exists(path)
+        result = seed_run(config, search["selected"], seed, final_train, eval_name, eval_set, vocabulary, path,
+                          embeddings_dir)
+        if fresh and progress is not None:
+            progress("seed", result)
+        return result
+
+    runs = [run(seed) for seed in seeds]
+    std = spread(runs)
+    if more_seeds and (std is None or std > MORE_SEEDS_ABOVE):
+        runs += [run(seed) for seed in more_seeds]
+    return {"selected": search["selected"], OBJECTIVE: search[OBJECTIVE], "trials": search["trials"], "runs": runs}

@@ -1,0 +1,105 @@
+"""The protocol a head is judged by (`cma_tf/selection/protocol.py`): search on the held-out part,
+seeds at the chosen point, more seeds where the spread is wide, and nothing trained twice."""
+
+import os
+
+import numpy as np
+import pytest
+
+from cma_tf.config_base import load_config_file
+from cma_tf.selection import grid, holdout, protocol
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VOCABULARY = ["a", "b", "c", "d"]
+
+
+def small_config():
+    config = load_config_file(os.path.join(ROOT, "configs", "demo.py")).get_config("plain")
+    config.train.epochs, config.train.batch_size, config.train.eval_batch_size = 1, 8, 8
+    return config
+
+
+def tiny_split(n=60, seed=0):
+    """Random maps in which label `a` shifts the first map: a head can learn something."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, 4)) < 0.4).astype(np.uint8)
+    maps = [rng.normal(size=(n, 2, 2, 8)).astype(np.float16) + labels[:, None, None, :1].astype(np.float16),
+            rng.normal(size=(n, 1, 1, 8)).astype(np.float16)]
+    return maps, labels
+
+
+class FakeTrainer:
+    """Stands in for `train_head_on_features`: records what each call trained on and scored, and
+    returns an mAP set by the test (per learning rate, plus a per-seed offset)."""
+
+    def __init__(self, by_lr, by_seed=None):
+        self.by_lr, self.by_seed, self.calls = by_lr, by_seed or {}, []
+
+    def __call__(self, config, maps, labels, eval_sets, vocabulary, embeddings_dir, epoch_metrics=True):
+        self.calls.append({"lr": config.train.learning_rate, "seed": config.seed, "n": len(labels),
+                           "eval": {name: len(s[1]) for name, s in eval_sets.items()}})
+        mAP = self.by_lr[config.train.learning_rate] + self.by_seed.get(config.seed, 0.0)
+        return {"metrics": {name: {"mAP": mAP, "AP_per_class": {}} for name in eval_sets},
+                "history": [{"epoch": 1, "loss": 1.0}], "seconds": 0.0}
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    def install(by_lr, by_seed=None):
+        trainer = FakeTrainer(by_lr, by_seed)
+        monkeypatch.setattr(protocol, "train_head_on_features", trainer)
+        monkeypatch.setattr("cma_tf.selection.search.train_head_on_features", trainer)
+        return trainer
+    return install
+
+
+LRS = {1e-4: 0.5, 3e-4: 0.6, 1e-3: 0.8, 3e-3: 0.7}
+
+
+def test_the_seeds_train_the_point_chosen_on_the_held_out_part(fake, tmp_path):
+    trainer = fake(LRS)
+    train = tiny_split(100)
+    val = tiny_split(30, seed=1)
+    outcome = protocol.judge_head(small_config(), train, VOCABULARY, str(tmp_path), str(tmp_path / "e"),
+                                  final=(train, "val", val))
+    fit, held = holdout.holdout_split(100)
+    search_calls, seed_calls = trainer.calls[:len(grid.points())], trainer.calls[len(grid.points()):]
+    assert all(c["n"] == len(fit) and c["eval"] == {"holdout": len(held)} for c in search_calls)
+    assert outcome["selected"]["learning_rate"] == 1e-3  # the best held-out mAP
+    assert [c["seed"] for c in seed_calls] == list(protocol.SEEDS)  # std 0: no more seeds
+    assert all(c["lr"] == 1e-3 and c["n"] == 100 and c["eval"] == {"val": 30} for c in seed_calls)
+
+
+def test_without_a_final_split_the_seeds_score_the_held_out_part_and_val_is_never_read(fake, tmp_path):
+    trainer = fake(LRS)
+    protocol.judge_head(small_config(), tiny_split(100), VOCABULARY, str(tmp_path), str(tmp_path / "e"))
+    fit, held = holdout.holdout_split(100)
+    assert {tuple(c["eval"].items()) for c in trainer.calls} == {(("holdout", len(held)),)}
+    assert {c["n"] for c in trainer.calls} == {len(fit)}
+
+
+@pytest.mark.parametrize("offsets, runs", [({0: 0.0, 1: 0.03, 2: -0.02}, 5), ({0: 0.0, 1: 0.004, 2: -0.004}, 3)])
+def test_a_spread_over_one_point_gets_two_more_seeds(fake, tmp_path, offsets, runs):
+    fake(LRS, offsets)
+    outcome = protocol.judge_head(small_config(), tiny_split(100), VOCABULARY, str(tmp_path), str(tmp_path / "e"))
+    assert len(outcome["runs"]) == runs
+    values = [r["mAP"] for r in outcome["runs"][:3]]
+    assert (np.std(values, ddof=1) > protocol.MORE_SEEDS_ABOVE) == (runs == 5)
+
+
+def test_a_finished_protocol_trains_nothing_again(fake, tmp_path):
+    fake(LRS, {1: 0.03})
+    first = protocol.judge_head(small_config(), tiny_split(100), VOCABULARY, str(tmp_path), str(tmp_path / "e"))
+    again = fake(LRS, {1: 0.03})
+    second = protocol.judge_head(small_config(), tiny_split(100), VOCABULARY, str(tmp_path), str(tmp_path / "e"))
+    assert again.calls == []
+    assert second["selected"] == first["selected"] and [r["mAP"] for r in second["runs"]] == [r["mAP"] for r in first["runs"]]
+
+
+def test_a_real_head_goes_through_the_protocol(tmp_path):
+    """The package's plain head on tiny maps, one epoch per run: every run finite, recorded."""
+    outcome = protocol.judge_head(small_config(), tiny_split(60), VOCABULARY, str(tmp_path), str(tmp_path / "e"),
+                                  more_seeds=())
+    assert len(outcome["trials"]) == len(grid.points()) and len(outcome["runs"]) == 3
+    assert all(np.isfinite(r["mAP"]) and 0.0 < r["mAP"] <= 1.0 for r in outcome["runs"])
+    assert os.path.exists(tmp_path / "seeds" / "seed2" / protocol.RESULT)
