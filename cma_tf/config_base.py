@@ -22,6 +22,25 @@ def load_config_file(path):
     return module
 
 
+def config_from_dict(values):
+    """A config from the nested dict of a saved one (`config.json`, `cma_tf.select`'s
+    `selected.py`), over today's defaults: a field the dict lacks keeps its default, and the
+    defaults' field types stay (so `--config.<field>=…` still parses)."""
+    config = get_base_config()
+    with config.unlocked():
+        merge_values(config, values)
+    return config
+
+
+def merge_values(config, values):
+    """Sets the nested `values` on `config` (lists become tuples, as config files write them)."""
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(config.get(key), ml_collections.ConfigDict):
+            merge_values(config[key], value)
+        else:
+            config[key] = tuple(value) if isinstance(value, list) else value
+
+
 def get_base_config():
     config = ml_collections.ConfigDict()
     config.seed = 0

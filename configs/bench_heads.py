@@ -30,12 +30,11 @@ import os
 
 from cma_tf.config_base import load_config_file
 from cma_tf.heads.registry import head_names
+from cma_tf.selection.candidates import ASL_ML_DECODER, PAPER_LOSSES
 
 # dataset: (epochs, lr_decay_epochs), and where `bench/heads.py` generates its data
 SCHEDULES = {"demo": (12, 8), "coco_stats": (60, 45)}
-ASL_ML_DECODER = dict(loss="asl", asl_gamma_pos=0.0, asl_gamma_neg=4.0, asl_clip=0.05)
-ASL_QUERY2LABEL = dict(loss="asl", asl_gamma_pos=0.0, asl_gamma_neg=2.0, asl_clip=0.0)
-PAPER_LOSSES = {"q2l": ASL_QUERY2LABEL, "ml_decoder": ASL_ML_DECODER}  # the others: BCE
+# Each head's loss: PAPER_LOSSES (cma_tf/selection/candidates.py, shared with cma_tf.select); the others BCE.
 # entry: (head, its loss fields)
 VARIANTS = {"cma_asl": ("cma", ASL_ML_DECODER)}
 

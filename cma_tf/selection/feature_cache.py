@@ -47,13 +47,18 @@ def cache_key(config, backbone, split):
     """What the cached maps of `split` depend on (the manifest's `key`)."""
     vocabulary = factory.read_vocabulary(config)
     files = factory.list_data_files(config, split)
-    return {
+    key = {
         "backbone": config.model.backbone,
         "backbone_weights": weights_digest(backbone),
         "records": records_fingerprint(files, vocabulary),
         "image_size": int(config.data.image_size),
         "dtype": np.dtype(DTYPE).name,
     }
+    kind = factory.data_kind(config)
+    if not kind.reads_images:  # the cached inputs themselves (video): their shape and which features
+        key.update(input_shape=[int(d) for d in kind.input_shape(config)], features=list(config.data.feature_names),
+                   max_frames=int(config.data.max_frames))
+    return key
 
 
 def split_dir(cache_dir, split):

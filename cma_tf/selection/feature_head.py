@@ -11,6 +11,8 @@ once), and the label graph (and the ASGE codes from it) is counted on the exampl
 so a search that holds part of the training split out does not count the held-out labels.
 """
 
+import fcntl
+import os
 import time
 
 import keras
@@ -32,6 +34,20 @@ def maps_backbone(shapes, name="cached_maps"):
     return keras.Model(inputs, outputs, name=name)
 
 
+class InputFeatures:
+    """The "backbone" whose maps are the model's own float inputs (video: the frame features
+    `[T, D]`, dequantized from the records' 8-bit codes exactly as the model's first step does):
+    caching its maps caches the decoded inputs, and the classifier trained on them keeps its own
+    trainable backbone (SNet, FC), since video models have no pretrained one. No weights."""
+
+    weights = ()
+
+    def __call__(self, inputs, training=False):
+        from cma_tf.models.classifier import MultiLabelClassifier
+
+        return MultiLabelClassifier.frames(inputs)
+
+
 def label_graph_of(labels, vocabulary):
     """The co-occurrence graph of a multi-hot `[n, N]` label matrix."""
     return label_graph_from_label_lists([np.flatnonzero(row) for row in labels], labels.shape[1], vocabulary)
@@ -42,7 +58,10 @@ def _dataset(maps, labels, batch_size, seed=None):
     data = tf.data.Dataset.from_tensor_slices((tuple(np.asarray(m) for m in maps), np.asarray(labels)))
     if seed is not None:
         data = data.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    cast = lambda x, y: (tuple(tf.cast(m, tf.float32) for m in x), tf.cast(y, tf.float32))  # noqa: E731
+    if len(maps) == 1:  # a single-input model (the inputs themselves, video) takes a tensor
+        cast = lambda x, y: (tf.cast(x[0], tf.float32), tf.cast(y, tf.float32))  # noqa: E731
+    else:
+        cast = lambda x, y: (tuple(tf.cast(m, tf.float32) for m in x), tf.cast(y, tf.float32))  # noqa: E731
     return data.batch(batch_size, drop_remainder=seed is not None).map(cast).prefetch(2)
 
 
@@ -68,8 +87,48 @@ class _EpochMAP(keras.callbacks.Callback):
                 logs[f"{name}_mAP"] = mean_average_precision(scores, labels)
 
 
+def compiled_model(config, train_maps, train_labels, vocabulary, embeddings_dir, train_backbone=False):
+    """The classifier of `config` over the cached maps (or, with `train_backbone`, over the cached
+    inputs with the config's own backbone), compiled with the package's loss and optimizer;
+    the label graph and its embeddings are those of `train_labels`. Seeded by `config.seed`."""
+    from cma_tf.training.trainer import fit_label_embeddings  # the trainer's cache of E
+
+    keras.utils.set_random_seed(config.seed)
+    graph = label_graph_of(train_labels, vocabulary)
+    # One folder per training labels and seed (what the fit depends on), so runs on the held-out
+    # search's labels and on the whole split do not refit each other's; a lock makes processes that
+    # need the same fit (heads run side by side) wait for one another instead of writing it twice.
+    folder = os.path.join(embeddings_dir, f"{graph.sha1()[:12]}-seed{config.seed}")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        encoder = fit_label_embeddings(config, graph, folder, verbose=0)
+    shapes = [m.shape[1:] for m in train_maps]
+    backbone = None if train_backbone else maps_backbone(shapes)  # None: the factory builds the config's
+    model = factory.build_classifier(config, len(vocabulary), encoder, graph, backbone=backbone)
+    steps_per_epoch = max(1, len(train_labels) // config.train.batch_size)
+    model.compile(optimizer=factory.build_optimizer(config, steps_per_epoch, model),
+                  loss=factory.build_loss(config, graph.frequencies), jit_compile=False)
+    return model
+
+
+def step_seconds(config, train_maps, train_labels, vocabulary, embeddings_dir, train_backbone=False, steps=5):
+    """Median seconds of one train step of `config`'s model on a batch of the cached maps
+    (after one traced, untimed step): what a run of the grid costs per step."""
+    model = compiled_model(config, train_maps, train_labels, vocabulary, embeddings_dir, train_backbone)
+    batch = min(config.train.batch_size, len(train_labels))
+    data = _dataset([m[:batch] for m in train_maps], train_labels[:batch], batch).repeat()
+    model.fit(data, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)  # trace
+    iterator, times = iter(data), []
+    for _ in range(steps):
+        begin = time.perf_counter()
+        float(model.train_function(iterator)["loss"])
+        times.append(time.perf_counter() - begin)
+    return float(np.median(times))
+
+
 def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabulary, embeddings_dir,
-                           epoch_metrics=True, verbose=0):
+                           epoch_metrics=True, verbose=0, train_backbone=False, return_scores=False):
     """Trains `config`'s head on cached maps and evaluates it.
 
     Args:
@@ -82,24 +141,18 @@ def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabula
         vocabulary: the label names (the label graph's, and `AP_per_class`'s keys).
         embeddings_dir: where the label embeddings (ASGE) fitted to the training labels' graph
             are cached (`trainer.fit_label_embeddings`; one folder per set of training labels).
+        train_backbone: the cached "maps" are the model's inputs (`InputFeatures`, video):
+            the config's own backbone is built and trained with the head.
+        return_scores: also return `"scores": {name: σ(logits) [n, N] float32}` of each eval set.
 
     Returns:
         `{"metrics": {name: multilabel metrics + AP_per_class}, "history": [{epoch, loss,
         <name>_mAP}], "seconds": …}`, or `{"diverged": reason, …}` when the loss or the scores
         became non-finite.
     """
-    from cma_tf.training.trainer import fit_label_embeddings  # the trainer's cache of E
-
     start = time.perf_counter()
-    keras.utils.set_random_seed(config.seed)
-    graph = label_graph_of(train_labels, vocabulary)
-    encoder = fit_label_embeddings(config, graph, embeddings_dir)
-    shapes = [m.shape[1:] for m in train_maps]
-    model = factory.build_classifier(config, len(vocabulary), encoder, graph, backbone=maps_backbone(shapes))
+    model = compiled_model(config, train_maps, train_labels, vocabulary, embeddings_dir, train_backbone)
     batch_size = config.train.batch_size
-    steps_per_epoch = max(1, len(train_labels) // batch_size)
-    model.compile(optimizer=factory.build_optimizer(config, steps_per_epoch, model),
-                  loss=factory.build_loss(config, graph.frequencies), jit_compile=False)
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if epoch_metrics:
         callbacks.insert(0, _EpochMAP(eval_sets, config.train.eval_batch_size))
@@ -111,13 +164,15 @@ def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabula
     ]
     result = {"history": history, "seconds": time.perf_counter() - start}
     losses = fit.history.get("loss", [])
+    if len(train_labels) < batch_size:
+        raise ValueError(f"{len(train_labels)} examples to train on, fewer than a batch ({batch_size}): no step can run")
     if len(losses) < config.train.epochs or not np.all(np.isfinite(losses)):
         return dict(result, diverged=f"the training loss became non-finite in epoch {len(losses)}")
     averaged = averaging_optimizer(model)
     if averaged is not None:  # the final model is the moving average (config.train.ema_decay), as in cma_tf.train
         averaged.swap_averaged_weights()
     metrics_fn, _, _ = factory.evaluation_metrics(config)
-    result["metrics"] = {}
+    result["metrics"], scores_by_set = {}, {}
     for name, (maps, labels) in eval_sets.items():
         scores = predict_scores(model, maps, config.train.eval_batch_size)
         if not np.all(np.isfinite(scores)):
@@ -126,4 +181,7 @@ def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabula
         per_class = per_class_average_precision(scores, np.asarray(labels))
         metrics["AP_per_class"] = {label: float(ap) for label, ap in zip(vocabulary, per_class)}
         result["metrics"][name] = metrics
+        scores_by_set[name] = scores.astype(np.float32)
+    if return_scores:
+        result["scores"] = scores_by_set
     return result

@@ -26,6 +26,7 @@ def apply_point(config, point):
     train = config.train
     train.learning_rate = float(point["learning_rate"])
     train.schedule = point["schedule"]
+    train.lr_decay_examples = None  # the grid's schedules count epochs (video configs decay by examples)
     if point["schedule"] == "step":
         train.warmup_epochs = STEP_WARMUP_EPOCHS
         train.lr_decay_epochs = max(1, int(round(STEP_DECAY_AT * train.epochs)))

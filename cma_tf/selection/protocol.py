@@ -22,16 +22,17 @@ import os
 
 import numpy as np
 
-from cma_tf.atomic import write_text
+from cma_tf.atomic import atomic_write, write_text
 from cma_tf.selection import grid
 from cma_tf.selection.feature_head import train_head_on_features
 from cma_tf.selection.holdout import holdout_split
-from cma_tf.selection.search import OBJECTIVE, search_head
+from cma_tf.selection.search import objective, search_head
 
 SEEDS = (0, 1, 2)
 MORE_SEEDS = (3, 4)
 MORE_SEEDS_ABOVE = 0.01  # an mAP std over the first seeds above 1 point
 RESULT = "result.json"
+SCORES = "scores.npy"  # the seed run's σ(logits) on what it was scored on (float16), for reports
 
 
 def subset(data, indices):
@@ -46,33 +47,44 @@ def split_for_search(train_set):
     return subset(train_set, fit), subset(train_set, held)
 
 
-def seed_run(config, point, seed, train_set, eval_name, eval_set, vocabulary, path, embeddings_dir):
+def seed_run(config, point, seed, train_set, eval_name, eval_set, vocabulary, path, embeddings_dir, metric="mAP",
+             train_backbone=False):
     """One run of the chosen `point` with `seed` (read from `path` when it finished before):
-    `{"seed", "point", "mAP", "metrics", "history", "seconds"}` or with `"diverged"`."""
+    `{"seed", "point", "mAP", "score" (under `metric`), "metrics", "history", "seconds"}`, or
+    with `"diverged"`; its scores on `eval_set` are kept beside `path` (`SCORES`)."""
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
     run_config = grid.apply_point(config, point)
     run_config.seed = int(seed)
-    result = train_head_on_features(run_config, *train_set, {eval_name: eval_set}, vocabulary, embeddings_dir)
-    record = {"seed": int(seed), "point": point, "eval": eval_name, "seconds": result["seconds"],
+    result = train_head_on_features(run_config, *train_set, {eval_name: eval_set}, vocabulary, embeddings_dir,
+                                    train_backbone=train_backbone, return_scores=True)
+    record = {"seed": int(seed), "point": point, "eval": eval_name, "metric": metric, "seconds": result["seconds"],
               "history": result["history"], "diverged": result.get("diverged")}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     if "diverged" not in result:
         record["metrics"] = result["metrics"][eval_name]
         record["mAP"] = float(record["metrics"]["mAP"])
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+        record["score"] = float(record["metrics"][metric])
+        with atomic_write(os.path.join(os.path.dirname(path), SCORES)) as f:
+            np.save(f, result["scores"][eval_name].astype(np.float16))
     write_text(path, json.dumps(record, indent=1))
     return record
 
 
+def score_of(run):
+    """A seed run's score under its metric (runs recorded before `score` existed: their mAP)."""
+    return run.get("score", run.get("mAP"))
+
+
 def spread(runs):
-    """Sample std (ddof 1) of the mAP of the runs that did not diverge (None below two)."""
-    values = [r["mAP"] for r in runs if r.get("mAP") is not None]
+    """Sample std (ddof 1) of the scores of the runs that did not diverge (None below two)."""
+    values = [score_of(r) for r in runs if score_of(r) is not None]
     return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
 def judge_head(config, train_set, vocabulary, directory, embeddings_dir, final=None, seeds=SEEDS,
-               more_seeds=MORE_SEEDS, progress=None):
+               more_seeds=MORE_SEEDS, progress=None, metric="mAP", train_backbone=False):
     """Runs (or resumes, or reads) the protocol of one head.
 
     Args:
@@ -86,13 +98,16 @@ def judge_head(config, train_set, vocabulary, directory, embeddings_dir, final=N
         seeds, more_seeds: the seeds of the chosen point; `more_seeds` run only when the std over
             `seeds` exceeds `MORE_SEEDS_ABOVE`.
         progress: optional `callable(stage, result)` after each run trained here.
+        metric: what the search chooses by and the seeds report as `score` (mAP; GAP for video).
+        train_backbone: the cached maps are the inputs; the config's backbone trains (video).
 
     Returns:
-        `{"selected": point, "holdout_mAP": the search's best, "trials": [...], "runs": [...]}`.
+        `{"selected": point, "holdout_<metric>": the search's best, "trials": [...], "runs": [...]}`.
     """
     fit_set, holdout_set = split_for_search(train_set)
     search = search_head(config, fit_set, holdout_set, vocabulary, directory, "search", embeddings_dir,
-                         progress=None if progress is None else lambda point, trial: progress("search", trial))
+                         progress=None if progress is None else lambda point, trial: progress("search", trial),
+                         metric=metric, train_backbone=train_backbone)
     if final is None:
         final = (fit_set, "holdout", holdout_set)
     final_train, eval_name, eval_set = final
@@ -101,7 +116,7 @@ def judge_head(config, train_set, vocabulary, directory, embeddings_dir, final=N
         path = os.path.join(directory, "seeds", f"seed{seed}", RESULT)
         fresh = not os.path.exists(path)
         result = seed_run(config, search["selected"], seed, final_train, eval_name, eval_set, vocabulary, path,
-                          embeddings_dir)
+                          embeddings_dir, metric, train_backbone)
         if fresh and progress is not None:
             progress("seed", result)
         return result
@@ -110,4 +125,5 @@ def judge_head(config, train_set, vocabulary, directory, embeddings_dir, final=N
     std = spread(runs)
     if more_seeds and (std is None or std > MORE_SEEDS_ABOVE):
         runs += [run(seed) for seed in more_seeds]
-    return {"selected": search["selected"], OBJECTIVE: search[OBJECTIVE], "trials": search["trials"], "runs": runs}
+    key = objective(metric)
+    return {"selected": search["selected"], key: search[key], "trials": search["trials"], "runs": runs}

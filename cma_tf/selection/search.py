@@ -23,8 +23,13 @@ from cma_tf.atomic import write_text
 from cma_tf.selection import grid
 from cma_tf.selection.feature_head import train_head_on_features
 
-OBJECTIVE = "holdout_mAP"
+OBJECTIVE = "holdout_mAP"  # the score of a point under the default metric (the file key of earlier searches)
 RESULT = "result.json"
+
+
+def objective(metric="mAP"):
+    """The key of a trial's held-out score under `metric` (the data kind's monitor: mAP, GAP)."""
+    return f"holdout_{metric}"
 
 
 def point_name(point):
@@ -32,7 +37,8 @@ def point_name(point):
     return f"lr{point['learning_rate']:g}_{point['schedule']}"
 
 
-def search_head(config, fit_set, holdout_set, vocabulary, directory, name, embeddings_dir, progress=None):
+def search_head(config, fit_set, holdout_set, vocabulary, directory, name, embeddings_dir, progress=None,
+                metric="mAP", train_backbone=False):
     """Runs (or resumes, or only reads) the grid search of one head.
 
     Args:
@@ -40,10 +46,13 @@ def search_head(config, fit_set, holdout_set, vocabulary, directory, name, embed
         fit_set: `(maps, labels)` trained on; holdout_set: `(maps, labels)` scored.
         vocabulary: the label names; embeddings_dir: the label-embedding cache of `fit_set`'s labels.
         progress: optional `callable(point, result)` called after each point trained here.
+        metric: the held-out metric a point is chosen by (`objective(metric)` in each result).
+        train_backbone: train the config's backbone over cached inputs (video; `feature_head`).
 
     Returns:
-        `{"selected": point, "holdout_mAP": best, "trials": [each point's result]}`.
+        `{"selected": point, objective(metric): best, "trials": [each point's result]}`.
     """
+    key = objective(metric)
     trials = []
     for point in grid.points():
         path = os.path.join(directory, name, point_name(point), RESULT)
@@ -52,13 +61,13 @@ def search_head(config, fit_set, holdout_set, vocabulary, directory, name, embed
                 trials.append(json.load(f))
             continue
         result = train_head_on_features(grid.apply_point(config, point), *fit_set, {"holdout": holdout_set},
-                                        vocabulary, embeddings_dir, epoch_metrics=False)
-        score = 0.0 if "diverged" in result else float(result["metrics"]["holdout"]["mAP"])
-        trial = {"point": point, OBJECTIVE: score, "diverged": result.get("diverged"), "seconds": result["seconds"]}
+                                        vocabulary, embeddings_dir, epoch_metrics=False, train_backbone=train_backbone)
+        score = 0.0 if "diverged" in result else float(result["metrics"]["holdout"][metric])
+        trial = {"point": point, key: score, "diverged": result.get("diverged"), "seconds": result["seconds"]}
         os.makedirs(os.path.dirname(path), exist_ok=True)
         write_text(path, json.dumps(trial, indent=2))
         trials.append(trial)
         if progress is not None:
             progress(point, trial)
-    best = max(trials, key=lambda t: t[OBJECTIVE])
-    return {"selected": best["point"], OBJECTIVE: best[OBJECTIVE], "trials": trials}
+    best = max(trials, key=lambda t: t[key])
+    return {"selected": best["point"], key: best[key], "trials": trials}

@@ -96,9 +96,10 @@ def _asge_settings(config, graph):
     return settings
 
 
-def fit_or_load_asge(config, graph, workdir):
+def fit_or_load_asge(config, graph, workdir, verbose=1):
     """The ASGE encoder fitted to the graph's `A`, cached in `workdir/asge/` together with the
-    settings it was fitted with; a cache fitted with other settings is refitted."""
+    settings it was fitted with; a cache fitted with other settings is refitted (`verbose=0`:
+    without the fit's progress bar and summary)."""
     weights_path = files.path(workdir, files.ASGE_WEIGHTS)
     report_path = files.path(workdir, files.ASGE_REPORT)
     asge, settings = config.asge, _asge_settings(config, graph)
@@ -113,9 +114,10 @@ def fit_or_load_asge(config, graph, workdir):
         graph.adjacency, units=asge.units, depth=asge.depth, steps=asge.steps,
         learning_rate=asge.learning_rate, momentum=asge.momentum, alpha=asge.alpha,
         optimizer=asge.optimizer, balance_pairs=asge.balance_pairs, row_guard=asge.row_guard, seed=config.seed,
-        verbose=1,
+        verbose=verbose,
     )
-    print(fit_summary(report))
+    if verbose:
+        print(fit_summary(report))
     tf.io.gfile.makedirs(os.path.dirname(weights_path))
     save_encoder_weights(encoder, weights_path)
     files.write_json(report_path, dict(report, settings=settings))
@@ -170,16 +172,16 @@ def load_label_embedding_file(path, num_classes, vocabulary=None):
     return vectors.astype(np.float32)
 
 
-def fit_label_embeddings(config, graph, workdir):
+def fit_label_embeddings(config, graph, workdir, verbose=1):
     """What the head's label encoder starts from: the ASGE encoder, Word2Vec vectors, or the
-    vectors of `config.model.label_embedding_file`."""
+    vectors of `config.model.label_embedding_file` (`verbose=0`: ASGE fits quietly)."""
     if not factory.needs_label_embeddings(config):
         return None
     if config.model.label_embedding == "word2vec":
         return fit_or_load_word2vec(config, graph, workdir)
     if config.model.label_embedding == "file":
         return load_label_embedding_file(config.model.label_embedding_file, graph.num_classes, graph.vocabulary or None)
-    return fit_or_load_asge(config, graph, workdir)
+    return fit_or_load_asge(config, graph, workdir, verbose)
 
 
 def evaluate_model(config, model, dataset, vocabulary=None, graph=None):

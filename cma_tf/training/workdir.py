@@ -85,15 +85,12 @@ def read_json(file_path: str):
 def read_config(workdir: str):
     """The run's `config.json` as a ConfigDict, over today's defaults (a run written before a
     field existed gets the field's default)."""
-    from cma_tf.config_base import get_base_config
+    from cma_tf.config_base import config_from_dict
 
     config_path = path(workdir, CONFIG)
     if not tf.io.gfile.exists(config_path):
         raise FileNotFoundError(f"{workdir} is not a training workdir: {CONFIG} is missing")
-    config = get_base_config()
-    with config.unlocked():
-        _merge(config, read_json(config_path))
-    return config
+    return config_from_dict(read_json(config_path))
 
 
 def flatten(values, prefix=""):
@@ -232,16 +229,6 @@ def check_labels(workdir: str, vocabulary, given_name: str = "the dataset's voca
     if not tf.io.gfile.exists(own):
         return
     check_same_vocabulary(vocabulary, read_vocabulary(own, unique=False), given_name, f"the run's {own}", fix)
-
-
-def _merge(config, values):
-    import ml_collections
-
-    for key, value in values.items():
-        if isinstance(value, dict) and isinstance(config.get(key), ml_collections.ConfigDict):
-            _merge(config[key], value)
-        else:
-            config[key] = tuple(value) if isinstance(value, list) else value
 
 
 def thresholds_path(workdir: str, checkpoint: str = "final") -> str:

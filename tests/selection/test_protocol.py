@@ -35,12 +35,14 @@ class FakeTrainer:
     def __init__(self, by_lr, by_seed=None):
         self.by_lr, self.by_seed, self.calls = by_lr, by_seed or {}, []
 
-    def __call__(self, config, maps, labels, eval_sets, vocabulary, embeddings_dir, epoch_metrics=True):
+    def __call__(self, config, maps, labels, eval_sets, vocabulary, embeddings_dir, epoch_metrics=True,
+                 train_backbone=False, return_scores=False):
         self.calls.append({"lr": config.train.learning_rate, "seed": config.seed, "n": len(labels),
                            "eval": {name: len(s[1]) for name, s in eval_sets.items()}})
         mAP = self.by_lr[config.train.learning_rate] + self.by_seed.get(config.seed, 0.0)
         return {"metrics": {name: {"mAP": mAP, "AP_per_class": {}} for name in eval_sets},
-                "history": [{"epoch": 1, "loss": 1.0}], "seconds": 0.0}
+                "history": [{"epoch": 1, "loss": 1.0}], "seconds": 0.0,
+                "scores": {name: np.zeros((len(s[1]), 4), np.float32) for name, s in eval_sets.items()}}
 
 
 @pytest.fixture
