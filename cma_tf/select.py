@@ -6,8 +6,8 @@ split minus a held-out 15 % (fixed by a seed) and chosen on that part; then the 
 with several seeds. Images are read through the pretrained backbone, frozen, once (the
 `small_synthetic` preset, or your `--backbone_weights`); video heads train with their SNet/FC
 on the decoded frames. The eval split is never read. Prints one table (mean ± std on the held-out
-part, cost per example, step time relative to plain), calls ties ties and recommends the
-cheapest head among the tied best; writes DIR/selected.py (train it with the command printed),
+part, cost per example, step time relative to plain), calls ties ties (a gap within the sum of
+the two stds) and recommends the cheapest head among the tied best; writes DIR/selected.py (train it with the command printed),
 DIR/command.txt, DIR/summary.json and DIR/report.html. Killed, the same command resumes.
 
 Examples:
@@ -103,7 +103,7 @@ def main(argv):
     from tqdm import tqdm
 
     from cma_tf import factory
-    from cma_tf.selection import chooser, outputs
+    from cma_tf.selection import chooser, grid, outputs
 
     tf.config.experimental.enable_op_determinism()  # a rerun, or a resumed run, gives the same table
     config = cli.run_reporting_user_errors(user_config)
@@ -123,6 +123,11 @@ def main(argv):
     print(f"\nHeads on {config.data.data_dir} ({kind.name}), {config.train.epochs} epoch(s) a run, held-out "
           f"{len(result['holdout_labels'])} of the training examples; {plan['seeds']} seeds each:\n")
     print(outputs.markdown_table(outputs.headers(metric), outputs.table_rows(summary, metric)))
+    edge = [r["head"] for r in summary["rows"] if r["selected"]["learning_rate"] in (min(grid.LEARNING_RATES),
+                                                                                   max(grid.LEARNING_RATES))]
+    if edge:
+        print(f"\nChosen at an end of the learning-rate grid ({', '.join(edge)}): the best point may lie beyond it "
+              f"({min(grid.LEARNING_RATES):g}-{max(grid.LEARNING_RATES):g}), and the head may be short of what it can reach.")
     if plan["left_out"]:
         print(f"\nNot tried within --budget_minutes={_BUDGET.value:g}: {', '.join(plan['left_out'])}.")
     if summary["recommended"] is None:

@@ -9,8 +9,8 @@
        budget below two heads with two seeds each is refused, naming the smallest that would do.
     3. Each planned head runs `protocol.judge_head` (seeds scored on the held-out part): a head
        whose every seed diverged is dropped, with the reason.
-    4. `summarize` ranks the heads by mean held-out score, calls a head within one std of the
-       best (either's) a tie, and recommends the cheapest of the tied best.
+    4. `summarize` ranks the heads by mean held-out score, calls a head within the sum of its and
+       the best's stds a tie, and recommends the cheapest of the tied best.
 
 Every run is a file under `out_dir/heads/<head>/` and the plan is `out_dir/plan.json`, so the
 same call after a kill goes on where it stopped and ends with the same table.
@@ -109,9 +109,9 @@ def load_or_make_plan(out_dir, digest, make):
 
 
 def tie(best, row):
-    """Whether `row` ties `best`: the difference of their means is within either's std."""
-    spread = max(best["std"] or 0.0, row["std"] or 0.0)
-    return best["mean"] - row["mean"] <= spread
+    """Whether `row` ties `best`: the difference of their means is within the sum of their stds
+    (the rule of the heads benchmark's tables)."""
+    return best["mean"] - row["mean"] <= (best["std"] or 0.0) + (row["std"] or 0.0)
 
 
 def summarize(outcomes, plan, metric):

@@ -107,7 +107,7 @@ def write_report(out_dir, result, kind_keys, title):
     table = _table(headers(metric), table_rows(summary, metric))
     intro = (f"<h2>Which head</h2><p>Recommended: <b>{html.escape(str(summary['recommended']))}</b>. "
              f"{html.escape(summary['reason'])}.</p>{table}<p>Mean ± std over seeds on the held-out part of the "
-             "training split; a head within one std of the best is a tie. Below: the leading heads' first seed.</p>")
+             "training split; a head within the sum of its and the best's stds is a tie. Below: the leading heads' first seed.</p>")
     if metrics:
         thresholds = {head: np.full(len(result["vocabulary"]), 0.5) for head in metrics}
         page = build_report(metrics, kind_keys, predictions, result["vocabulary"], thresholds, title,
