@@ -33,8 +33,9 @@ DEFAULT_CONFIGS = {  # data kind → config, when --config is not given (the rep
     "yt8m_video": "configs/yt8m.py:plain_fc_video",
 }
 
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "The dataset: converted image records, or YouTube-8M frame- or "
-                                "video-level records (a TFDS dataset: its config, e.g. --config=configs/voc_tfds.py:plain).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "The dataset: converted image records, YouTube-8M frame- or "
+                                "video-level records, or the TFDS data directory with a TFDS config (e.g. "
+                                "--config=configs/voc_tfds.py:plain).")
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None,
     "A config file (with ':<variant>'): the data format, backbone, image size, epochs and batch size of every run "
@@ -74,7 +75,10 @@ def user_config():
         config = load_config_file(os.path.join(ROOT, path)).get_config(variant)
         if kind == "image":
             config.model.backbone_weights = "small_synthetic"
-    config.data.data_dir = _DATA_DIR.value
+    if config.data.format == "tfds":  # a TFDS dataset is found by its name in its data directory
+        config.data.tfds_data_dir, config.data.data_dir = _DATA_DIR.value, ""
+    else:
+        config.data.data_dir = _DATA_DIR.value
     if _EPOCHS.value:
         config.train.epochs = _EPOCHS.value
     if _BACKBONE.value:
@@ -116,11 +120,12 @@ def main(argv):
         return tqdm(total=max(1, round(total)), initial=min(round(done), round(total)), unit=" s of runs",
                     desc="select (estimated)", unit_scale=False, dynamic_ncols=True)
 
+    source = config.data.data_dir or f"{config.data.tfds_name} in {config.data.tfds_data_dir}"
     result = cli.run_reporting_user_errors(
         chooser.choose, cache_config(config), _HEADS.value, out, _BUDGET.value, _SEEDS.value, progress_factory=bar,
         log=lambda line: print(line, file=sys.stderr))
     summary, metric, plan = result["summary"], result["metric"], result["plan"]
-    print(f"\nHeads on {config.data.data_dir} ({kind.name}), {config.train.epochs} epoch(s) a run, held-out "
+    print(f"\nHeads on {source} ({kind.name}), {config.train.epochs} epoch(s) a run, held-out "
           f"{len(result['holdout_labels'])} of the training examples; {plan['seeds']} seeds each:\n")
     print(outputs.markdown_table(outputs.headers(metric), outputs.table_rows(summary, metric)))
     edge = [r["head"] for r in summary["rows"] if r["selected"]["learning_rate"] in (min(grid.LEARNING_RATES),
@@ -135,8 +140,8 @@ def main(argv):
         sys.exit(1)
     chosen = next(r for r in summary["rows"] if r["head"] == summary["recommended"])
     selected = outputs.selected_config(config, chosen["head"], chosen["selected"], kind.reads_images)
-    command = outputs.write_selected(out, selected, summary["reason"], config.data.data_dir)
-    report = outputs.write_report(out, result, kind.summary_keys, f"cma_tf.select on {config.data.data_dir}")
+    command = outputs.write_selected(out, selected, summary["reason"], source)
+    report = outputs.write_report(out, result, kind.summary_keys, f"cma_tf.select on {source}")
     outputs.write_summary(out, result, command)
     print(f"\nRecommended: {summary['recommended']}. {summary['reason']}.")
     print(f"Train it on the whole training split:\n    {command}")

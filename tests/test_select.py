@@ -206,3 +206,23 @@ def test_select_on_youtube8m_records_chooses_by_gap(yt8m_data, tmp_path, level, 
     assert summary["metric"] == "GAP" and summary["recommended"] in ("plain", "self_attention")
     assert sorted(os.listdir(out / "cache")) == ["train"]
     assert all(np.isfinite(r["mean"]) and r["mean"] > 0 for r in summary["rows"])
+
+
+@pytest.mark.slow
+def test_select_reads_a_tfds_dataset(tmp_path):
+    """The mocked `voc/2007` of `tests/tfds_mock.py` (nothing downloaded): the training split
+    `train+validation` is cached and chosen on; `test` is never read."""
+    from cma_tf.config_base import load_config_file
+    from tests import tfds_mock
+
+    data_dir = str(tmp_path / "tfds")
+    tfds_mock.prepare("voc", data_dir, {"train": 60, "validation": 20, "test": 6}, seed=2, unlabelled=("test",))
+    config = load_config_file(os.path.join(ROOT, "configs", "voc_tfds.py")).get_config("plain")
+    config.data.tfds_data_dir, config.data.image_size, config.data.deterministic = data_dir, 32, True
+    config.model.backbone, config.model.backbone_weights, config.model.backbone_widths = "small", None, (8, 8, 16, 16)
+    config.asge.units, config.asge.steps = 8, 20
+    config.train.batch_size, config.train.eval_batch_size, config.train.epochs = 8, 8, 1
+    result = chooser.choose(config, ["plain", "self_attention"], str(tmp_path / "s"), 30, 2, log=lambda line: None)
+    assert len(result["holdout_labels"]) == len(holdout.holdout_split(80)[1])
+    assert result["summary"]["recommended"] in ("plain", "self_attention") and result["metric"] == "mAP"
+    assert sorted(os.listdir(tmp_path / "s" / "cache")) == ["train+validation"]

@@ -192,7 +192,7 @@ def choose(base, heads, out_dir, budget_minutes, seeds, progress_factory=None, l
     fit_set, holdout_set = protocol.split_for_search(train_set)
     if len(fit_set[1]) < base.train.batch_size:
         raise ConfigError(
-            f"the training split of {base.data.data_dir} less its held-out part is {len(fit_set[1])} examples, fewer "
+            f"the training split of {factory.data_kind(base).source(base)} less its held-out part is {len(fit_set[1])} examples, fewer "
             f"than one batch (config.train.batch_size={base.train.batch_size}): give a smaller "
             "--config.train.batch_size")
 
