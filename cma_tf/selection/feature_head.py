@@ -71,6 +71,16 @@ def predict_scores(model, maps, batch_size):
     return scipy.special.expit(np.asarray(logits, np.float64))
 
 
+class _StopOnNonFinite(keras.callbacks.Callback):
+    """Keras' `TerminateOnNaN` without its line on stdout: a diverged run is a result the caller
+    reports (`{"diverged": …}`), and `cma_tf.select`'s table is on stdout."""
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.model.stop_training = True
+
+
 class _EpochMAP(keras.callbacks.Callback):
     """Adds `<name>_mAP` of every evaluation set to the epoch logs (for convergence)."""
 
@@ -153,7 +163,7 @@ def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabula
     start = time.perf_counter()
     model = compiled_model(config, train_maps, train_labels, vocabulary, embeddings_dir, train_backbone)
     batch_size = config.train.batch_size
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+    callbacks = [_StopOnNonFinite()]
     if epoch_metrics:
         callbacks.insert(0, _EpochMAP(eval_sets, config.train.eval_batch_size))
     fit = model.fit(_dataset(train_maps, train_labels, batch_size, seed=config.seed), epochs=config.train.epochs,
