@@ -19,7 +19,7 @@ import math
 import keras
 from keras import ops
 
-from cma_tf.heads.frame_pooling import classifier_config, normalize_frames, resolve, video_classifier
+from cma_tf.heads.frame_pooling import classifier_config, resolve, unit_frames, video_classifier
 from cma_tf.heads.projection import deepest, deepest_shape
 from cma_tf.heads.registry import HeadSpec, register_head
 from cma_tf.layers.bag_of_frames import DeepBagOfFrames
@@ -91,7 +91,7 @@ class DBoFHead(keras.layers.Layer):
     def call(self, features, training=None):
         frames = deepest(features)
         if self.normalize_frames:
-            frames = normalize_frames(frames)
+            frames = unit_frames(frames)
         pooled = self.pooling(frames, training=training)
         hidden = ops.sigmoid(self.hidden_norm(self.hidden(pooled), training=training))
         return self.classifier(hidden, training=training)

@@ -75,7 +75,7 @@ def video_classifier(kind, num_classes, mixtures, l2, probability_gating, batchn
     )
 
 
-def normalize_frames(frames):
+def unit_frames(frames):
     """Each frame's joint feature vector to unit L2 norm (an all-zero frame stays zero), as the
     starter code and WILLOW feed their models (google/youtube-8m `train.py` L274, `eval.py` L139)."""
     return tf_l2_normalize(frames, axis=-1)

@@ -21,7 +21,7 @@ import keras
 from keras import ops
 
 from cma_tf.heads.frame_pooling import (
-    classifier_config, normalize_frames, resolve, split_streams, stream_names, stream_share, streams_of, video_classifier,
+    classifier_config, resolve, split_streams, stream_names, stream_share, streams_of, unit_frames, video_classifier,
 )
 from cma_tf.heads.projection import deepest, deepest_shape
 from cma_tf.heads.registry import HeadSpec, register_head
@@ -114,7 +114,7 @@ class NetVLADHead(keras.layers.Layer):
     def call(self, features, training=None):
         frames = deepest(features)
         if self.normalize_frames:
-            frames = normalize_frames(frames)
+            frames = unit_frames(frames)
         frames = self.input_norm(frames, training=training)
         pooled = [
             pooling(stream, training=training)
