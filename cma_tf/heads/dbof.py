@@ -19,8 +19,10 @@ import math
 import keras
 from keras import ops
 
-from cma_tf.heads.frame_pooling import classifier_config, resolve, unit_frames, video_classifier
-from cma_tf.heads.projection import deepest, deepest_shape
+from cma_tf.heads.frame_pooling import (
+    classifier_config, positions, positions_shape, resolve, unit_frames, video_classifier,
+)
+from cma_tf.heads.projection import deepest_shape
 from cma_tf.heads.registry import HeadSpec, register_head
 from cma_tf.layers.bag_of_frames import DeepBagOfFrames
 from cma_tf.layers.context_gating import BN_EPSILON
@@ -82,14 +84,14 @@ class DBoFHead(keras.layers.Layer):
         sync_sublayer_trainability(self)
 
     def build(self, input_shape):
-        shape = deepest_shape(input_shape)
+        shape = positions_shape(input_shape)
         self.pooling.build(shape)
         self.hidden.build((shape[0], self.clusters))
         self.hidden_norm.build((shape[0], self.hidden_units))
         self.classifier.build((shape[0], self.hidden_units))
 
     def call(self, features, training=None):
-        frames = deepest(features)
+        frames = positions(features)
         if self.normalize_frames:
             frames = unit_frames(frames)
         pooled = self.pooling(frames, training=training)

@@ -8,13 +8,17 @@ NeXtVLAD pool each feature on its own, the audio with half the clusters (and NeX
 groups), as the official code does (WILLOW `frame_level_models.py` L652-653; linrongc
 `nextvlad.py` L112-130). The factory gives the heads the streams as `feature_streams`,
 `(("rgb", 1024), ("audio", 128))`, when the backbone is `frames`; over another backbone the
-head pools its output as one stream.
+head pools its output as one stream. They pool a bag of positions, so they also serve image
+backbones (an `[H, W, C]` map is `H·W` positions; NetVLAD was made for images): every
+registered head is built and exported on images by the shared tests and the head benchmark.
 """
 
 import keras
+import numpy as np
 
+from cma_tf.heads.projection import deepest, deepest_shape
 from cma_tf.layers.mixture_of_experts import MixtureOfExperts, slim_l2
-from cma_tf.layers.ops import tf_l2_normalize
+from cma_tf.layers.ops import flatten_positions, tf_l2_normalize
 
 CLASSIFIERS = ("dense", "moe")
 HALVED_STREAMS = ("audio", "mean_audio")  # pooled with K/2 clusters (and G/2 groups)
@@ -34,6 +38,20 @@ def streams_of(feature_streams, width):
     if sum(size for _, size in streams) != width:
         raise ValueError(f"feature_streams {streams} do not add up to the input's {width} values a frame")
     return streams
+
+
+def positions(features):
+    """The deepest backbone map as a bag of positions `[B, M, C]`: the frames `[B, T, D]` as they
+    are; an image map `[B, H, W, C]` (these heads also serve image backbones) flattened."""
+    return flatten_positions(deepest(features))
+
+
+def positions_shape(input_shape):
+    """`positions` for shapes."""
+    shape = deepest_shape(input_shape)
+    middle = shape[1:-1]
+    count = None if any(d is None for d in middle) else int(np.prod(middle)) if middle else 1
+    return (shape[0], count, shape[-1])
 
 
 def stream_names(feature_streams):

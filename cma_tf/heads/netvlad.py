@@ -21,9 +21,10 @@ import keras
 from keras import ops
 
 from cma_tf.heads.frame_pooling import (
-    classifier_config, resolve, split_streams, stream_names, stream_share, streams_of, unit_frames, video_classifier,
+    classifier_config, positions, positions_shape, resolve, split_streams, stream_names, stream_share, streams_of,
+    unit_frames, video_classifier,
 )
-from cma_tf.heads.projection import deepest, deepest_shape
+from cma_tf.heads.projection import deepest_shape
 from cma_tf.heads.registry import HeadSpec, register_head
 from cma_tf.layers.context_gating import BN_EPSILON, ContextGating
 from cma_tf.layers.netvlad import NetVLAD
@@ -99,7 +100,7 @@ class NetVLADHead(keras.layers.Layer):
         sync_sublayer_trainability(self)
 
     def build(self, input_shape):
-        shape = deepest_shape(input_shape)
+        shape = positions_shape(input_shape)
         self.streams = streams_of(self.feature_streams, shape[-1])
         self.input_norm.build(shape)
         width = 0
@@ -112,7 +113,7 @@ class NetVLADHead(keras.layers.Layer):
         self.classifier.build((shape[0], self.hidden_units))
 
     def call(self, features, training=None):
-        frames = deepest(features)
+        frames = positions(features)
         if self.normalize_frames:
             frames = unit_frames(frames)
         frames = self.input_norm(frames, training=training)

@@ -21,9 +21,10 @@ import keras
 from keras import ops
 
 from cma_tf.heads.frame_pooling import (
-    classifier_config, resolve, split_streams, stream_names, stream_share, streams_of, video_classifier,
+    classifier_config, positions, positions_shape, resolve, split_streams, stream_names, stream_share, streams_of,
+    video_classifier,
 )
-from cma_tf.heads.projection import deepest, deepest_shape
+from cma_tf.heads.projection import deepest_shape
 from cma_tf.heads.registry import HeadSpec, register_head
 from cma_tf.layers.context_gating import BN_EPSILON, SqueezeExcitationGating
 from cma_tf.layers.nextvlad import NeXtVLAD
@@ -103,7 +104,7 @@ class NeXtVLADHead(keras.layers.Layer):
         sync_sublayer_trainability(self)
 
     def build(self, input_shape):
-        shape = deepest_shape(input_shape)
+        shape = positions_shape(input_shape)
         self.streams = streams_of(self.feature_streams, shape[-1])
         width = 0
         for pooling, (_, size) in zip(self.pooling, self.streams):
@@ -117,7 +118,7 @@ class NeXtVLADHead(keras.layers.Layer):
     def call(self, features, training=None):
         pooled = [
             pooling(stream, training=training)
-            for pooling, stream in zip(self.pooling, split_streams(deepest(features), self.streams))
+            for pooling, stream in zip(self.pooling, split_streams(positions(features), self.streams))
         ]
         pooled = ops.concatenate(pooled, axis=-1) if len(pooled) > 1 else pooled[0]
         hidden = self.hidden_norm(self.hidden(self.dropout(pooled, training=training)), training=training)

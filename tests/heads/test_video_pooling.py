@@ -15,6 +15,9 @@ from cma_tf import factory
 from cma_tf.config_base import FIELD_VIDEO_VARIANTS, get_paper_video_config, load_config_file
 from cma_tf.errors import ConfigError
 from cma_tf.graph.asge import ASGEEncoder
+from cma_tf.heads.dbof import DBoFHead
+from cma_tf.heads.netvlad import NetVLADHead
+from cma_tf.heads.nextvlad import NeXtVLADHead
 from cma_tf.heads.projection import deepest
 from cma_tf.layers.cross_modality import PerClassClassifier
 from cma_tf.layers.mixture_of_experts import PROBABILITY_EPSILON, PerClassMixtureOfExperts
@@ -59,12 +62,12 @@ def np_moe_of(classifier, h):
 
 def np_head(head, frames):
     """σ(logits) of each head in inference mode, from its weights, float64."""
-    if type(head).__name__ == "DBoFHead":
+    if isinstance(head, DBoFHead):
         x = np.stack([[unit(f) for f in video] for video in frames])
         v = np_dbof(x, head.pooling)
         h = sigmoid(numpy_batch_norm(v @ np.asarray(head.hidden.kernel, np.float64), head.hidden_norm))
         return np_moe_of(head.classifier, h)
-    if type(head).__name__ == "NetVLADHead":
+    if isinstance(head, NetVLADHead):
         x = numpy_batch_norm(np.stack([[unit(f) for f in video] for video in frames]), head.input_norm)
         v = np.concatenate([np_netvlad(x[..., :RGB], head.pooling[0]), np_netvlad(x[..., RGB:], head.pooling[1])], -1)
         h = v @ np.asarray(head.hidden.kernel, np.float64) + np.asarray(head.hidden.bias, np.float64)
@@ -203,3 +206,15 @@ def test_classifier_options_are_checked_before_building():
     factory.validate_config(config)
     model = factory.build_classifier(config, N)
     assert model.head.classifier.gate is not None
+
+
+@pytest.mark.parametrize("make", [
+    lambda: DBoFHead(N, clusters=6, hidden_units=4),
+    lambda: NetVLADHead(N, clusters=3, hidden_units=4),
+    lambda: NeXtVLADHead(N, clusters=3, hidden_units=4, nextvlad_groups=2, gating_reduction=2),
+], ids=["dbof", "netvlad", "nextvlad"])
+def test_an_image_map_is_a_bag_of_its_positions(make):
+    head = make()
+    grid = RNG.normal(size=(2, 3, 4, 8)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(head([grid], training=False)),
+                               np.asarray(head([grid.reshape(2, 12, 8)], training=False)), rtol=1e-5, atol=1e-6)
