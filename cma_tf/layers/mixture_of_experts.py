@@ -47,7 +47,9 @@ def mixture_logits(gates, experts, epsilon=PROBABILITY_EPSILON):
 
 
 def probabilities_to_logits(p, q, epsilon=PROBABILITY_EPSILON):
-    """`log(p + ε) − log(q + ε)`, with `q = 1 − p` given (see the module docstring)."""
+    """`log(p + ε) − log(q + ε)`, with `q = 1 − p` given (see the module docstring); in float32,
+    as ε is below float16's resolution near 1."""
+    p, q = ops.cast(p, "float32"), ops.cast(q, "float32")
     return ops.log(p + epsilon) - ops.log(q + epsilon)
 
 

@@ -17,5 +17,9 @@ def l2_normalize(x, epsilon):
 
 def tf_l2_normalize(x, axis):
     """`tf.math.l2_normalize(x, axis)`: `x / sqrt(max(Σx², 1e-12))` on `axis` (the form the
-    YouTube-8M field's official code uses for NetVLAD's normalisations and per-frame inputs)."""
-    return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), 1e-12))
+    YouTube-8M field's official code uses for NetVLAD's normalisations and per-frame inputs).
+    Computed in float32: under float16 the sum of squares of a 300-frame aggregate overflows and
+    1e-12 underflows to 0."""
+    x32 = ops.cast(x, "float32")
+    unit = x32 * ops.rsqrt(ops.maximum(ops.sum(ops.square(x32), axis=axis, keepdims=True), 1e-12))
+    return ops.cast(unit, x.dtype)
