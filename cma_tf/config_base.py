@@ -112,7 +112,7 @@ def get_base_config():
     # mixture of experts). None: "moe" for dbof and netvlad, "dense" (logistic) for nextvlad.
     config.model.classifier = ml_collections.config_dict.placeholder(str)
     config.model.moe_mixtures = 2  # M, experts per class besides the dummy one
-    config.model.classifier_l2 = ml_collections.config_dict.placeholder(float)  # slim's L2 λ; dbof 1e-8, netvlad 1e-6, nextvlad 1e-5, cma 0
+    config.model.classifier_l2 = ml_collections.config_dict.placeholder(float)  # slim's L2 λ (dbof, netvlad, nextvlad only): 1e-8, 1e-6, 1e-5
     config.model.probability_gating = ml_collections.config_dict.placeholder(bool)  # None: netvlad True, others False
     config.model.clusters = ml_collections.config_dict.placeholder(int)  # dbof 8192, netvlad 256, nextvlad 128 (audio: half)
     config.model.hidden_units = ml_collections.config_dict.placeholder(int)  # dbof, netvlad 1024; nextvlad 2048

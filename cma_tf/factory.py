@@ -137,7 +137,8 @@ def _validate_classifier(config, head):
     """`config.model.classifier` and `probability_gating` (docs/design.md §2.29): known values, on
     heads that take them."""
     model = config.model
-    for field, value in (("classifier", model.classifier), ("probability_gating", model.probability_gating)):
+    for field in ("classifier", "probability_gating"):
+        value = model[field]
         if value is not None and field not in head.options:
             takers = [name for name in head_names() if field in get_head(name).options]
             raise ConfigError(

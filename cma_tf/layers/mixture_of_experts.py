@@ -35,7 +35,7 @@ from cma_tf.saving import register
 PROBABILITY_EPSILON = 1e-5  # the starter code's ε of its cross-entropy (losses.py L39-55)
 
 
-def mixture_logits(gates, experts, epsilon=PROBABILITY_EPSILON):
+def mixture_probabilities(gates, experts):
     """`gates` `[..., V, M+1]` (the last is the dummy expert's), `experts` `[..., V, M]` →
     `(p, q)` `[..., V]`: the mixture's probability and `1 − p`, each summed from positive terms."""
     mixtures = ops.shape(experts)[-1]
@@ -108,7 +108,7 @@ class MixtureOfExperts(keras.layers.Layer):
         batch = ops.shape(inputs)[0]
         gates = ops.reshape(self.gates(inputs), (batch, self.num_classes, self.mixtures + 1))
         experts = ops.reshape(self.experts(inputs), (batch, self.num_classes, self.mixtures))
-        p, q = mixture_logits(gates, experts)
+        p, q = mixture_probabilities(gates, experts)
         if self.gate is not None:
             p, q = self.gate.gate_probabilities(p, q, training=training)
         return probabilities_to_logits(p, q)
@@ -173,7 +173,7 @@ class PerClassMixtureOfExperts(keras.layers.Layer):
             combined = ops.einsum("bkp,bkjp->bkj", pooled, projected)
         gates = combined[..., : self.mixtures + 1]
         experts = combined[..., self.mixtures + 1:] + self.bias
-        return probabilities_to_logits(*mixture_logits(gates, experts))
+        return probabilities_to_logits(*mixture_probabilities(gates, experts))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_classes)
