@@ -72,8 +72,8 @@ def get_base_config():
     config.data.tfds_label_field = ""  # the ClassLabel field; "" = the first of labels, objects/label, label
 
     config.model = ml_collections.ConfigDict()
-    config.model.head = "ms_cma"  # a registered head (cma_tf/heads/): plain, self_attention, cma, ms_cma, hsvlt, mmdsr, mlgcn, q2l, ml_decoder
-    config.model.backbone = "resnet101"  # images: "resnet101", "convnext_small" or "small"; video: "snet" or "fc"
+    config.model.head = "ms_cma"  # a registered head (cma_tf/heads/): plain, self_attention, cma, ms_cma, hsvlt, mmdsr, mlgcn, q2l, ml_decoder, dbof, netvlad, nextvlad
+    config.model.backbone = "resnet101"  # images: "resnet101", "convnext_small" or "small"; video: "snet", "fc" or "frames" (the identity, for dbof, netvlad, nextvlad)
     # resnet101, convnext_small: "imagenet", None, or a file; small: None, a preset ("small_synthetic",
     # backbones/presets.py) or a file ("imagenet" = random). A typed reference, so a config may
     # set it to None and `--config.model.backbone_weights=…` still parses (a bare None loses the type).
