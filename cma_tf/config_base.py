@@ -72,8 +72,8 @@ def get_base_config():
     config.data.tfds_label_field = ""  # the ClassLabel field; "" = the first of labels, objects/label, label
 
     config.model = ml_collections.ConfigDict()
-    config.model.head = "ms_cma"  # a registered head (cma_tf/heads/): plain, self_attention, cma, ms_cma, hsvlt, mmdsr, mlgcn, q2l, ml_decoder
-    config.model.backbone = "resnet101"  # images: "resnet101", "convnext_small" or "small"; video: "snet" or "fc"
+    config.model.head = "ms_cma"  # a registered head (cma_tf/heads/): plain, self_attention, cma, ms_cma, hsvlt, mmdsr, mlgcn, q2l, ml_decoder, dbof, netvlad, nextvlad
+    config.model.backbone = "resnet101"  # images: "resnet101", "convnext_small" or "small"; video: "snet", "fc" or "frames" (the identity, for dbof, netvlad, nextvlad)
     # resnet101, convnext_small: "imagenet", None, or a file; small: None, a preset ("small_synthetic",
     # backbones/presets.py) or a file ("imagenet" = random). A typed reference, so a config may
     # set it to None and `--config.model.backbone_weights=…` still parses (a bare None loses the type).
@@ -106,6 +106,21 @@ def get_base_config():
     # Q2L, ML-Decoder, HSVLT: "official" initialises as their official PyTorch code does (Xavier over PyTorch's
     # fans, nn.Linear's U(±1/√fan_in)); "keras": Keras' defaults. Other heads ignore it (docs/design.md §2.25)
     config.model.init = "keras"
+    # The YouTube-8M field's video heads over the frames backbone (dbof, netvlad, nextvlad; docs/design.md
+    # §2.29). None takes each head's official value (its file); the classifier is also an option of cma and
+    # self_attention: "dense" (None there: the per-class linear classifier of Eq. 10) or "moe" (a per-class
+    # mixture of experts). None: "moe" for dbof and netvlad, "dense" (logistic) for nextvlad.
+    config.model.classifier = ml_collections.config_dict.placeholder(str)
+    config.model.moe_mixtures = 2  # M, experts per class besides the dummy one
+    config.model.classifier_l2 = ml_collections.config_dict.placeholder(float)  # slim's L2 λ (dbof, netvlad, nextvlad only): 1e-8, 1e-6, 1e-5
+    config.model.probability_gating = ml_collections.config_dict.placeholder(bool)  # None: netvlad True, others False
+    config.model.clusters = ml_collections.config_dict.placeholder(int)  # dbof 8192, netvlad 256, nextvlad 128 (audio: half)
+    config.model.hidden_units = ml_collections.config_dict.placeholder(int)  # dbof, netvlad 1024; nextvlad 2048
+    config.model.nextvlad_expansion = 2  # λ
+    config.model.nextvlad_groups = 8  # G (audio: half)
+    config.model.gating_reduction = 8  # nextvlad's SE context gating r
+    config.model.nextvlad_dropout = 0.5
+    config.model.batchnorm_momentum = 0.999  # dbof, netvlad, nextvlad: slim's decay (0.99 for short runs)
     config.model.label_embedding = "asge"  # or "word2vec" (the W2V-MS-CMA ablation), or "file"
     # "file": a .npy [N, D] in the vocabulary's order, or a shipped name: "coco_glove_300d" (ML-GCN's GloVe vectors
     # of COCO's 80 names, alphabetical; cma_tf/graph/label_vectors.py), checked against the vocabulary
@@ -218,6 +233,35 @@ VIDEO_LEVEL_VARIANTS = {
     "self_attention_fc_video": "self_attention_fc",
     "plain_fc_video": dict(head="plain", backbone="fc"),
 }
+# The YouTube-8M field's strongest video models (not in the paper; docs/design.md §2.29): DBoF + MoE
+# (the starter code's), NetVLAD + Context Gating + MoE (the 2017 winner's best single model), NeXtVLAD
+# (Lin et al. 2018's best single model), over the frames backbone with rgb and audio, at their official
+# sizes (the heads' defaults) and with their official recipes: Adam, batches, learning-rate decay per
+# examples, L2 on the layers (config.model.classifier_l2) instead of weight decay. Not translated:
+# TF1 Adam's ε 1e-8 (Keras': 1e-7) and the per-tensor gradient clipping at norm 1 (there is only
+# config.train.global_clipnorm). Kept apart from VIDEO_VARIANTS, which tests build at full size:
+# NetVLAD's hidden layer alone holds 285 M weights; configs/yt8m_demo.py gives them demo sizes.
+FIELD_VIDEO_VARIANTS = {
+    # google/youtube-8m: 30 frames (`iterations`), Adam 0.01 × 0.95 every 4 M examples, batch 1024, 5 epochs.
+    "dbof": dict(
+        model=dict(head="dbof", backbone="frames"), data=dict(frames=30),
+        train=dict(learning_rate=0.01, lr_decay_factor=1 / 0.95, lr_decay_examples=4_000_000, batch_size=1024, epochs=5),
+    ),
+    # Youtube-8M-WILLOW README: 300 frames, Adam 2e-4 × 0.8 every 4 M examples, batch 80, 300,000 steps
+    # (24 M examples: about 6 passes over the 2018 training split's 3.9 M videos).
+    "netvlad": dict(
+        model=dict(head="netvlad", backbone="frames"), data=dict(frames=300),
+        train=dict(learning_rate=2e-4, lr_decay_factor=1.25, lr_decay_examples=4_000_000, batch_size=80, epochs=6),
+    ),
+    # linrongc/youtube-8m scripts/train_nextvlad_local.sh: all 300 frames, Adam 2e-4 × 0.8 every 2 M
+    # examples, batch 160 (80 on each of 2 GPUs), 5 epochs.
+    "nextvlad": dict(
+        model=dict(head="nextvlad", backbone="frames"), data=dict(frames=300),
+        train=dict(learning_rate=2e-4, lr_decay_factor=1.25, lr_decay_examples=2_000_000, batch_size=160, epochs=5),
+    ),
+}
+FIELD_VIDEO_DATA = dict(feature_names=("rgb", "audio"))
+FIELD_VIDEO_TRAIN = dict(optimizer="adam", weight_decay=0.0)
 VIDEO_LEVEL_DATA = dict(format="yt8m_video", data_dir="data/yt8m/video", eval_segments=False, feature_names=("mean_rgb",))
 
 
@@ -225,7 +269,8 @@ def get_paper_video_config(variant):
     """A YouTube-8M recipe of the paper (Table 4). §4.2: SGD momentum 0.9, lr 2e-4 × 0.8 every
     2·10⁶ samples, batch 256, β = 0, ASGE α = 0.1, RGB only, single-scale CMA. Not in the paper (our choices): 300 frames resampled per video,
     SNet/FC widths 1024, 5 epochs, weight decay 1e-5 as for images. The `*_video` variants
-    (`VIDEO_LEVEL_VARIANTS`) read the video-level records instead."""
+    (`VIDEO_LEVEL_VARIANTS`) read the video-level records instead; `dbof`, `netvlad` and
+    `nextvlad` (`FIELD_VIDEO_VARIANTS`) are the field's models with their official recipes."""
     config = get_base_config()
     config.data.format = "yt8m_frame"
     config.data.data_dir = "data/yt8m/frame"
@@ -241,6 +286,12 @@ def get_paper_video_config(variant):
     config.train.learning_rate = 2e-4
     config.train.lr_decay_factor = 1.25  # × 0.8
     config.train.lr_decay_examples = 2_000_000
+    if variant in FIELD_VIDEO_VARIANTS:
+        fields = FIELD_VIDEO_VARIANTS[variant]
+        for section, values in (("data", FIELD_VIDEO_DATA), ("train", FIELD_VIDEO_TRAIN)) + tuple(fields.items()):
+            for field, value in values.items():
+                config[section][field] = value
+        return config
     model_fields = VIDEO_LEVEL_VARIANTS.get(variant, variant)
     if isinstance(model_fields, str):
         # An unknown variant becomes the head name, which the factory reports as config.model.head.

@@ -14,7 +14,7 @@ from cma_tf.backbones.convnext import convnext_small_backbone
 from cma_tf.backbones.freezing import STAGE_PREFIXES, freeze_batchnorm, freeze_stages
 from cma_tf.backbones.resnet import resnet101_backbone
 from cma_tf.backbones.small import small_backbone
-from cma_tf.backbones.video import fc_backbone, snet_backbone
+from cma_tf.backbones.video import fc_backbone, frames_backbone, snet_backbone
 from cma_tf.backbones.weights import resolve_small_weights
 from cma_tf import config_schema
 from cma_tf.errors import ConfigError
@@ -29,7 +29,7 @@ from cma_tf.optimizers import WEIGHT_DECAY_MODES, RecipeAdam, RecipeAdamW, Recip
 from cma_tf.schedules import LinearWarmup, OneCycle
 
 # How many feature maps each backbone gives its head (shallow to deep).
-BACKBONE_TAPS = {"resnet101": 2, "small": 2, "convnext_small": 4, "snet": 1, "fc": 1}
+BACKBONE_TAPS = {"resnet101": 2, "small": 2, "convnext_small": 4, "snet": 1, "fc": 1, "frames": 1}
 # The image sides each image backbone builds at: (smallest, a multiple of). Keras' ResNet-101
 # refuses inputs under 32; the small CNN and ConvNeXt divide the side by 16 and 32 exactly.
 IMAGE_SIZES = {"resnet101": (32, 1), "small": (16, 16), "convnext_small": (32, 32)}
@@ -37,6 +37,7 @@ LABEL_EMBEDDINGS = ("asge", "word2vec", "file")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("step", "onecycle")
 LOSSES = ("bce", "asl")
+CLASSIFIERS = ("dense", "moe")  # config.model.classifier (None: the head's own)
 
 
 def data_kind(config):
@@ -72,6 +73,7 @@ def validate_config(config) -> None:
             f"config.model.head={model.head!r} reads {head.taps} backbone maps but config.model.backbone="
             f"{model.backbone!r} gives {BACKBONE_TAPS[model.backbone]} (heads that fit: {', '.join(single)})"
         )
+    _validate_classifier(config, head)
     if model.backbone in IMAGE_SIZES:
         smallest, multiple = IMAGE_SIZES[model.backbone]
         size = config.data.image_size
@@ -131,6 +133,27 @@ def validate_config(config) -> None:
         )
 
 
+def _validate_classifier(config, head):
+    """`config.model.classifier` and `probability_gating` (docs/design.md §2.29): known values, on
+    heads that take them."""
+    model = config.model
+    for field in ("classifier", "probability_gating"):
+        value = model[field]
+        if value is not None and field not in head.options:
+            takers = [name for name in head_names() if field in get_head(name).options]
+            raise ConfigError(
+                f"config.model.{field}={value!r}: config.model.head={model.head!r} has no such option "
+                f"(heads that take it: {', '.join(takers)}); leave it at None"
+            )
+    if model.classifier not in (None,) + CLASSIFIERS:
+        raise ConfigError(f"config.model.classifier: unknown {model.classifier!r} ({', '.join(CLASSIFIERS)})")
+    if model.probability_gating and model.classifier != "moe":
+        raise ConfigError(
+            "config.model.probability_gating=True gates the mixture of experts' probabilities: "
+            "also set config.model.classifier='moe'"
+        )
+
+
 def _validate_recipe(config):
     """The choices and relations of the recipe options of docs/design.md §2.24."""
     train, model = config.train, config.model
@@ -166,6 +189,8 @@ def build_backbone(config):
         return snet_backbone(shape[0], shape[1], tuple(model.snet_filters))
     if model.backbone == "fc":
         return fc_backbone(shape[0], shape[1], tuple(model.fc_units))
+    if model.backbone == "frames":
+        return frames_backbone(shape[0], shape[1])
     if model.backbone == "resnet101":
         return resnet101_backbone(image_size=shape[0], weights=model.backbone_weights)
     if model.backbone == "convnext_small":
@@ -211,6 +236,15 @@ def build_label_encoder(config, num_classes, fitted_encoder=None):
     return encoder
 
 
+def frame_streams(config):
+    """`((name, size), …)` of the YouTube-8M features the `frames` backbone passes on, in
+    `config.data.feature_names`' order; None over any other backbone (its output is one stream)."""
+    if config.model.backbone != "frames":
+        return None
+    sizes = feature_sizes(config)
+    return tuple((name, sizes[name]) for name in feature_names(config))
+
+
 def build_head(config, num_classes, label_encoder=None, label_counts=None):
     """The head of `config.model.head` from its registration: its `options` are read from
     `config.model` and passed as keyword arguments of the same name; a head built from the label
@@ -218,6 +252,8 @@ def build_head(config, num_classes, label_encoder=None, label_counts=None):
     model = config.model
     spec = get_head(model.head)
     options = {field: model[field] for field in spec.options}
+    if spec.feature_streams:
+        options["feature_streams"] = frame_streams(config)
     if spec.label_graph:
         if label_counts is None:
             raise ConfigError(f"config.model.head={model.head!r} is built from the label graph (run it through cma_tf.train)")

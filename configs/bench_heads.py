@@ -29,7 +29,7 @@ serves them all.
 import os
 
 from cma_tf.config_base import load_config_file
-from cma_tf.heads.registry import head_names
+from cma_tf.heads.registry import get_head, head_names
 from cma_tf.selection.candidates import ASL_ML_DECODER, PAPER_LOSSES
 
 # dataset: (epochs, lr_decay_epochs), and where `bench/heads.py` generates its data
@@ -105,8 +105,9 @@ def finetuned(config):
 
 
 def entries():
-    """Every entry the benchmark compares: each registered head, then the variants."""
-    return tuple(head_names()) + tuple(VARIANTS)
+    """Every entry the benchmark compares: each registered image head (the YouTube-8M video models,
+    `HeadSpec.video_model`, are compared on video), then the variants."""
+    return tuple(name for name in head_names() if not get_head(name).video_model) + tuple(VARIANTS)
 
 
 def get_config(spec="plain"):

@@ -30,6 +30,7 @@ ZERO_ALLOWED = {
     "seed", "data.check_records",
     "model.encoder_layers", "model.transformer_dropout", "model.gcn_threshold", "model.gcn_reweight",
     "model.graph_loss_weight", "model.scale_loss_weight", "model.backbone_frozen_stages",
+    "model.classifier_l2", "model.nextvlad_dropout", "model.batchnorm_momentum",
     "asge.momentum", "asge.alpha", "asge.row_guard",
     "train.momentum", "train.weight_decay", "train.warmup_epochs", "train.beta",
     "train.asl_gamma_pos", "train.asl_gamma_neg", "train.asl_clip", "train.backbone_lr_multiplier",

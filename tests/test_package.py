@@ -130,7 +130,7 @@ def test_unknown_names_list_the_registered_ones():
 def test_a_two_tap_head_on_a_one_tap_backbone_names_the_heads_that_fit():
     config = get_base_config()
     config.data.format, config.model.backbone, config.model.head = "yt8m_frame", "snet", "ms_cma"
-    with pytest.raises(ConfigError, match=r"reads 2 backbone maps .* gives 1 \(heads that fit: cma, ml_decoder, mlgcn, plain, q2l, self_attention\)"):
+    with pytest.raises(ConfigError, match=r"reads 2 backbone maps .* gives 1 \(heads that fit: cma, dbof, ml_decoder, mlgcn, netvlad, nextvlad, plain, q2l, self_attention\)"):
         factory.validate_config(config)
 
 

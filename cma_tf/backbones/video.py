@@ -1,4 +1,5 @@
-"""Video backbones over frame features (§3.2, "Backbone", MLVC): SNet and the FC variant.
+"""Video backbones over frame features (§3.2, "Backbone", MLVC): SNet and the FC variant, and
+`frames`, the identity, for heads that pool raw frame features (DBoF, NetVLAD, NeXtVLAD).
 
 Both take `[B, T, D]` frame features (YouTube-8M: dequantized RGB 1024, optionally audio 128,
 resampled to `T` frames; `cma_tf/data/yt8m/frames.py`) and return a one-element list
@@ -49,6 +50,13 @@ def fc_backbone(frames, feature_size, units=DEFAULT_FC_UNITS, name="fc"):
         x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"bn{index}")(x)
         x = keras.layers.ReLU(name=f"relu{index}")(x)
     return keras.Model(inputs, [x], name=name)
+
+
+def frames_backbone(frames, feature_size, name="frames"):
+    """The identity over `[T, D]` frame features: `[I]` with `I` the frames themselves, for the
+    YouTube-8M field's heads (`dbof`, `netvlad`, `nextvlad`), which pool the raw frames. No weights."""
+    inputs = keras.Input((frames, feature_size), name="frames")
+    return keras.Model(inputs, [keras.layers.Identity(name="identity")(inputs)], name=name)
 
 
 def is_frame_codes(inputs) -> bool:

@@ -3,9 +3,10 @@
 import keras
 
 from cma_tf.architecture import CMT_LAYERS
+from cma_tf.heads.classifiers import per_class_classifier
 from cma_tf.heads.registry import HeadSpec, register_head
 from cma_tf.heads.projection import deepest, deepest_shape, feature_projection
-from cma_tf.layers.cross_modality import CrossModalityAttention, CrossModalityTransformer, PerClassClassifier
+from cma_tf.layers.cross_modality import CrossModalityAttention, CrossModalityTransformer
 from cma_tf.saving import register, sync_sublayer_trainability
 
 
@@ -18,18 +19,23 @@ class CMABranch(keras.layers.Layer):
         embedding_dim: int, `C_e` (width of `E` and of the CMT output).
         feature_channels: int or None, `C` of the 1×1 projection of `I` (None keeps `C_in`).
         cmt_layers: int, conv-BN-ReLU stages in the CMT. Default 2.
+        classifier: None or "dense" (Eq. 10), or "moe" (a per-class mixture of experts).
+        moe_mixtures: int, experts per class with "moe". Default 2.
     """
 
-    def __init__(self, num_classes, embedding_dim, feature_channels=None, cmt_layers=CMT_LAYERS, **kwargs):
+    def __init__(self, num_classes, embedding_dim, feature_channels=None, cmt_layers=CMT_LAYERS, classifier=None,
+                 moe_mixtures=2, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.embedding_dim = embedding_dim
         self.feature_channels = feature_channels
         self.cmt_layers = cmt_layers
+        self.classifier_kind = classifier
+        self.moe_mixtures = moe_mixtures
         self.projection = feature_projection(feature_channels, "projection", self.dtype_policy)
         self.cmt = CrossModalityTransformer(embedding_dim, cmt_layers, name="cmt", dtype=self.dtype_policy)
         self.attention = CrossModalityAttention(name="cma", dtype=self.dtype_policy)
-        self.classifier = PerClassClassifier(num_classes, name="classifier", dtype=self.dtype_policy)
+        self.classifier = per_class_classifier(classifier, num_classes, moe_mixtures, self.dtype_policy)
         sync_sublayer_trainability(self)
 
     def build(self, features_shape, embeddings_shape=None):
@@ -56,6 +62,8 @@ class CMABranch(keras.layers.Layer):
                 "embedding_dim": self.embedding_dim,
                 "feature_channels": self.feature_channels,
                 "cmt_layers": self.cmt_layers,
+                "classifier": self.classifier_kind,
+                "moe_mixtures": self.moe_mixtures,
             }
         )
         return config
@@ -96,6 +104,8 @@ class CMAHead(LabelEmbeddingHead):
         label_encoder: an `ASGEEncoder` (Φ); freeze it (`trainable=False`) to keep `E` fixed.
         feature_channels: int or None, `C` of the 1×1 projection of `I`.
         cmt_layers: int, CMT depth. Default 2.
+        classifier: None or "dense" (Eq. 10), or "moe" (a per-class mixture of experts).
+        moe_mixtures: int, experts per class with "moe". Default 2.
 
     Examples:
     >>> from cma_tf.graph.asge import ASGEEncoder
@@ -104,12 +114,15 @@ class CMAHead(LabelEmbeddingHead):
     (2, 5)
     """
 
-    def __init__(self, num_classes, label_encoder, feature_channels=None, cmt_layers=CMT_LAYERS, **kwargs):
+    def __init__(self, num_classes, label_encoder, feature_channels=None, cmt_layers=CMT_LAYERS, classifier=None,
+                 moe_mixtures=2, **kwargs):
         super().__init__(num_classes, label_encoder, **kwargs)
         self.feature_channels = feature_channels
         self.cmt_layers = cmt_layers
+        self.classifier_kind = classifier
+        self.moe_mixtures = moe_mixtures
         self.branch = CMABranch(
-            num_classes, label_encoder.units, feature_channels, cmt_layers,
+            num_classes, label_encoder.units, feature_channels, cmt_layers, classifier, moe_mixtures,
             name="branch", dtype=self.dtype_policy,
         )
         sync_sublayer_trainability(self)
@@ -129,13 +142,16 @@ class CMAHead(LabelEmbeddingHead):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"feature_channels": self.feature_channels, "cmt_layers": self.cmt_layers})
+        config.update({
+            "feature_channels": self.feature_channels, "cmt_layers": self.cmt_layers,
+            "classifier": self.classifier_kind, "moe_mixtures": self.moe_mixtures,
+        })
         return config
 
 
 register_head(
     HeadSpec(
-        "cma", CMAHead, label_embeddings=True, options=("feature_channels", "cmt_layers"),
+        "cma", CMAHead, label_embeddings=True, options=("feature_channels", "cmt_layers", "classifier", "moe_mixtures"),
         description="cross-modality attention with ASGE label embeddings on the deepest map (You et al., AAAI 2020)",
     )
 )

@@ -28,6 +28,12 @@ class HeadSpec:
         label_embeddings: True if the head reads `E` from a label encoder (ASGE, Word2Vec or a file).
         label_graph: True if the head is built from the training set's label co-occurrence counts
             (`[N, N]`, diagonal = per-label counts), passed as the keyword `label_counts`.
+        feature_streams: True if the head pools each YouTube-8M feature of the frames on its own
+            (NetVLAD, NeXtVLAD): over the `frames` backbone it gets `feature_streams`, the
+            `((name, size), …)` of `config.data.feature_names` in order (None over another backbone).
+        video_model: True for the YouTube-8M field's video models (DBoF, NetVLAD, NeXtVLAD), which
+            pool frame features: they run on image maps too, but the image comparisons
+            (`configs/bench_heads.py`, `cma_tf.select`'s image candidates) leave them out.
         taps: how many backbone maps it reads (the deepest last): 1, or 2 for MS-CMA's `I_1`, `I_2`.
         options: `config.model` fields passed to `layer` as keyword arguments of the same name.
         description: one line for `--help` (the paper, and what is not the paper's).
@@ -37,6 +43,8 @@ class HeadSpec:
     layer: type
     label_embeddings: bool = False
     label_graph: bool = False
+    feature_streams: bool = False
+    video_model: bool = False
     taps: int = 1
     options: Tuple[str, ...] = ()
     description: str = ""

@@ -30,7 +30,7 @@ class YouTube8MKind(DataKind):
 
     record_kind = ""  # yt8m_validate.FRAME_LEVEL or VIDEO_LEVEL
     other = ""  # the name of the other YouTube-8M kind, for the error on mixed-up records
-    backbones = ("snet", "fc")
+    backbones = ("snet", "fc", "frames")
     metric_keys = summary_keys = full_keys = video_metrics.REPORT_KEYS
     monitor = "GAP"
     labels_field = yt8m_validate.records.LABELS
