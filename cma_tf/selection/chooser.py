@@ -16,7 +16,6 @@ Every run is a file under `out_dir/heads/<head>/` and the plan is `out_dir/plan.
 same call after a kill goes on where it stopped and ends with the same table.
 """
 
-import hashlib
 import json
 import os
 
@@ -35,9 +34,11 @@ MIN_HEADS, MIN_SEEDS = 2, 2
 COST_MARGIN = 0.9
 
 
-def config_digest(config):
-    """What makes two selections comparable (every field of the base config)."""
-    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+def selection_key(config, heads, seeds, budget_minutes):
+    """What makes two invocations the same selection: the config's values (as JSON) and the flags
+    that change the plan."""
+    return {"config": json.loads(json.dumps(config.to_dict(), default=str)), "heads": list(heads),
+            "seeds": int(seeds), "budget_minutes": float(budget_minutes)}
 
 
 def prepare_cache(config, cache_dir, progress=True):
@@ -91,18 +92,25 @@ def make_plan(steps, num_train, base, heads, seeds, budget_seconds):
             "estimates": estimates, "step_seconds": steps, "estimated_seconds": total}
 
 
-def load_or_make_plan(out_dir, digest, make):
-    """The plan kept in `out_dir` for this config (so a rerun does the same work), or `make()`'s,
-    saved. A plan of another config in `out_dir` is refused."""
+def load_or_make_plan(out_dir, key, make):
+    """The plan kept in `out_dir` for this selection (so a rerun does the same work), or `make()`'s,
+    saved. A plan of another config or flags is refused, naming what differs; a config field the
+    kept plan lacks (added to the package since) is not a difference."""
+    from cma_tf.training.workdir import config_differences, describe_differences
+
     path = os.path.join(out_dir, PLAN)
     if os.path.exists(path):
         with open(path) as f:
             plan = json.load(f)
-        if plan.get("config_digest") != digest:
-            raise ConfigError(f"{out_dir} holds a selection of another config or flags ({path}): give another --out, "
-                              "or remove it to start again")
+        kept = plan.get("key", {})
+        differences = config_differences(kept.get("config", {}), key["config"])
+        differences += [(flag, kept.get(flag), key[flag]) for flag in ("heads", "seeds", "budget_minutes")
+                        if kept.get(flag) != key[flag]]
+        if differences:
+            raise ConfigError(f"{out_dir} holds a selection of another config or flags ({path}: "
+                              f"{describe_differences(differences)}): give another --out, or remove it to start again")
         return plan
-    plan = dict(make(), config_digest=digest)
+    plan = dict(make(), key=key)
     os.makedirs(out_dir, exist_ok=True)
     write_text(path, json.dumps(plan, indent=2))
     return plan
@@ -205,8 +213,7 @@ def choose(base, heads, out_dir, budget_minutes, seeds, progress_factory=None, l
         return dict(make_plan(steps, len(train_set[1]), base, heads, seeds, 60.0 * budget_minutes),
                     batch_size=int(base.train.batch_size))
 
-    digest = config_digest(base) + f"-{','.join(heads)}-{seeds}-{budget_minutes:g}"
-    plan = load_or_make_plan(out_dir, digest, make)
+    plan = load_or_make_plan(out_dir, selection_key(base, heads, seeds, budget_minutes), make)
     done = sum(trial_seconds(out_dir, head) for head in plan["heads"])
     bar = progress_factory(plan["estimated_seconds"], done) if progress_factory else None
     outcomes, shown = {}, {"seconds": done, "whole": int(done)}
