@@ -161,6 +161,7 @@ def test_a_budget_too_small_is_refused_in_one_line_with_the_smallest_that_would_
     assert len(error) == 1 and "is too small" in error[0] and "give --budget_minutes=" in error[0]
 
 
+@pytest.mark.slow
 def test_a_diverging_head_is_dropped_with_its_reason(demo_data, tmp_path, monkeypatch):
     from cma_tf.config_base import load_config_file
     from cma_tf.selection import protocol
