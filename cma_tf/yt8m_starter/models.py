@@ -1,8 +1,9 @@
-"""CMA and its self-attention baseline as YouTube-8M starter-code model classes (Table 4).
+"""CMA and its self-attention baseline (Table 4), and the YouTube-8M field's NetVLAD and NeXtVLAD,
+as YouTube-8M starter-code model classes.
 
 The starter code (github.com/google/youtube-8m, TF 1.14-era) trains any class that has
 `create_model(model_input, vocab_size, num_frames, **params) → {"predictions": …}` and that its
-`train.py --model=NAME` finds by name in its `frame_level_models` module. The four classes here
+`train.py --model=NAME` finds by name in its `frame_level_models` module. Four classes here
 are the video rows of the paper's Table 4:
 
     SelfAttentionFcModel    FC backbone   → self-attention (Eq. 7 replaced by σ(conv1×1(I)), Eq. 8-9)
@@ -10,7 +11,16 @@ are the video rows of the paper's Table 4:
     CmaFcModel              FC backbone   → CMT (Eq. 6) → CMA (Eq. 7-9)
     CmaSnetModel            SNet backbone → CMT (Eq. 6) → CMA (Eq. 7-9)
 
-each ending in the per-class classifier (Eq. 10), `y*_k = σ(w_k · h_k + b_k)`.
+each ending in the per-class classifier (Eq. 10), `y*_k = σ(w_k · h_k + b_k)`; two more are the
+Keras heads `netvlad` and `nextvlad` (`cma_tf/heads/netvlad.py`, `nextvlad.py`) over the
+weightless `frames` backbone, with the same variable layout below `head/`, the same
+normalisations and the MoE's log-odds (`cma_tf/layers/mixture_of_experts.py`):
+
+    NetVladModel            frames → L2 → BN → NetVLAD per stream → hidden → Context Gating → MoE
+    NextVladModel           frames → NeXtVLAD per stream → dropout → BN(hidden) → SE gating → logistic
+
+(`--cma_feature_streams` names the streams, e.g. `rgb:1024,audio:128`; the audio gets half the
+clusters, as in the Keras factory).
 
 They compute the equations of the Keras layers in `cma_tf/layers/cross_modality.py` and
 `cma_tf/layers/self_attention.py`, written with graph ops that TF 1.14 and `tf.compat.v1` of
@@ -20,7 +30,8 @@ TF 2.21 share (`tf.compat.v1.get_variable`, `tf.nn`, `tf.einsum`): the starter c
 neither Keras nor the starter code; `python -m cma_tf.yt8m_starter.run` puts the classes into
 the starter's `frame_level_models` (see there for the command).
 
-Pipeline, for a padded batch `[B, max_frames, D]` (the starter L2-normalises each frame):
+Pipeline of the Table 4 classes, for a padded batch `[B, max_frames, D]` (the starter
+L2-normalises each frame; NetVladModel and NextVladModel share step 1, then pool the frames):
     1. `resample_frames` to `T` frames (`--cma_frames`): a random frame of each of `T` equal
        bins when training, the bin's centre frame otherwise.
     2. Backbone → visual features `I [B, M, C]`:
@@ -60,7 +71,7 @@ FLAG_DEFINITIONS = (
     (flags.DEFINE_string, "cma_label_embeddings", None,
      "CMA models: .npy file of the label embeddings E, float [vocab_size, C_e] (e.g. from ASGE)."),
     (flags.DEFINE_integer, "cma_frames", 300,
-     "CMA and self-attention models: frames T each video is resampled to."),
+     "Every model: frames T each video is resampled to."),
     (flags.DEFINE_integer, "cma_snet_filters", 1024,
      "SNet models: filters of each of the 4 Conv1D layers (the channels C of I)."),
     (flags.DEFINE_integer, "cma_fc_units", 1024,

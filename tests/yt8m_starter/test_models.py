@@ -240,7 +240,8 @@ def test_video_level_input_says_the_model_needs_frame_features(model_class):
     with seeded_graph().as_default():
         inputs = v1.placeholder(tf.float32, [None, D])
         with pytest.raises(ConfigError, match=f"{model_class.__name__} needs frame-level input.*--frame_features"):
-            kwargs = model_kwargs(np.ones((N, C_E), np.float32)) if model_class in starter_models.ATTENTION_MODELS else {}
+            attention = model_class in starter_models.ATTENTION_MODELS
+            kwargs = model_kwargs(np.ones((N, C_E), np.float32)) if attention else {}
             model_class(**kwargs).create_model(
                 inputs, vocab_size=N, num_frames=v1.placeholder(tf.int32, [None]), is_training=False)
 
