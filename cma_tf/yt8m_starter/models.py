@@ -11,16 +11,18 @@ are the video rows of the paper's Table 4:
     CmaFcModel              FC backbone   → CMT (Eq. 6) → CMA (Eq. 7-9)
     CmaSnetModel            SNet backbone → CMT (Eq. 6) → CMA (Eq. 7-9)
 
-each ending in the per-class classifier (Eq. 10), `y*_k = σ(w_k · h_k + b_k)`; two more are the
-Keras heads `netvlad` and `nextvlad` (`cma_tf/heads/netvlad.py`, `nextvlad.py`) over the
+each ending in the per-class classifier (Eq. 10), `y*_k = σ(w_k · h_k + b_k)`; three more are
+the Keras heads `dbof`, `netvlad` and `nextvlad` (`cma_tf/heads/dbof.py`, `netvlad.py`,
+`nextvlad.py`) over the
 weightless `frames` backbone, with the same variable layout below `head/`, the same
 normalisations and the MoE's log-odds (`cma_tf/layers/mixture_of_experts.py`):
 
+    DbofMoeModel            frames → L2 → BN → [D, K] → BN → σ → max over T → σ(BN(hidden)) → MoE
     NetVladModel            frames → L2 → BN → NetVLAD per stream → hidden → Context Gating → MoE
     NextVladModel           frames → NeXtVLAD per stream → dropout → BN(hidden) → SE gating → logistic
 
-(`--cma_feature_streams` names the streams, e.g. `rgb:1024,audio:128`; the audio gets half the
-clusters, as in the Keras factory).
+(`--cma_feature_streams` names NetVLAD's and NeXtVLAD's streams, e.g. `rgb:1024,audio:128`;
+the audio gets half the clusters, as in the Keras factory).
 
 They compute the equations of the Keras layers in `cma_tf/layers/cross_modality.py` and
 `cma_tf/layers/self_attention.py`, written with graph ops that TF 1.14 and `tf.compat.v1` of
@@ -31,7 +33,7 @@ neither Keras nor the starter code; `python -m cma_tf.yt8m_starter.run` puts the
 the starter's `frame_level_models` (see there for the command).
 
 Pipeline of the Table 4 classes, for a padded batch `[B, max_frames, D]` (the starter
-L2-normalises each frame; NetVladModel and NextVladModel share step 1, then pool the frames):
+L2-normalises each frame; the DBoF, NetVLAD and NeXtVLAD classes share step 1, then pool):
     1. `resample_frames` to `T` frames (`--cma_frames`): a random frame of each of `T` equal
        bins when training, the bin's centre frame otherwise.
     2. Backbone → visual features `I [B, M, C]`:
@@ -80,10 +82,12 @@ FLAG_DEFINITIONS = (
      "NetVLAD and NeXtVLAD models: the frames' features in order as NAME:SIZE,… (e.g. "
      "rgb:1024,audio:128), each pooled on its own, audio with half the clusters (and groups); "
      "unset: one stream of the whole width."),
-    (flags.DEFINE_integer, "cma_vlad_clusters", None,
-     "NetVLAD and NeXtVLAD models: clusters K of the first stream (unset: 256 NetVLAD, 128 NeXtVLAD)."),
-    (flags.DEFINE_integer, "cma_vlad_hidden_units", None,
-     "NetVLAD and NeXtVLAD models: units H of the hidden layer (unset: 1024 NetVLAD, 2048 NeXtVLAD)."),
+    (flags.DEFINE_integer, "cma_clusters", None,
+     "DBoF, NetVLAD and NeXtVLAD models: clusters K (of the first stream) (unset: 8192 DBoF, 256 NetVLAD, "
+     "128 NeXtVLAD)."),
+    (flags.DEFINE_integer, "cma_hidden_units", None,
+     "DBoF, NetVLAD and NeXtVLAD models: units H of the hidden layer (unset: 1024 DBoF and NetVLAD, "
+     "2048 NeXtVLAD)."),
     (flags.DEFINE_integer, "cma_nextvlad_expansion", 2, "NeXtVLAD model: the expansion λ."),
     (flags.DEFINE_integer, "cma_nextvlad_groups", 8,
      "NeXtVLAD model: groups G of the first stream (audio G/2); λ·(stream size) must be divisible by it."),
@@ -364,9 +368,10 @@ class SelfAttentionFcModel(_SelfAttentionModel):
     backbone = "fc"
 
 
-# === The YouTube-8M field's models (the Keras heads netvlad and nextvlad, cma_tf/heads/) ===
-# Their official sizes, as the heads' defaults (cma_tf/heads/netvlad.py, nextvlad.py; a test
+# === The YouTube-8M field's models (the Keras heads dbof, netvlad and nextvlad, cma_tf/heads/) ===
+# Their official sizes, as the heads' defaults (cma_tf/heads/dbof.py, netvlad.py, nextvlad.py; a test
 # checks that the two agree): this module does not import Keras.
+DBOF_CLUSTERS, DBOF_HIDDEN_UNITS, DBOF_CLASSIFIER_L2 = 8192, 1024, 1e-8
 NETVLAD_CLUSTERS, NETVLAD_HIDDEN_UNITS, NETVLAD_CLASSIFIER_L2 = 256, 1024, 1e-6
 NETVLAD_HIDDEN_BIAS_STDDEV = 0.01
 NEXTVLAD_CLUSTERS, NEXTVLAD_HIDDEN_UNITS, NEXTVLAD_CLASSIFIER_L2 = 128, 2048, 1e-5
@@ -530,12 +535,13 @@ class _FramePoolingModel(object):
     Args (each None takes its flag, as the starter code builds models without arguments):
         frames: int, `T` (`--cma_frames`).
         feature_streams: `((name, size), …)` or `"rgb:1024,audio:128"` (`--cma_feature_streams`).
-        clusters: int, `K` of the first stream (`--cma_vlad_clusters`, unset: the official size).
-        hidden_units: int, `H` (`--cma_vlad_hidden_units`, unset: the official size).
+        clusters: int, `K` of the first stream (`--cma_clusters`, unset: the official size).
+        hidden_units: int, `H` (`--cma_hidden_units`, unset: the official size).
         batchnorm_momentum: float, of every BatchNorm. Default 0.999 (slim's; the heads' default).
     """
 
     default_clusters = default_hidden_units = None
+    uses_streams = True
     extra_flags = ()
 
     def __init__(self, frames=None, feature_streams=None, clusters=None, hidden_units=None,
@@ -549,7 +555,8 @@ class _FramePoolingModel(object):
     @classmethod
     def flag_names(cls):
         """The `--cma_*` flags this class reads: the model it builds depends on their values."""
-        return ("cma_frames", "cma_feature_streams", "cma_vlad_clusters", "cma_vlad_hidden_units") + cls.extra_flags
+        streams = ("cma_feature_streams",) if cls.uses_streams else ()
+        return ("cma_frames",) + streams + ("cma_clusters", "cma_hidden_units") + cls.extra_flags
 
     def _option(self, value, flag, default=None):
         value = value if value is not None else _flag_value(flag)
@@ -559,14 +566,44 @@ class _FramePoolingModel(object):
         """`model_input [B, max_frames, D]`, `num_frames [B]` → `{"predictions", "logits",
         "regularization_loss"}`, the first two `[B, vocab_size]`."""
         sampled = resampled_input(self, model_input, num_frames, self.frames, is_training)
-        streams = feature_streams_of(self._option(self.feature_streams, "cma_feature_streams"),
-                                     _channels(sampled), type(self).__name__)
+        streams = None
+        if self.uses_streams:
+            streams = feature_streams_of(self._option(self.feature_streams, "cma_feature_streams"),
+                                         _channels(sampled), type(self).__name__)
         with v1.variable_scope("head"):
             logits, penalty = self.video_logits(sampled, streams, vocab_size, is_training)
         return {"predictions": tf.sigmoid(logits), "logits": logits, "regularization_loss": penalty}
 
     def video_logits(self, frames, streams, vocab_size, is_training):
         raise NotImplementedError
+
+
+class DbofMoeModel(_FramePoolingModel):
+    """The starter's DBoF with its MoE, as the Keras head `dbof` computes it
+    (`cma_tf/heads/dbof.py`; google/youtube-8m `frame_level_models.py` `DbofModel` L89-214):
+    frames L2-normalised → BN → `[D, K]` projection → BN → σ → max over the frames → hidden
+    `σ(BN(v · W_h))` → MoE (M = 2, slim L2 1e-8) as log-odds. The starter's own `DbofModel`
+    samples its frames inside the model and returns the MoE's probability; this one takes the
+    `--cma_frames` resampling and gives the Keras head's logits. All streams are pooled
+    together (no `--cma_feature_streams`)."""
+
+    default_clusters, default_hidden_units = DBOF_CLUSTERS, DBOF_HIDDEN_UNITS
+    uses_streams = False
+
+    def video_logits(self, frames, streams, vocab_size, is_training):
+        momentum = self.batchnorm_momentum
+        clusters = self._option(self.clusters, "cma_clusters", self.default_clusters)
+        hidden_units = self._option(self.hidden_units, "cma_hidden_units", self.default_hidden_units)
+        frames = tf.nn.l2_normalize(frames, axis=-1)
+        with v1.variable_scope("pooling"):
+            width = _channels(frames)
+            projection = _variable("projection", [width, clusters], _normal(1.0 / np.sqrt(width)))
+            projected = tf.tensordot(batch_norm(frames, is_training, "input_norm", momentum), projection, 1)
+            pooled = tf.reduce_max(tf.sigmoid(batch_norm(projected, is_training, "cluster_norm", momentum)), 1)
+        hidden, _, _ = dense(pooled, hidden_units, "hidden", _normal(1.0 / np.sqrt(clusters)))
+        hidden = tf.sigmoid(batch_norm(hidden, is_training, "hidden_norm", momentum))
+        return mixture_of_experts_logits(hidden, vocab_size, MOE_MIXTURES, DBOF_CLASSIFIER_L2, False,
+                                         is_training, momentum)
 
 
 class NetVladModel(_FramePoolingModel):
@@ -578,8 +615,8 @@ class NetVladModel(_FramePoolingModel):
 
     def video_logits(self, frames, streams, vocab_size, is_training):
         momentum = self.batchnorm_momentum
-        clusters = self._option(self.clusters, "cma_vlad_clusters", self.default_clusters)
-        hidden_units = self._option(self.hidden_units, "cma_vlad_hidden_units", self.default_hidden_units)
+        clusters = self._option(self.clusters, "cma_clusters", self.default_clusters)
+        hidden_units = self._option(self.hidden_units, "cma_hidden_units", self.default_hidden_units)
         frames = batch_norm(tf.nn.l2_normalize(frames, axis=-1), is_training, "input_norm", momentum)
         pooled = [netvlad(stream, stream_share(name, clusters), is_training, momentum, "netvlad_" + name)
                   for (name, _), stream in zip(streams, split_streams(frames, streams))]
@@ -614,8 +651,8 @@ class NextVladModel(_FramePoolingModel):
 
     def video_logits(self, frames, streams, vocab_size, is_training):
         momentum = self.batchnorm_momentum
-        clusters = self._option(self.clusters, "cma_vlad_clusters", self.default_clusters)
-        hidden_units = self._option(self.hidden_units, "cma_vlad_hidden_units", self.default_hidden_units)
+        clusters = self._option(self.clusters, "cma_clusters", self.default_clusters)
+        hidden_units = self._option(self.hidden_units, "cma_hidden_units", self.default_hidden_units)
         expansion = self._option(self.expansion, "cma_nextvlad_expansion")
         groups = self._option(self.groups, "cma_nextvlad_groups")
         pooled = [
@@ -637,5 +674,5 @@ class NextVladModel(_FramePoolingModel):
 
 
 ATTENTION_MODELS = (CmaSnetModel, CmaFcModel, SelfAttentionSnetModel, SelfAttentionFcModel)  # Table 4
-POOLING_MODELS = (NetVladModel, NextVladModel)  # the field's, as the Keras heads netvlad, nextvlad
+POOLING_MODELS = (DbofMoeModel, NetVladModel, NextVladModel)  # the field's: the heads dbof, netvlad, nextvlad
 MODELS = ATTENTION_MODELS + POOLING_MODELS

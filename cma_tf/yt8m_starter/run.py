@@ -1,7 +1,7 @@
 """Runs the YouTube-8M starter code's own, unchanged `train.py`, `eval.py`, `inference.py` and
 `segment_eval_inference.py` under TF 2.21, with the model classes of `models.py` (CMA,
-self-attention, NetVLAD, NeXtVLAD) available to their `--model` flag (`train.py`) and to the
-`model_flags.json` that `eval.py` reads.
+self-attention, DBoF, NetVLAD, NeXtVLAD) available to their `--model` flag (`train.py`) and to
+the `model_flags.json` that `eval.py` reads.
 
     python -m cma_tf.label_embeddings --config=configs/yt8m.py:cma_snet \\
         --workdir=runs/yt8m_cma_snet --output=runs/yt8m_cma_snet/label_embeddings.npy
@@ -52,11 +52,11 @@ without the record (trained before the runner kept one).
 github.com/google/youtube-8m; every other flag is the starter script's own or one of
 `models.py`: `--cma_label_embeddings` (CmaSnetModel, CmaFcModel), `--cma_frames`,
 `--cma_snet_filters`, `--cma_fc_units`. `--model` takes CmaSnetModel, CmaFcModel,
-SelfAttentionSnetModel and SelfAttentionFcModel (Table 4), NetVladModel and NextVladModel (the
-Keras heads netvlad and nextvlad; their `--cma_feature_streams`, `--cma_vlad_*` and
-`--cma_nextvlad_*` flags), all frame-level (`--frame_features`
-with frame-level records). The label embeddings file (ASGE's, written by the first command)
-must have one row per class of the starter's reader: 3,862.
+SelfAttentionSnetModel and SelfAttentionFcModel (Table 4), DbofMoeModel, NetVladModel and
+NextVladModel (the Keras heads dbof, netvlad and nextvlad; their `--cma_clusters`,
+`--cma_hidden_units`, `--cma_feature_streams` and `--cma_nextvlad_*` flags), all frame-level
+(`--frame_features` with frame-level records). The label embeddings file (ASGE's, written by the
+first command) must have one row per class of the starter's reader: 3,862.
 The learning-rate flags above are the paper's video schedule (lr 2e-4, ×0.8 every 2·10⁶
 samples, batch 256). Its SGD with momentum 0.9 cannot be chosen: `train.py` builds
 `optimizer_class(learning_rate)`, which `MomentumOptimizer` refuses (no momentum), so the

@@ -1,5 +1,5 @@
-"""The starter-code classes `NetVladModel` and `NextVladModel` (TF1 graphs,
-`cma_tf/yt8m_starter/models.py`) and the Keras heads `netvlad` and `nextvlad` built by
+"""The starter-code classes `DbofMoeModel`, `NetVladModel` and `NextVladModel` (TF1 graphs,
+`cma_tf/yt8m_starter/models.py`) and the Keras heads `dbof`, `netvlad` and `nextvlad` built by
 `cma_tf.factory` from `configs/yt8m_demo.py` are the same model: with the same weights copied
 across, they give the same logits on the same frames, in inference mode (BatchNorm's moving
 statistics) and in training mode (the batch's statistics; NeXtVLAD's dropout set to 0, as the
@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from cma_tf import factory
 from cma_tf.config_base import load_config_file
+from cma_tf.heads import dbof as dbof_head
 from cma_tf.heads import netvlad as netvlad_head
 from cma_tf.heads import nextvlad as nextvlad_head
 from cma_tf.layers import mixture_of_experts
@@ -28,8 +29,10 @@ from tests.yt8m_starter.test_models import seeded_graph
 v1 = tf.compat.v1
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 B, N = 3, 7
-STARTER = {"netvlad": starter_models.NetVladModel, "nextvlad": starter_models.NextVladModel}
-L2 = {"netvlad": ("classifier/gates/kernel", "classifier/experts/kernel"),
+STARTER = {"dbof": starter_models.DbofMoeModel, "netvlad": starter_models.NetVladModel,
+           "nextvlad": starter_models.NextVladModel}
+L2 = {"dbof": ("classifier/gates/kernel", "classifier/experts/kernel"),
+      "netvlad": ("classifier/gates/kernel", "classifier/experts/kernel"),
       "nextvlad": ("classifier/kernel", "classifier/bias")}
 
 
@@ -43,8 +46,10 @@ def demo_config(variant, training):
 def starter_kwargs(config, variant, training):
     """The starter class's constructor arguments for the sizes of the Keras `config`."""
     streams = ",".join("%s:%d" % (name, {"rgb": 1024, "audio": 128}[name]) for name in config.data.feature_names)
-    kwargs = dict(frames=config.data.frames, feature_streams=streams, clusters=config.model.clusters,
+    kwargs = dict(frames=config.data.frames, clusters=config.model.clusters,
                   hidden_units=config.model.hidden_units, batchnorm_momentum=config.model.batchnorm_momentum)
+    if STARTER[variant].uses_streams:
+        kwargs["feature_streams"] = streams
     if variant == "nextvlad":
         kwargs.update(groups=config.model.nextvlad_groups, gating_reduction=config.model.gating_reduction,
                       dropout=0.0 if training else 0.5)
@@ -103,7 +108,8 @@ def test_the_starter_class_and_the_keras_head_answer_the_same(variant, training)
     assert np.std(starter_logits) > 0.05 and np.abs(starter_logits).max() < 8  # varied, not saturated
     np.testing.assert_allclose(keras_logits, starter_logits, rtol=1e-5, atol=1e-5)
     # slim's l2_regularizer(λ) = λ·Σw²/2 on the classifier's weights, as train.py adds it
-    l2 = {"netvlad": starter_models.NETVLAD_CLASSIFIER_L2, "nextvlad": starter_models.NEXTVLAD_CLASSIFIER_L2}[variant]
+    l2 = {"dbof": starter_models.DBOF_CLASSIFIER_L2, "netvlad": starter_models.NETVLAD_CLASSIFIER_L2,
+          "nextvlad": starter_models.NEXTVLAD_CLASSIFIER_L2}[variant]
     expected = sum(l2 * np.sum(np.square(values["tower/head/" + name].astype(np.float64))) / 2 for name in L2[variant])
     np.testing.assert_allclose(starter_penalty, expected, rtol=1e-5)
     np.testing.assert_allclose(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses), expected, rtol=1e-5)
@@ -111,6 +117,8 @@ def test_the_starter_class_and_the_keras_head_answer_the_same(variant, training)
 
 def test_the_starter_classes_default_to_the_heads_official_sizes():
     """models.py does not import Keras; its defaults restate the heads' (and MoE's ε)."""
+    assert (starter_models.DBOF_CLUSTERS, starter_models.DBOF_HIDDEN_UNITS, starter_models.DBOF_CLASSIFIER_L2) == (
+        dbof_head.CLUSTERS, dbof_head.HIDDEN_UNITS, dbof_head.CLASSIFIER_L2)
     assert (starter_models.NETVLAD_CLUSTERS, starter_models.NETVLAD_HIDDEN_UNITS,
             starter_models.NETVLAD_CLASSIFIER_L2, starter_models.NETVLAD_HIDDEN_BIAS_STDDEV) == (
         netvlad_head.CLUSTERS, netvlad_head.HIDDEN_UNITS, netvlad_head.CLASSIFIER_L2, netvlad_head.HIDDEN_BIAS_STDDEV)
@@ -147,7 +155,7 @@ def test_the_training_graph_updates_every_batchnorm_and_gives_probabilities(vari
         updates = v1.get_collection(v1.GraphKeys.UPDATE_OPS)
         moving_means = [v for v in v1.global_variables() if v.op.name.endswith("moving_mean")]
         init = v1.global_variables_initializer()
-    assert len(moving_means) >= 4 and len(updates) == 2 * len(moving_means)
+    assert len(moving_means) >= 3 and len(updates) == 2 * len(moving_means)
     with v1.Session(graph=graph) as session:
         session.run(init)
         before = session.run(moving_means)
