@@ -1,7 +1,7 @@
 """Runs the YouTube-8M starter code's own, unchanged `train.py`, `eval.py`, `inference.py` and
-`segment_eval_inference.py` under TF 2.21, with the CMA and self-attention model classes of
-`models.py` available to their `--model` flag (`train.py`) and to the `model_flags.json` that
-`eval.py` reads.
+`segment_eval_inference.py` under TF 2.21, with the model classes of `models.py` (CMA,
+self-attention, DBoF, NetVLAD, NeXtVLAD) available to their `--model` flag (`train.py`) and to
+the `model_flags.json` that `eval.py` reads.
 
     python -m cma_tf.label_embeddings --config=configs/yt8m.py:cma_snet \\
         --workdir=runs/yt8m_cma_snet --output=runs/yt8m_cma_snet/label_embeddings.npy
@@ -21,6 +21,10 @@
         --train_dir=/tmp/cma_snet --output_file=/tmp/cma_snet/submission.csv
     python -m cma_tf.yt8m_starter.run --script=segment_eval_inference --starter_dir=/path/to/youtube-8m \\
         --eval_data_pattern='/path/to/frame/validate*.tfrecord' --submission_file=submission.csv
+    python -m cma_tf.yt8m_starter.run --starter_dir=/path/to/youtube-8m \\
+        --model=NetVladModel --cma_feature_streams=rgb:1024,audio:128 \\
+        --frame_features --feature_names=rgb,audio --feature_sizes=1024,128 \\
+        --train_data_pattern='/path/to/frame/train*.tfrecord' --train_dir=/tmp/netvlad
 
 `--script` picks the starter script: `train` (the default), `eval`, `inference` or
 `segment_eval_inference`; `--help` lists the runner's flags and the `--cma_*` flags, and with a
@@ -48,9 +52,11 @@ without the record (trained before the runner kept one).
 github.com/google/youtube-8m; every other flag is the starter script's own or one of
 `models.py`: `--cma_label_embeddings` (CmaSnetModel, CmaFcModel), `--cma_frames`,
 `--cma_snet_filters`, `--cma_fc_units`. `--model` takes CmaSnetModel, CmaFcModel,
-SelfAttentionSnetModel and SelfAttentionFcModel (Table 4), all frame-level (`--frame_features`
-with frame-level records). The label embeddings file (ASGE's, written by the first command)
-must have one row per class of the starter's reader: 3,862.
+SelfAttentionSnetModel and SelfAttentionFcModel (Table 4), DbofMoeModel, NetVladModel and
+NextVladModel (the Keras heads dbof, netvlad and nextvlad; their `--cma_clusters`,
+`--cma_hidden_units`, `--cma_feature_streams` and `--cma_nextvlad_*` flags), all frame-level
+(`--frame_features` with frame-level records). The label embeddings file (ASGE's, written by the
+first command) must have one row per class of the starter's reader: 3,862.
 The learning-rate flags above are the paper's video schedule (lr 2e-4, ×0.8 every 2·10⁶
 samples, batch 256). Its SGD with momentum 0.9 cannot be chosen: `train.py` builds
 `optimizer_class(learning_rate)`, which `MomentumOptimizer` refuses (no momentum), so the
@@ -70,7 +76,7 @@ files:
        `sys.modules` and as `tf.compat.v1.contrib.slim`; its
        `arg_scope`, `model_variable`, `variable` and `get_model_variables` are what `train.py`
        and `export_model.py` use.
-    4. The four model classes are set as attributes of the starter's `frame_level_models`
+    4. The model classes are set as attributes of the starter's `frame_level_models`
        module, where `train.py`'s `find_class_by_name` looks for `--model`.
     5. For `train.py` each class writes `cma_flags.json` when its training graph is built, i.e.
        after `train.py` has made `train_dir` (and emptied it for `--start_new_model`).
@@ -129,7 +135,7 @@ def help_text(starter_dir):
     lines = [
         "usage: " + USAGE, "",
         "Runs a script of the YouTube-8M starter code (github.com/google/youtube-8m), unchanged, under",
-        "TF 2.21, with the CMA and self-attention models of cma_tf/yt8m_starter/models.py for --model:",
+        "TF 2.21, with the model classes of cma_tf/yt8m_starter/models.py for --model:",
         "  " + ", ".join(model.__name__ for model in starter_models.MODELS) + ".",
         "Documentation: the docstring of cma_tf/yt8m_starter/run.py.", "",
         "Runner flags:",

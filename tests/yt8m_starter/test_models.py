@@ -123,7 +123,7 @@ def model_kwargs(embeddings):
     return dict(label_embeddings=embeddings, frames=T, snet_filters=WIDTH, fc_units=WIDTH)
 
 
-@pytest.mark.parametrize("model_class", starter_models.MODELS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("model_class", starter_models.ATTENTION_MODELS, ids=lambda c: c.__name__)
 def test_inference_matches_numpy_equations(model_class):
     rng = np.random.default_rng(3)
     # Mostly positive, like the ReLU outputs I_s they are compared with, so most cosines are > 0.
@@ -143,7 +143,7 @@ def test_inference_matches_numpy_equations(model_class):
     np.testing.assert_allclose(predictions, 1.0 / (1.0 + np.exp(-expected)), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("model_class", starter_models.MODELS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("model_class", starter_models.ATTENTION_MODELS, ids=lambda c: c.__name__)
 def test_training_graph_probabilities_and_batchnorm_updates(model_class):
     rng = np.random.default_rng(4)
     embeddings = rng.normal(size=(N, C_E)).astype(np.float32)
@@ -240,7 +240,9 @@ def test_video_level_input_says_the_model_needs_frame_features(model_class):
     with seeded_graph().as_default():
         inputs = v1.placeholder(tf.float32, [None, D])
         with pytest.raises(ConfigError, match=f"{model_class.__name__} needs frame-level input.*--frame_features"):
-            model_class(**model_kwargs(np.ones((N, C_E), np.float32))).create_model(
+            attention = model_class in starter_models.ATTENTION_MODELS
+            kwargs = model_kwargs(np.ones((N, C_E), np.float32)) if attention else {}
+            model_class(**kwargs).create_model(
                 inputs, vocab_size=N, num_frames=v1.placeholder(tf.int32, [None]), is_training=False)
 
 
