@@ -1,4 +1,4 @@
-"""Which head for your data: `python -m cma_tf.select --data_dir=… --out=DIR`.
+r"""Which head for your data: `python -m cma_tf.select --data_dir=… --out=DIR`.
 
 Tries each candidate head on your training split with the benchmark's protocol (docs/design.md
 §2.28): the same grid of learning rates and schedules for every head, trained on the training
@@ -54,8 +54,9 @@ _EPOCHS = flags.DEFINE_integer("epochs", None, "Epochs of every run (default the
 _BACKBONE = flags.DEFINE_enum("backbone", None, ["small", "resnet101", "convnext_small"],
                               "The image backbone (default the config's: small).")
 _BACKBONE_WEIGHTS = flags.DEFINE_string(
-    "backbone_weights", None, "The image backbone's weights: for small, the preset small_synthetic (default) or a "
-    ".weights.h5 file; for resnet101 / convnext_small, imagenet or a weights file.")
+    "backbone_weights", None, "The image backbone's weights: for small, the preset small_synthetic (default, also "
+    "when the config names none: a frozen backbone of random weights reads nothing) or a .weights.h5 file; for "
+    "resnet101 / convnext_small, imagenet or a weights file.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Image side (default the config's).", lower_bound=32)
 flags.mark_flags_as_required(["data_dir", "out"])
 
@@ -73,8 +74,6 @@ def user_config():
         kind = "image" if found is None else ("yt8m_video" if "video-level" in found[0] else "yt8m_frame")
         path, _, variant = DEFAULT_CONFIGS[kind].partition(":")
         config = load_config_file(os.path.join(ROOT, path)).get_config(variant)
-        if kind == "image":
-            config.model.backbone_weights = "small_synthetic"
     if config.data.format == "tfds":  # a TFDS dataset is found by its name in its data directory
         config.data.tfds_data_dir, config.data.data_dir = _DATA_DIR.value, ""
     else:
@@ -85,6 +84,10 @@ def user_config():
         config.model.backbone = _BACKBONE.value
     if _BACKBONE_WEIGHTS.value:
         config.model.backbone_weights = _BACKBONE_WEIGHTS.value
+    elif (config.data.format != "yt8m_frame" and config.data.format != "yt8m_video" and config.model.backbone == "small"
+          and str(config.model.backbone_weights) in ("None", "", "random", "imagenet")):
+        # A frozen backbone of random weights reads nothing: the small backbone's default here is the preset.
+        config.model.backbone_weights = "small_synthetic"
     if _IMAGE_SIZE.value:
         config.data.image_size = _IMAGE_SIZE.value
     config.train.ema_decay = None  # one setting for every head (docs/design.md §2.27)
