@@ -151,6 +151,7 @@ def test_the_selected_config_trains(demo_data, tmp_path):
     assert config["model"]["head"] == summary["recommended"] and config["train"]["backbone_lr_multiplier"] == 0.0
 
 
+@pytest.mark.slow
 def test_a_budget_too_small_is_refused_in_one_line_with_the_smallest_that_would_do(demo_data, tmp_path):
     command = [sys.executable, "-m", "cma_tf.select", f"--data_dir={demo_data}", f"--out={tmp_path / 's'}",
                "--heads=plain,mlgcn", "--budget_minutes=0.001", "--config=configs/demo.py:plain",

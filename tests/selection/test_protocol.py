@@ -98,6 +98,7 @@ def test_a_finished_protocol_trains_nothing_again(fake, tmp_path):
     assert second["selected"] == first["selected"] and [r["mAP"] for r in second["runs"]] == [r["mAP"] for r in first["runs"]]
 
 
+@pytest.mark.slow
 def test_a_real_head_goes_through_the_protocol(tmp_path):
     """The package's plain head on tiny maps, one epoch per run: every run finite, recorded."""
     outcome = protocol.judge_head(small_config(), tiny_split(60), VOCABULARY, str(tmp_path), str(tmp_path / "e"),

@@ -23,7 +23,12 @@ def tiny_config(head):
     return config
 
 
-@pytest.mark.parametrize("head", head_names())
+# The YouTube-8M video models (HeadSpec.video_model) export over image maps too, but cost 5-8 s each
+# here: they run with the slow checks (their .keras round trip on frames: tests/heads/test_video_pooling.py).
+HEADS = [pytest.param(name, marks=pytest.mark.slow) if get_head(name).video_model else name for name in head_names()]
+
+
+@pytest.mark.parametrize("head", HEADS)
 def test_the_exported_head_scores_as_keras_does(head, tmp_path):
     config = tiny_config(head)
     encoder = factory.build_label_encoder(config, NUM_CLASSES) if get_head(head).label_embeddings else None

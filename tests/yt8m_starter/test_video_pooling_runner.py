@@ -31,6 +31,7 @@ EXPECTED = {
 STREAMS = {"DbofMoeModel": ("--cma_frames=8",)}  # DBoF pools rgb and audio together
 
 
+@pytest.mark.slow
 def test_help_lists_the_pooling_models_and_their_flags():
     proc = run_runner("--help", env_updates={"YT8M_STARTER_DIR": None})
     assert proc.returncode == 0, proc.stderr[-3000:]
