@@ -68,6 +68,22 @@ def split_streams(frames, streams):
     return slices
 
 
+def build_stream_poolings(poolings, streams, shape):
+    """Builds one pooling layer per stream on `shape` (`[B, T, D]`, each stream its own `D`);
+    returns the width of their outputs concatenated."""
+    width = 0
+    for pooling, (_, size) in zip(poolings, streams):
+        pooling.build(shape[:-1] + (size,))
+        width += pooling.compute_output_shape(shape[:-1] + (size,))[-1]
+    return width
+
+
+def pool_streams(poolings, frames, streams, training=None):
+    """Each stream of `frames` pooled by its own layer, the results concatenated on the last axis."""
+    pooled = [pooling(stream, training=training) for pooling, stream in zip(poolings, split_streams(frames, streams))]
+    return keras.ops.concatenate(pooled, axis=-1) if len(pooled) > 1 else pooled[0]
+
+
 def stream_share(name, count):
     """How many clusters (or groups) of `count` a stream gets: half for the audio."""
     return max(1, count // 2) if name in HALVED_STREAMS else count

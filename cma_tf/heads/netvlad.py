@@ -18,10 +18,10 @@ within equal bins in training and at the bins' centres in evaluation (`cma_tf/da
 import math
 
 import keras
-from keras import ops
 
 from cma_tf.heads.frame_pooling import (
-    classifier_config, positions, positions_shape, resolve, split_streams, stream_names, stream_share, streams_of,
+    build_stream_poolings, classifier_config, pool_streams, positions, positions_shape, resolve, stream_names,
+    stream_share, streams_of,
     unit_frames, video_classifier,
 )
 from cma_tf.heads.projection import deepest_shape
@@ -103,11 +103,7 @@ class NetVLADHead(keras.layers.Layer):
         shape = positions_shape(input_shape)
         self.streams = streams_of(self.feature_streams, shape[-1])
         self.input_norm.build(shape)
-        width = 0
-        for pooling, (_, size) in zip(self.pooling, self.streams):
-            pooling.build(shape[:-1] + (size,))
-            width += pooling.compute_output_shape(shape[:-1] + (size,))[-1]
-        self.hidden.build((shape[0], width))
+        self.hidden.build((shape[0], build_stream_poolings(self.pooling, self.streams, shape)))
         if self.gating is not None:
             self.gating.build((shape[0], self.hidden_units))
         self.classifier.build((shape[0], self.hidden_units))
@@ -117,11 +113,7 @@ class NetVLADHead(keras.layers.Layer):
         if self.normalize_frames:
             frames = unit_frames(frames)
         frames = self.input_norm(frames, training=training)
-        pooled = [
-            pooling(stream, training=training)
-            for pooling, stream in zip(self.pooling, split_streams(frames, self.streams))
-        ]
-        hidden = self.hidden(ops.concatenate(pooled, axis=-1) if len(pooled) > 1 else pooled[0])
+        hidden = self.hidden(pool_streams(self.pooling, frames, self.streams, training))
         if self.gating is not None:
             hidden = self.gating(hidden, training=training)
         return self.classifier(hidden, training=training)

@@ -18,10 +18,10 @@ frames (`cma_tf/data/yt8m/frames.py`), so no frame is padding and no mask is nee
 """
 
 import keras
-from keras import ops
 
 from cma_tf.heads.frame_pooling import (
-    classifier_config, positions, positions_shape, resolve, split_streams, stream_names, stream_share, streams_of,
+    build_stream_poolings, classifier_config, pool_streams, positions, positions_shape, resolve, stream_names,
+    stream_share, streams_of,
     video_classifier,
 )
 from cma_tf.heads.projection import deepest_shape
@@ -106,21 +106,13 @@ class NeXtVLADHead(keras.layers.Layer):
     def build(self, input_shape):
         shape = positions_shape(input_shape)
         self.streams = streams_of(self.feature_streams, shape[-1])
-        width = 0
-        for pooling, (_, size) in zip(self.pooling, self.streams):
-            pooling.build(shape[:-1] + (size,))
-            width += pooling.compute_output_shape(shape[:-1] + (size,))[-1]
-        self.hidden.build((shape[0], width))
+        self.hidden.build((shape[0], build_stream_poolings(self.pooling, self.streams, shape)))
         self.hidden_norm.build((shape[0], self.hidden_units))
         self.gating.build((shape[0], self.hidden_units))
         self.classifier.build((shape[0], self.hidden_units))
 
     def call(self, features, training=None):
-        pooled = [
-            pooling(stream, training=training)
-            for pooling, stream in zip(self.pooling, split_streams(positions(features), self.streams))
-        ]
-        pooled = ops.concatenate(pooled, axis=-1) if len(pooled) > 1 else pooled[0]
+        pooled = pool_streams(self.pooling, positions(features), self.streams, training)
         hidden = self.hidden_norm(self.hidden(self.dropout(pooled, training=training)), training=training)
         hidden = self.gating(hidden, training=training)
         return self.classifier(hidden, training=training)
