@@ -32,6 +32,33 @@ AMBIGUOUS PAIRS: the second label of scene 0 and of scene 1 (Frisbee/Plate), and
 3 (Stop sign/Kite), have prototypes with cosine similarity ≈ 0.999: only the scene (its context
 and the co-occurring labels) tells them apart.
 
+The yt8m preset (`--preset=yt8m`)
+---------------------------------
+YouTube-8M's scale, for telling the video models apart (`bench/video_heads.py`); the demo world
+above is easy enough that every model scores 94-98 GAP. Differences from the demo world:
+
+- 3,862 labels in scenes of 8. Each label has a popularity 1/rank (a Zipf law, exponent 1) over a
+  random ranking. A video has 1-5 labels (probabilities .15/.2/.3/.2/.15, mean 3.0); the first is
+  drawn by popularity, each further one from the first's scene (by popularity within it) with
+  probability 0.85, else from anywhere. Measured on 1,500 videos: counts fall with the rank as a
+  power law of slope about -0.8 (the scene-mates lift the tail), the most popular label in 15 %
+  of the videos. At 12,000 training videos most tail labels have a handful of examples or none
+  (the real data has hundreds each): GAP, weighted by frequency, and the mAP over the labels
+  present in validate are what this size measures reliably.
+- Evidence in a few short runs: a label shows in 1-3 runs of 5-12 frames of a 60-180-frame video.
+- Labels told apart only by context: label 1 of scenes 2p and 2p+1 look alike (prototype cosine
+  ≈ 0.999; 241 pairs), as in the demo but in every pair of scenes.
+- Labels told apart only by timing: labels 2 and 3 of each scene look alike too; label 2 shows
+  long (40-60 % of the video in 1-2 runs), label 3 briefly (one run of 5-7 frames). Their
+  per-frame evidence peaks alike; only how long it lasts differs.
+- The segment vocabulary is labels 0, 1 and 3 of each scene (1,446 classes; the real one has 1,000).
+
+What it rewards, by construction and not by tuning toward a model: using the co-occurring labels
+and the scene's context (context pairs), pooling that keeps how many frames carry a label's
+evidence, such as sums, means or VLAD's residual sums, over pooling that keeps only the peak or
+normalises the weights (duration pairs), and finding a few short runs in long videos. rgb and
+audio both carry every label (audio weaker), as in the demo.
+
 Segment ratings (the 2019 format)
 ---------------------------------
 The segment vocabulary (`segment_label_ids.csv`) is every class except the third label of each
@@ -69,10 +96,12 @@ removed first.
 Command line::
 
     python -m cma_tf.data.yt8m.synthetic --out_dir=runs/yt8m_demo/data
+    python -m cma_tf.data.yt8m.synthetic --preset=yt8m --out_dir=runs/yt8m_scale/data
 """
 
 import csv
 import dataclasses
+import functools
 import glob
 import os
 import time
@@ -142,6 +171,35 @@ SCENE_THEMES = (
     ("mountain", ("Hiking", "Ski", "Snow", "Cable car")),
 )
 
+# ---------------------------------------------------------------------------------------------
+# The yt8m preset: YouTube-8M's scale (module docstring, "The yt8m preset")
+
+DEMO_PRESET, YT8M_PRESET = "demo", "yt8m"
+PRESETS = (DEMO_PRESET, YT8M_PRESET)
+# What each preset generates when not told otherwise (the CLI's flags and write_synthetic_yt8m's
+# arguments override any of them).
+PRESET_DEFAULTS = {
+    DEMO_PRESET: dict(num_classes=DEFAULT_NUM_CLASSES, train_videos=DEFAULT_VIDEOS[TRAIN_SPLIT],
+                      validate_videos=DEFAULT_VIDEOS[VALIDATE_SPLIT], test_videos=DEFAULT_VIDEOS[TEST_SPLIT],
+                      min_frames=DEFAULT_MIN_FRAMES, max_frames=DEFAULT_MAX_FRAMES),
+    YT8M_PRESET: dict(num_classes=3862, train_videos=12_000, validate_videos=3_000, test_videos=300,
+                      min_frames=60, max_frames=180),
+}
+SCALE_LABELS_PER_SCENE = 8
+ZIPF_EXPONENT = 1.0  # label popularity ∝ 1 / rank^s over a random ranking of the labels
+LABEL_COUNT_PROBABILITIES = (0.15, 0.2, 0.3, 0.2, 0.15)  # 1-5 labels a video, mean 3.0
+SAME_SCENE_PROBABILITY = 0.85  # each further label: from the first label's scene, else from anywhere
+# Positions within a scene of 8: 1 has a look-alike in the paired scene (context pair); 2 and 3
+# share a prototype and differ in how long they show (duration pair: 2 long, 3 short).
+LONG_POSITION, SHORT_POSITION = 2, 3
+GENERIC, LONG, SHORT = 0, 1, 2
+GENERIC_RUNS = (1, 3)  # a generic label shows in 1-3 runs of 5-12 frames
+GENERIC_RUN_FRAMES = (records.SEGMENT_SIZE, 12)
+LONG_FRACTION_RANGE = (0.4, 0.6)  # a long label covers 40-60 % of the video in 1-2 runs
+SHORT_RUN_FRAMES = (records.SEGMENT_SIZE, 7)  # a short label shows once, for 5-7 frames
+# The segment vocabulary: positions 0, 1 and 3 of each scene (about 1,450 of 3,862 classes).
+SCALE_RATED_POSITIONS = (0, AMBIGUOUS_POSITION, SHORT_POSITION)
+
 _ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_SPACE = len(_ID_ALPHABET) ** 4  # 14,776,336 = 2^4 · 31^4
 _ID_MULTIPLIER = 9_999_991  # odd and not a multiple of 31: invertible modulo _ID_SPACE
@@ -162,17 +220,28 @@ class SyntheticWorld:
     audio_prototypes: np.ndarray  # float32 [N, 128], unit norm
     rgb_contexts: np.ndarray  # float32 [scenes, 1024], unit norm
     audio_contexts: np.ndarray  # float32 [scenes, 128], unit norm
+    preset: str = DEMO_PRESET
+    # The yt8m preset only (None in the demo world):
+    popularity: Optional[np.ndarray] = None  # float [N], the Zipf weight of each label
+    duration_pairs: Tuple[Tuple[int, int], ...] = ()  # (long, short): the same prototype, told apart by duration
+    durations: Optional[np.ndarray] = None  # int [N]: GENERIC, LONG or SHORT (how a label's runs are drawn)
 
     @property
     def num_classes(self) -> int:
         return len(self.names)
 
+    @functools.cached_property
+    def _partners(self) -> Dict[int, int]:
+        pairs = self.ambiguous_pairs + self.duration_pairs
+        return {**{a: b for a, b in pairs}, **{b: a for a, b in pairs}}
+
     def partner(self, label: int) -> Optional[int]:
-        """The look-alike of an ambiguous label, or None."""
-        for a, b in self.ambiguous_pairs:
-            if label in (a, b):
-                return b if label == a else a
-        return None
+        """The look-alike of an ambiguous (context or duration) label, or None."""
+        return self._partners.get(label)
+
+    @functools.cached_property
+    def segment_class_set(self) -> frozenset:
+        return frozenset(self.segment_classes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,8 +295,12 @@ def _ambiguous_prototypes(rng: np.random.Generator, prototypes: np.ndarray, pair
     return prototypes
 
 
-def make_world(num_classes: int = DEFAULT_NUM_CLASSES, seed: int = 0) -> SyntheticWorld:
+def make_world(num_classes: int = DEFAULT_NUM_CLASSES, seed: int = 0, preset: str = DEMO_PRESET) -> SyntheticWorld:
     """The scenes, names, segment vocabulary, prototypes and contexts for `num_classes` labels."""
+    if preset not in PRESETS:
+        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    if preset == YT8M_PRESET:
+        return _make_scale_world(num_classes, seed)
     if num_classes < 2 * 2:
         raise ConfigError(f"num_classes must be >= 4 (two scenes of two labels), got {num_classes}")
     num_scenes = max(2, num_classes // LABELS_PER_SCENE)
@@ -253,6 +326,46 @@ def make_world(num_classes: int = DEFAULT_NUM_CLASSES, seed: int = 0) -> Synthet
         audio_prototypes=audio.astype(np.float32),
         rgb_contexts=_unit_rows(rng, num_scenes, rgb_dims).astype(np.float32),
         audio_contexts=_unit_rows(rng, num_scenes, audio_dims).astype(np.float32),
+    )
+
+
+def _make_scale_world(num_classes: int, seed: int) -> SyntheticWorld:
+    """The yt8m preset's world: scenes of 8, Zipf popularity, context and duration pairs."""
+    if num_classes < 2 * SCALE_LABELS_PER_SCENE:
+        raise ConfigError(f"the {YT8M_PRESET} preset needs num_classes >= {2 * SCALE_LABELS_PER_SCENE} (two scenes "
+                          f"of {SCALE_LABELS_PER_SCENE}), got {num_classes}")
+    num_scenes = num_classes // SCALE_LABELS_PER_SCENE
+    scene_labels = tuple(tuple(int(k) for k in ids) for ids in np.array_split(np.arange(num_classes), num_scenes))
+    label_scene = np.concatenate([np.full(len(ids), s) for s, ids in enumerate(scene_labels)])
+    scene_names, names = _names(num_scenes, [len(ids) for ids in scene_labels])
+    context_pairs = tuple((scene_labels[2 * p][AMBIGUOUS_POSITION], scene_labels[2 * p + 1][AMBIGUOUS_POSITION])
+                          for p in range(num_scenes // 2))
+    duration_pairs = tuple((ids[LONG_POSITION], ids[SHORT_POSITION]) for ids in scene_labels)
+    durations = np.full(num_classes, GENERIC)
+    for long_label, short_label in duration_pairs:
+        durations[long_label], durations[short_label] = LONG, SHORT
+    rated = tuple(ids[j] for ids in scene_labels for j in SCALE_RATED_POSITIONS)
+    rgb_dims, audio_dims = records.FEATURE_SIZES[records.RGB], records.FEATURE_SIZES[records.AUDIO]
+    rng = np.random.default_rng([seed, WORLD_STREAM_ID])
+    pairs = context_pairs + duration_pairs
+    rgb = _ambiguous_prototypes(rng, _unit_rows(rng, num_classes, rgb_dims), pairs)
+    audio = _ambiguous_prototypes(rng, _unit_rows(rng, num_classes, audio_dims), pairs)
+    popularity = 1.0 / (1.0 + rng.permutation(num_classes)) ** ZIPF_EXPONENT
+    return SyntheticWorld(
+        names=tuple(names),
+        scene_names=tuple(scene_names),
+        scene_labels=scene_labels,
+        label_scene=label_scene,
+        ambiguous_pairs=context_pairs,
+        segment_classes=tuple(sorted(rated)),
+        rgb_prototypes=rgb.astype(np.float32),
+        audio_prototypes=audio.astype(np.float32),
+        rgb_contexts=_unit_rows(rng, num_scenes, rgb_dims).astype(np.float32),
+        audio_contexts=_unit_rows(rng, num_scenes, audio_dims).astype(np.float32),
+        preset=YT8M_PRESET,
+        popularity=popularity,
+        duration_pairs=duration_pairs,
+        durations=durations,
     )
 
 
@@ -283,9 +396,56 @@ def _sample_labels(rng: np.random.Generator, world: SyntheticWorld) -> Tuple[int
     return scene, sorted(labels)
 
 
-def _support_runs(rng: np.random.Generator, num_frames: int) -> Tuple[Tuple[int, int], ...]:
-    """One or two disjoint runs of >= MIN_RUN_FRAMES frames, covering 20-50% of the video."""
-    total = int(round(rng.uniform(*SUPPORT_FRACTION_RANGE) * num_frames))
+def _sample_scale_labels(rng: np.random.Generator, world: SyntheticWorld) -> Tuple[int, List[int]]:
+    """The yt8m preset: 1-5 labels; the first by popularity, each further one from its scene
+    (by popularity within the scene) with probability SAME_SCENE_PROBABILITY, else from anywhere."""
+    count = int(rng.choice(len(LABEL_COUNT_PROBABILITIES), p=LABEL_COUNT_PROBABILITIES)) + 1
+    weights = world.popularity / world.popularity.sum()
+    first = int(rng.choice(world.num_classes, p=weights))
+    scene = int(world.label_scene[first])
+    labels = {first}
+    while len(labels) < count:
+        own = [k for k in world.scene_labels[scene] if k not in labels]
+        if own and rng.random() < SAME_SCENE_PROBABILITY:
+            w = world.popularity[own]
+            labels.add(int(rng.choice(own, p=w / w.sum())))
+        else:
+            labels.add(int(rng.choice(world.num_classes, p=weights)))
+    return scene, sorted(labels)
+
+
+def _disjoint_runs(rng: np.random.Generator, num_frames: int, lengths) -> Tuple[Tuple[int, int], ...]:
+    """Runs of the given lengths, in order, at least one frame apart, placed uniformly."""
+    lengths = [int(n) for n in lengths]
+    free = num_frames - sum(lengths) - (len(lengths) - 1)
+    offsets = np.sort(rng.integers(0, free + 1, size=len(lengths)))
+    runs, start = [], 0
+    for offset, length in zip(offsets, lengths):
+        runs.append((start + int(offset), start + int(offset) + length))
+        start += length + 1
+    return tuple(runs)
+
+
+def _scale_support_runs(rng: np.random.Generator, num_frames: int, duration: int) -> Tuple[Tuple[int, int], ...]:
+    """The yt8m preset's runs of one label: a few short ones (generic), 40-60 % of the video in
+    1-2 runs (long), or a single run of 5-7 frames (short)."""
+    if duration == LONG:
+        return _support_runs(rng, num_frames, LONG_FRACTION_RANGE)
+    if duration == SHORT:
+        length = min(num_frames, int(rng.integers(SHORT_RUN_FRAMES[0], SHORT_RUN_FRAMES[1] + 1)))
+        return _disjoint_runs(rng, num_frames, [length])
+    count = int(rng.integers(GENERIC_RUNS[0], GENERIC_RUNS[1] + 1))
+    lengths = rng.integers(GENERIC_RUN_FRAMES[0], GENERIC_RUN_FRAMES[1] + 1, size=count)
+    while len(lengths) > 1 and lengths.sum() + len(lengths) - 1 > num_frames:
+        lengths = lengths[:-1]
+    return _disjoint_runs(rng, num_frames, np.minimum(lengths, num_frames))
+
+
+def _support_runs(rng: np.random.Generator, num_frames: int,
+                  fraction_range=SUPPORT_FRACTION_RANGE) -> Tuple[Tuple[int, int], ...]:
+    """One or two disjoint runs of >= MIN_RUN_FRAMES frames, covering `fraction_range` (default
+    20-50 %) of the video."""
+    total = int(round(rng.uniform(*fraction_range) * num_frames))
     total = min(num_frames, max(MIN_RUN_FRAMES, total))
     if total >= 2 * MIN_RUN_FRAMES and total < num_frames and rng.random() < TWO_RUNS_PROBABILITY:
         first = int(rng.integers(MIN_RUN_FRAMES, total - MIN_RUN_FRAMES + 1))
@@ -315,7 +475,7 @@ def _rate_segments(rng: np.random.Generator, world: SyntheticWorld, labels, mask
         num_segments, records.SEGMENT_SIZE, len(labels)).sum(axis=1)
     rated = []  # (start, label, score)
     for column, label in enumerate(labels):
-        if label not in world.segment_classes:
+        if label not in world.segment_class_set:
             continue
         positive = covered[:, column] >= MIN_SUPPORT_IN_POSITIVE
         for pool, most, score in ((starts[positive], MAX_POSITIVE_SEGMENTS, 1.0),
@@ -323,8 +483,9 @@ def _rate_segments(rng: np.random.Generator, world: SyntheticWorld, labels, mask
             for start in rng.choice(pool, size=min(most, len(pool)), replace=False):
                 rated.append((int(start), label, score))
     absent = [k for k in world.segment_classes if k not in labels]
-    hard = [k for k in absent if any(world.label_scene[k] == world.label_scene[j] or world.partner(j) == k
-                                     for j in labels)]
+    scenes = {int(world.label_scene[j]) for j in labels}
+    partners = {world.partner(j) for j in labels}
+    hard = [k for k in absent if int(world.label_scene[k]) in scenes or k in partners]
     rated_starts = sorted({start for start, _, _ in rated}) or [int(s) for s in starts]
     for _ in range(int(rng.integers(1, MAX_ABSENT_RATED_LABELS + 1))):
         pool = hard if hard and rng.random() < HARD_NEGATIVE_PROBABILITY else absent
@@ -348,9 +509,13 @@ def generate_video(world: SyntheticWorld, split: str, index: int, min_frames: in
                    max_frames: int = DEFAULT_MAX_FRAMES, seed: int = 0) -> SyntheticVideo:
     """Video `index` of `split`, from its own random stream."""
     rng = np.random.default_rng([seed, SPLIT_STREAM_IDS[split], index])
-    scene, labels = _sample_labels(rng, world)
+    scale = world.preset == YT8M_PRESET
+    scene, labels = (_sample_scale_labels if scale else _sample_labels)(rng, world)
     num_frames = int(rng.integers(min_frames, max_frames + 1))
-    support = {label: _support_runs(rng, num_frames) for label in labels}
+    if scale:
+        support = {label: _scale_support_runs(rng, num_frames, world.durations[label]) for label in labels}
+    else:
+        support = {label: _support_runs(rng, num_frames) for label in labels}
     masks = np.zeros([num_frames, len(labels)], np.float32)
     for column, label in enumerate(labels):
         for start, end in support[label]:
@@ -367,11 +532,11 @@ def generate_video(world: SyntheticWorld, split: str, index: int, min_frames: in
 
 def generate_videos(split: str, count: int, num_classes: int = DEFAULT_NUM_CLASSES,
                     min_frames: int = DEFAULT_MIN_FRAMES, max_frames: int = DEFAULT_MAX_FRAMES,
-                    seed: int = 0, start: int = 0, world: Optional[SyntheticWorld] = None
-                    ) -> List[SyntheticVideo]:
+                    seed: int = 0, start: int = 0, world: Optional[SyntheticWorld] = None,
+                    preset: str = DEMO_PRESET) -> List[SyntheticVideo]:
     """Videos `start..start+count-1` of `split`, exactly as `write_synthetic_yt8m` writes them."""
     _validate_frames(min_frames, max_frames)
-    world = make_world(num_classes, seed) if world is None else world
+    world = make_world(num_classes, seed, preset) if world is None else world
     return [generate_video(world, split, i, min_frames, max_frames, seed)
             for i in range(start, start + count)]
 
@@ -418,9 +583,12 @@ def _description(world: SyntheticWorld, label: int) -> str:
     scene = world.scene_names[world.label_scene[label]]
     text = f'Synthetic label of the "{scene}" scene.'
     partner = world.partner(label)
-    if partner is not None:
+    if partner is not None and world.label_scene[partner] != world.label_scene[label]:
         other = world.scene_names[world.label_scene[partner]]
         text += f' Looks like "{world.names[partner]}" ({other}); only the context tells them apart.'
+    elif partner is not None:
+        how = "long" if world.durations[label] == LONG else "briefly"
+        text += f' Looks like "{world.names[partner]}"; shows {how}: only how long it shows tells them apart.'
     return text
 
 
@@ -495,36 +663,48 @@ def _write_split(out_dir, world, split, count, num_shards, min_frames, max_frame
 
 def write_synthetic_yt8m(
     out_dir: str,
-    num_classes: int = DEFAULT_NUM_CLASSES,
-    train_videos: int = DEFAULT_VIDEOS[TRAIN_SPLIT],
-    validate_videos: int = DEFAULT_VIDEOS[VALIDATE_SPLIT],
-    test_videos: int = DEFAULT_VIDEOS[TEST_SPLIT],
+    num_classes: Optional[int] = None,
+    train_videos: Optional[int] = None,
+    validate_videos: Optional[int] = None,
+    test_videos: Optional[int] = None,
     num_shards: Union[int, Mapping[str, int]] = DEFAULT_NUM_SHARDS,
-    min_frames: int = DEFAULT_MIN_FRAMES,
-    max_frames: int = DEFAULT_MAX_FRAMES,
+    min_frames: Optional[int] = None,
+    max_frames: Optional[int] = None,
     seed: int = 0,
     progress: bool = False,
+    preset: str = DEMO_PRESET,
 ) -> dict:
     """Writes a synthetic YouTube-8M dataset to `out_dir` (layout in the module docstring).
 
     Args:
+        num_classes, train_videos, validate_videos, test_videos, min_frames, max_frames: None
+            takes the preset's (`PRESET_DEFAULTS`: demo 16 classes, 1,600/400/100 videos of
+            30-90 frames; yt8m 3,862 classes, 12,000/3,000/300 videos of 60-180 frames).
         num_shards: shards per split, an int for every split or {split: count}
             (default 4 train, 2 validate, 2 test); a split never has more shards than videos.
         min_frames, max_frames: frames per video, uniform in [min_frames, max_frames] within [5, 300].
         progress: show a tqdm bar over the videos.
+        preset: "demo" (scenes of 4, 1-4 labels a video) or "yt8m" (YouTube-8M's scale; module docstring).
 
     Returns:
         A summary: the parameters, the names, scenes, ambiguous pairs and segment classes, and
         per split the counts of videos, shards, frames and rated segments.
     """
-    counts = {TRAIN_SPLIT: train_videos, VALIDATE_SPLIT: validate_videos, TEST_SPLIT: test_videos}
+    if preset not in PRESETS:
+        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    given = dict(num_classes=num_classes, train_videos=train_videos, validate_videos=validate_videos,
+                 test_videos=test_videos, min_frames=min_frames, max_frames=max_frames)
+    values = {key: PRESET_DEFAULTS[preset][key] if value is None else value for key, value in given.items()}
+    num_classes, min_frames, max_frames = values["num_classes"], values["min_frames"], values["max_frames"]
+    counts = {TRAIN_SPLIT: values["train_videos"], VALIDATE_SPLIT: values["validate_videos"],
+              TEST_SPLIT: values["test_videos"]}
     if min(counts.values()) < 0 or max(counts.values()) > _MAX_VIDEOS_PER_SPLIT:
         raise ConfigError(f"video counts must be in [0, {_MAX_VIDEOS_PER_SPLIT}], got {counts}")
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed}")
     _validate_frames(min_frames, max_frames)
     shard_counts = _shard_counts(num_shards)
-    world = make_world(num_classes, seed)
+    world = make_world(num_classes, seed, preset)
     for directory in (FRAME_DIR, VIDEO_DIR):
         os.makedirs(os.path.join(out_dir, directory), exist_ok=True)
     _remove_old_shards(out_dir)
@@ -537,6 +717,7 @@ def write_synthetic_yt8m(
     write_segment_label_ids(os.path.join(out_dir, SEGMENT_LABEL_IDS_FILENAME), world)
     return {
         "out_dir": out_dir,
+        "preset": preset,
         "num_classes": world.num_classes,
         "seed": int(seed),
         "min_frames": int(min_frames),
@@ -544,6 +725,7 @@ def write_synthetic_yt8m(
         "names": list(world.names),
         "scenes": {name: list(ids) for name, ids in zip(world.scene_names, world.scene_labels)},
         "ambiguous_pairs": [list(pair) for pair in world.ambiguous_pairs],
+        "duration_pairs": [list(pair) for pair in world.duration_pairs],
         "segment_classes": list(world.segment_classes),
         "splits": splits,
     }
@@ -561,25 +743,30 @@ def define_flags(flag_values=None):
     from absl import flags
 
     fv = flags.FLAGS if flag_values is None else flag_values
+    flags.DEFINE_enum("preset", DEMO_PRESET, list(PRESETS), "demo: 16 labels in scenes of 4, 1,600 training "
+                      "videos of 30-90 frames (make demo-video). yt8m: YouTube-8M's scale, 3,862 labels with Zipf "
+                      "popularity, 1-5 labels a video, evidence in a few short runs, look-alike labels told apart by "
+                      "context or by how long they show; 12,000/3,000/300 videos of 60-180 frames (about 2 GB). "
+                      "The flags below override a preset's numbers where given.", flag_values=fv)
     flags.DEFINE_string("out_dir", None, "Directory to write vocabulary.csv, segment_label_ids.csv, "
                         "frame/<split>NNNN.tfrecord and video/<split>NNNN.tfrecord to (created if "
                         "missing; older shards of the same splits are replaced).", flag_values=fv)
-    flags.DEFINE_integer("num_classes", DEFAULT_NUM_CLASSES, "Number of labels (>= 4); they form "
-                         "scenes of about 4 co-occurring labels.", flag_values=fv)
-    flags.DEFINE_integer("train_videos", DEFAULT_VIDEOS[TRAIN_SPLIT], "Number of training videos "
-                         "(frame- and video-level records with labels).", flag_values=fv)
-    flags.DEFINE_integer("validate_videos", DEFAULT_VIDEOS[VALIDATE_SPLIT], "Number of validation "
-                         "videos (labels and 2019-style segment ratings).", flag_values=fv)
-    flags.DEFINE_integer("test_videos", DEFAULT_VIDEOS[TEST_SPLIT], "Number of test videos "
-                         "(no labels, no ratings, as published).", flag_values=fv)
+    flags.DEFINE_integer("num_classes", None, "Number of labels (default the preset's, 16 or 3,862); they form "
+                         "scenes of about 4 (demo) or 8 (yt8m) co-occurring labels.", flag_values=fv)
+    flags.DEFINE_integer("train_videos", None, "Number of training videos (frame- and video-level records with "
+                         "labels; default the preset's, 1,600 or 12,000).", flag_values=fv)
+    flags.DEFINE_integer("validate_videos", None, "Number of validation videos (labels and 2019-style segment "
+                         "ratings; default the preset's, 400 or 3,000).", flag_values=fv)
+    flags.DEFINE_integer("test_videos", None, "Number of test videos (no labels, no ratings, as published; "
+                         "default the preset's, 100 or 300).", flag_values=fv)
     flags.DEFINE_integer("num_shards", DEFAULT_NUM_SHARDS[TRAIN_SPLIT], "TFRecord shards of the train "
                          "split (does not change the content).", flag_values=fv)
     flags.DEFINE_integer("eval_num_shards", DEFAULT_NUM_SHARDS[VALIDATE_SPLIT], "TFRecord shards of the "
                          "validate and of the test split (does not change the content).", flag_values=fv)
-    flags.DEFINE_integer("min_frames", DEFAULT_MIN_FRAMES, "Fewest frames (seconds) of a video; >= 5.",
-                         flag_values=fv)
-    flags.DEFINE_integer("max_frames", DEFAULT_MAX_FRAMES, "Most frames (seconds) of a video; <= 300.",
-                         flag_values=fv)
+    flags.DEFINE_integer("min_frames", None, "Fewest frames (seconds) of a video; >= 5 (default the preset's, "
+                         "30 or 60).", flag_values=fv)
+    flags.DEFINE_integer("max_frames", None, "Most frames (seconds) of a video; <= 300 (default the preset's, "
+                         "90 or 180).", flag_values=fv)
     flags.DEFINE_integer("seed", 0, "Random seed; the same flags give byte-identical files.", flag_values=fv)
     flags.mark_flag_as_required("out_dir", flag_values=fv)
     return fv
@@ -600,6 +787,7 @@ def run_from_flags(flag_values, progress: bool = True) -> dict:
         max_frames=flag_values.max_frames,
         seed=flag_values.seed,
         progress=progress,
+        preset=flag_values.preset,
     )
     splits = summary["splits"]
     videos = ", ".join(f"{s['videos']} {name} videos ({s['frames']} frames, {s['shards']} shards)"
