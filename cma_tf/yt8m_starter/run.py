@@ -75,7 +75,9 @@ files:
     3. `tensorflow.contrib.slim` → the `tf_slim` package (pip install tf_slim), registered in
        `sys.modules` and as `tf.compat.v1.contrib.slim`; its
        `arg_scope`, `model_variable`, `variable` and `get_model_variables` are what `train.py`
-       and `export_model.py` use.
+       and `export_model.py` use. tf_slim 1.1's `batch_norm` (the starter's DBoF) tests
+       `isinstance(x, ops.Tensor)`, a name TF 2.21's `tensorflow.python.framework.ops` no
+       longer has: `tf.Tensor` is put back under it.
     4. The model classes are set as attributes of the starter's `frame_level_models`
        module, where `train.py`'s `find_class_by_name` looks for `--model`.
     5. For `train.py` each class writes `cma_flags.json` when its training graph is built, i.e.
@@ -186,6 +188,10 @@ def install_tf1_shims(graph_mode=True):
     except ImportError:
         raise ConfigError("the starter code imports tensorflow.contrib.slim, which TF 2 provides as "
                           "the tf_slim package: pip install tf_slim")
+    from tensorflow.python.framework import ops
+
+    if not hasattr(ops, "Tensor"):
+        ops.Tensor = tf.Tensor
     contrib = types.ModuleType("tensorflow.contrib")
     contrib.slim = tf_slim
     tf.compat.v1.contrib = contrib  # `import tensorflow.contrib.slim as slim` reads attributes

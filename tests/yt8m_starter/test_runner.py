@@ -1,6 +1,11 @@
 """`python -m cma_tf.yt8m_starter.run` itself: its `--help` (with and without a copy of the
-starter code) and its own errors, one line with exit status 2."""
+starter code), its own errors, one line with exit status 2, and its TF1 shims."""
 
+import os
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 
 from cma_tf.errors import ConfigError
@@ -44,3 +49,27 @@ def test_runner_errors_are_one_line_with_exit_status_2(tmp_path, monkeypatch, ca
 def test_split_runner_args_refuses_an_unknown_script():
     with pytest.raises(ConfigError, match=r"--script=export: not one of train, eval"):
         runner.split_runner_args(["--starter_dir=/nowhere", "--script=export"])
+
+
+SLIM_BATCH_NORM = """
+import numpy as np
+from cma_tf.yt8m_starter.run import install_tf1_shims
+tf = install_tf1_shims()
+import tensorflow.contrib.slim as slim
+x = tf.placeholder(tf.float32, [None, 3])
+y = slim.batch_norm(x, center=True, scale=True, is_training=False, epsilon=1e-3)
+with tf.Session() as session:
+    session.run(tf.global_variables_initializer())
+    print(repr(session.run(y, {x: [[1.0, -2.0, 4.0]]}).tolist()))
+"""
+
+
+def test_shimmed_slim_batch_norm_builds_and_normalizes():
+    """The starter's DBoF calls `slim.batch_norm`, which tf_slim 1.1 cannot build on TF 2.21
+    without the runner's `ops.Tensor` shim; in inference with fresh statistics (mean 0,
+    variance 1, γ 1, β 0) it is x / sqrt(1 + ε)."""
+    proc = subprocess.run([sys.executable, "-c", SLIM_BATCH_NORM], capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = np.array(eval(proc.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(out, np.array([[1.0, -2.0, 4.0]]) / np.sqrt(1.0 + 1e-3), rtol=1e-6)
