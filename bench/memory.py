@@ -31,7 +31,8 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 from bench.report import print_table, run_worker, write_report  # noqa: E402
 
@@ -41,7 +42,11 @@ COCO_LABELS = 80
 
 
 def make_config(setting, head, batch):
-    if setting == "yt8m":
+    if setting == "bench_video":  # bench/video_heads.py: an entry of configs/bench_video_heads.py
+        from cma_tf.config_base import load_config_file
+
+        config = load_config_file(os.path.join(ROOT, "configs", "bench_video_heads.py")).get_config(head)
+    elif setting == "yt8m":
         from cma_tf.config_base import get_paper_video_config
 
         config = get_paper_video_config(f"{head}_snet")
@@ -90,7 +95,7 @@ def worker(args):
         pass
     if args.path == "unfused":
         unfuse()
-    num_labels = 3862 if args.setting == "yt8m" else COCO_LABELS
+    num_labels = 3862 if args.setting in ("yt8m", "bench_video") else COCO_LABELS
     config = make_config(args.setting, args.head, args.batch)
     keras.utils.set_random_seed(0)
     model = factory.build_classifier(config, num_labels)

@@ -71,6 +71,12 @@ def predict_scores(model, maps, batch_size):
     return scipy.special.expit(np.asarray(logits, np.float64))
 
 
+def weighted(scores, weights):
+    """`scores` times the eval set's label weights when it has them (`[weights]`, rated YouTube-8M
+    segments: only the rated classes count, as `training/callbacks.predict_scores` scores them)."""
+    return scores * np.asarray(weights[0], scores.dtype) if weights else scores
+
+
 class _StopOnNonFinite(keras.callbacks.Callback):
     """Keras' `TerminateOnNaN` without its line on stdout: a diverged run is a result the caller
     reports (`{"diverged": …}`), and `cma_tf.select`'s table is on stdout."""
@@ -91,8 +97,8 @@ class _EpochMAP(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or not np.isfinite(logs.get("loss", np.nan)):
             return
-        for name, (maps, labels) in self.eval_sets.items():
-            scores = predict_scores(self.model, maps, self.batch_size)
+        for name, (maps, labels, *weights) in self.eval_sets.items():
+            scores = weighted(predict_scores(self.model, maps, self.batch_size), weights)
             if np.all(np.isfinite(scores)):
                 logs[f"{name}_mAP"] = mean_average_precision(scores, labels)
 
@@ -147,7 +153,10 @@ def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabula
         train_maps, train_labels: the maps (list of `[n, H_i, W_i, C_i]`) and multi-hot labels
             `[n, N]` trained on.
         eval_sets: `{name: (maps, labels)}` scored at the end (and after every epoch if
-            `epoch_metrics`), e.g. `{"holdout": …}` in a search, `{"val": …}` in a final run.
+            `epoch_metrics`), e.g. `{"holdout": …}` in a search, `{"val": …}` in a final run;
+            `(maps, labels, label_weights)` scores `σ(logits) · label_weights` (rated segments).
+        epoch_metrics: True scores every eval set after each epoch too, a list of names only
+            those, False none.
         vocabulary: the label names (the label graph's, and `AP_per_class`'s keys).
         embeddings_dir: where the label embeddings (ASGE) fitted to the training labels' graph
             are cached (`trainer.fit_label_embeddings`; one folder per set of training labels).
@@ -165,7 +174,8 @@ def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabula
     batch_size = config.train.batch_size
     callbacks = [_StopOnNonFinite()]
     if epoch_metrics:
-        callbacks.insert(0, _EpochMAP(eval_sets, config.train.eval_batch_size))
+        tracked = eval_sets if epoch_metrics is True else {name: eval_sets[name] for name in epoch_metrics}
+        callbacks.insert(0, _EpochMAP(tracked, config.train.eval_batch_size))
     fit = model.fit(_dataset(train_maps, train_labels, batch_size, seed=config.seed), epochs=config.train.epochs,
                     callbacks=callbacks, verbose=verbose, shuffle=False)
     history = [
@@ -183,8 +193,8 @@ def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabula
         averaged.swap_averaged_weights()
     metrics_fn, _, _ = factory.evaluation_metrics(config)
     result["metrics"], scores_by_set = {}, {}
-    for name, (maps, labels) in eval_sets.items():
-        scores = predict_scores(model, maps, config.train.eval_batch_size)
+    for name, (maps, labels, *weights) in eval_sets.items():
+        scores = weighted(predict_scores(model, maps, config.train.eval_batch_size), weights)
         if not np.all(np.isfinite(scores)):
             return dict(result, diverged=f"the scores on '{name}' are not finite")
         metrics = metrics_fn(scores, np.asarray(labels))

@@ -48,17 +48,20 @@ def split_for_search(train_set):
 
 
 def seed_run(config, point, seed, train_set, eval_name, eval_set, vocabulary, path, embeddings_dir, metric="mAP",
-             train_backbone=False):
+             train_backbone=False, extra_sets=None, keep_scores=True):
     """One run of the chosen `point` with `seed` (read from `path` when it finished before):
     `{"seed", "point", "mAP", "score" (under `metric`), "metrics", "history", "seconds"}`, or
-    with `"diverged"`; its scores on `eval_set` are kept beside `path` (`SCORES`)."""
+    with `"diverged"`; its scores on `eval_set` are kept beside `path` (`SCORES`) unless not
+    `keep_scores`. `extra_sets` (`{name: (maps, labels[, label_weights])}`, e.g. rated segments)
+    are scored too, their metrics under `"extra"` (without the per-label APs)."""
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
     run_config = grid.apply_point(config, point)
     run_config.seed = int(seed)
-    result = train_head_on_features(run_config, *train_set, {eval_name: eval_set}, vocabulary, embeddings_dir,
-                                    train_backbone=train_backbone, return_scores=True)
+    result = train_head_on_features(run_config, *train_set, {eval_name: eval_set, **(extra_sets or {})}, vocabulary,
+                                    embeddings_dir, epoch_metrics=[eval_name], train_backbone=train_backbone,
+                                    return_scores=keep_scores)
     record = {"seed": int(seed), "point": point, "eval": eval_name, "metric": metric, "seconds": result["seconds"],
               "history": result["history"], "diverged": result.get("diverged")}
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -66,8 +69,12 @@ def seed_run(config, point, seed, train_set, eval_name, eval_set, vocabulary, pa
         record["metrics"] = result["metrics"][eval_name]
         record["mAP"] = float(record["metrics"]["mAP"])
         record["score"] = float(record["metrics"][metric])
-        with atomic_write(os.path.join(os.path.dirname(path), SCORES)) as f:
-            np.save(f, result["scores"][eval_name].astype(np.float16))
+        if extra_sets:
+            record["extra"] = {name: {k: v for k, v in result["metrics"][name].items() if k != "AP_per_class"}
+                               for name in extra_sets}
+        if keep_scores:
+            with atomic_write(os.path.join(os.path.dirname(path), SCORES)) as f:
+                np.save(f, result["scores"][eval_name].astype(np.float16))
     write_text(path, json.dumps(record, indent=1))
     return record
 
@@ -84,7 +91,8 @@ def spread(runs):
 
 
 def judge_head(config, train_set, vocabulary, directory, embeddings_dir, final=None, seeds=SEEDS,
-               more_seeds=MORE_SEEDS, progress=None, metric="mAP", train_backbone=False):
+               more_seeds=MORE_SEEDS, progress=None, metric="mAP", train_backbone=False, extra_sets=None,
+               keep_scores=True):
     """Runs (or resumes, or reads) the protocol of one head.
 
     Args:
@@ -100,6 +108,7 @@ def judge_head(config, train_set, vocabulary, directory, embeddings_dir, final=N
         progress: optional `callable(stage, result)` after each run trained here.
         metric: what the search chooses by and the seeds report as `score` (mAP; GAP for video).
         train_backbone: the cached maps are the inputs; the config's backbone trains (video).
+        extra_sets, keep_scores: of the seed runs (`seed_run`).
 
     Returns:
         `{"selected": point, "holdout_<metric>": the search's best, "trials": [...], "runs": [...]}`.
@@ -116,7 +125,7 @@ def judge_head(config, train_set, vocabulary, directory, embeddings_dir, final=N
         path = os.path.join(directory, "seeds", f"seed{seed}", RESULT)
         fresh = not os.path.exists(path)
         result = seed_run(config, search["selected"], seed, final_train, eval_name, eval_set, vocabulary, path,
-                          embeddings_dir, metric, train_backbone)
+                          embeddings_dir, metric, train_backbone, extra_sets, keep_scores)
         if fresh and progress is not None:
             progress("seed", result)
         return result

@@ -106,3 +106,35 @@ def test_a_real_head_goes_through_the_protocol(tmp_path):
     assert len(outcome["trials"]) == len(grid.points()) and len(outcome["runs"]) == 3
     assert all(np.isfinite(r["mAP"]) and 0.0 < r["mAP"] <= 1.0 for r in outcome["runs"])
     assert os.path.exists(tmp_path / "seeds" / "seed2" / protocol.RESULT)
+
+
+def test_extra_sets_are_scored_by_the_seeds_only_and_scores_can_be_dropped(fake, tmp_path):
+    """bench/video_heads.py scores rated segments beside the videos: the extra set reaches the
+    seed runs (never the search, which reads the held-out part alone), its metrics are recorded
+    under "extra", and without keep_scores no scores file is written."""
+    trainer = fake(LRS)
+    extra = tiny_split(10, seed=9)
+    outcome = protocol.judge_head(small_config(), tiny_split(), VOCABULARY, str(tmp_path), str(tmp_path / "e"),
+                                  final=(tiny_split(), "val", tiny_split(20, seed=3)), more_seeds=(),
+                                  extra_sets={"segments": extra}, keep_scores=False)
+    search_calls, seed_calls = trainer.calls[:len(grid.points())], trainer.calls[len(grid.points()):]
+    assert all(call["eval"] == {"holdout": 9} for call in search_calls)
+    assert all(call["eval"] == {"val": 20, "segments": 10} for call in seed_calls)
+    assert all(run["extra"]["segments"]["mAP"] == LRS[1e-3] for run in outcome["runs"])
+    assert not os.path.exists(tmp_path / "seeds" / "seed0" / protocol.SCORES)
+
+
+def test_a_weighted_eval_set_scores_the_weighted_probabilities(tmp_path):
+    """`(maps, labels, label_weights)`: σ(logits) · weights, as the package scores rated segments
+    (`training/callbacks.predict_scores`), from the same trained model as the unweighted set."""
+    from cma_tf.selection.feature_head import train_head_on_features
+
+    maps, labels = tiny_split(40, seed=4)
+    weights = (np.random.default_rng(5).random(labels.shape) < 0.5).astype(np.uint8)
+    result = train_head_on_features(small_config(), *tiny_split(60), {"plain": (maps, labels),
+                                                                      "weighted": (maps, labels, weights)},
+                                    VOCABULARY, str(tmp_path), epoch_metrics=["plain"], return_scores=True)
+    plain, weighted = result["scores"]["plain"], result["scores"]["weighted"]
+    assert 0.0 < plain.min() and plain.max() < 1.0
+    np.testing.assert_allclose(weighted, plain * weights, rtol=1e-6)
+    assert all("plain_mAP" in epoch and "weighted_mAP" not in epoch for epoch in result["history"])

@@ -295,6 +295,37 @@ def _ambiguous_prototypes(rng: np.random.Generator, prototypes: np.ndarray, pair
     return prototypes
 
 
+def _scenes(num_classes: int, num_scenes: int):
+    """`(scene_labels, label_scene)`: consecutive label ids split into `num_scenes` scenes."""
+    scene_labels = tuple(tuple(int(k) for k in ids) for ids in np.array_split(np.arange(num_classes), num_scenes))
+    label_scene = np.concatenate([np.full(len(ids), s) for s, ids in enumerate(scene_labels)])
+    return scene_labels, label_scene
+
+
+def _world(seed, scene_labels, label_scene, look_alikes, ambiguous_pairs, segment_classes, **fields):
+    """The world of these scenes: names, then (from the world's random stream, in this order) the
+    rgb and audio prototypes, with each pair of `look_alikes` made alike, and the scene contexts."""
+    num_classes, num_scenes = len(label_scene), len(scene_labels)
+    scene_names, names = _names(num_scenes, [len(ids) for ids in scene_labels])
+    rgb_dims, audio_dims = records.FEATURE_SIZES[records.RGB], records.FEATURE_SIZES[records.AUDIO]
+    rng = np.random.default_rng([seed, WORLD_STREAM_ID])
+    rgb = _ambiguous_prototypes(rng, _unit_rows(rng, num_classes, rgb_dims), look_alikes)
+    audio = _ambiguous_prototypes(rng, _unit_rows(rng, num_classes, audio_dims), look_alikes)
+    return SyntheticWorld(
+        names=tuple(names),
+        scene_names=tuple(scene_names),
+        scene_labels=scene_labels,
+        label_scene=label_scene,
+        ambiguous_pairs=ambiguous_pairs,
+        segment_classes=tuple(segment_classes),
+        rgb_prototypes=rgb.astype(np.float32),
+        audio_prototypes=audio.astype(np.float32),
+        rgb_contexts=_unit_rows(rng, num_scenes, rgb_dims).astype(np.float32),
+        audio_contexts=_unit_rows(rng, num_scenes, audio_dims).astype(np.float32),
+        **fields,
+    )
+
+
 def make_world(num_classes: int = DEFAULT_NUM_CLASSES, seed: int = 0, preset: str = DEMO_PRESET) -> SyntheticWorld:
     """The scenes, names, segment vocabulary, prototypes and contexts for `num_classes` labels."""
     if preset not in PRESETS:
@@ -304,29 +335,11 @@ def make_world(num_classes: int = DEFAULT_NUM_CLASSES, seed: int = 0, preset: st
     if num_classes < 2 * 2:
         raise ConfigError(f"num_classes must be >= 4 (two scenes of two labels), got {num_classes}")
     num_scenes = max(2, num_classes // LABELS_PER_SCENE)
-    scene_labels = tuple(tuple(int(k) for k in ids)
-                         for ids in np.array_split(np.arange(num_classes), num_scenes))
-    label_scene = np.concatenate([np.full(len(ids), s) for s, ids in enumerate(scene_labels)])
-    scene_names, names = _names(num_scenes, [len(ids) for ids in scene_labels])
+    scene_labels, label_scene = _scenes(num_classes, num_scenes)
     pairs = tuple((scene_labels[2 * p][AMBIGUOUS_POSITION], scene_labels[2 * p + 1][AMBIGUOUS_POSITION])
                   for p in range(min(NUM_AMBIGUOUS_PAIRS, num_scenes // 2)))
     unrated = {ids[UNRATED_POSITION] for ids in scene_labels if len(ids) > UNRATED_POSITION}
-    rgb_dims, audio_dims = records.FEATURE_SIZES[records.RGB], records.FEATURE_SIZES[records.AUDIO]
-    rng = np.random.default_rng([seed, WORLD_STREAM_ID])
-    rgb = _ambiguous_prototypes(rng, _unit_rows(rng, num_classes, rgb_dims), pairs)
-    audio = _ambiguous_prototypes(rng, _unit_rows(rng, num_classes, audio_dims), pairs)
-    return SyntheticWorld(
-        names=tuple(names),
-        scene_names=tuple(scene_names),
-        scene_labels=scene_labels,
-        label_scene=label_scene,
-        ambiguous_pairs=pairs,
-        segment_classes=tuple(k for k in range(num_classes) if k not in unrated),
-        rgb_prototypes=rgb.astype(np.float32),
-        audio_prototypes=audio.astype(np.float32),
-        rgb_contexts=_unit_rows(rng, num_scenes, rgb_dims).astype(np.float32),
-        audio_contexts=_unit_rows(rng, num_scenes, audio_dims).astype(np.float32),
-    )
+    return _world(seed, scene_labels, label_scene, pairs, pairs, [k for k in range(num_classes) if k not in unrated])
 
 
 def _make_scale_world(num_classes: int, seed: int) -> SyntheticWorld:
@@ -334,39 +347,19 @@ def _make_scale_world(num_classes: int, seed: int) -> SyntheticWorld:
     if num_classes < 2 * SCALE_LABELS_PER_SCENE:
         raise ConfigError(f"the {YT8M_PRESET} preset needs num_classes >= {2 * SCALE_LABELS_PER_SCENE} (two scenes "
                           f"of {SCALE_LABELS_PER_SCENE}), got {num_classes}")
-    num_scenes = num_classes // SCALE_LABELS_PER_SCENE
-    scene_labels = tuple(tuple(int(k) for k in ids) for ids in np.array_split(np.arange(num_classes), num_scenes))
-    label_scene = np.concatenate([np.full(len(ids), s) for s, ids in enumerate(scene_labels)])
-    scene_names, names = _names(num_scenes, [len(ids) for ids in scene_labels])
+    scene_labels, label_scene = _scenes(num_classes, num_classes // SCALE_LABELS_PER_SCENE)
     context_pairs = tuple((scene_labels[2 * p][AMBIGUOUS_POSITION], scene_labels[2 * p + 1][AMBIGUOUS_POSITION])
-                          for p in range(num_scenes // 2))
+                          for p in range(len(scene_labels) // 2))
     duration_pairs = tuple((ids[LONG_POSITION], ids[SHORT_POSITION]) for ids in scene_labels)
     durations = np.full(num_classes, GENERIC)
     for long_label, short_label in duration_pairs:
         durations[long_label], durations[short_label] = LONG, SHORT
-    rated = tuple(ids[j] for ids in scene_labels for j in SCALE_RATED_POSITIONS)
-    rgb_dims, audio_dims = records.FEATURE_SIZES[records.RGB], records.FEATURE_SIZES[records.AUDIO]
-    rng = np.random.default_rng([seed, WORLD_STREAM_ID])
-    pairs = context_pairs + duration_pairs
-    rgb = _ambiguous_prototypes(rng, _unit_rows(rng, num_classes, rgb_dims), pairs)
-    audio = _ambiguous_prototypes(rng, _unit_rows(rng, num_classes, audio_dims), pairs)
-    popularity = 1.0 / (1.0 + rng.permutation(num_classes)) ** ZIPF_EXPONENT
-    return SyntheticWorld(
-        names=tuple(names),
-        scene_names=tuple(scene_names),
-        scene_labels=scene_labels,
-        label_scene=label_scene,
-        ambiguous_pairs=context_pairs,
-        segment_classes=tuple(sorted(rated)),
-        rgb_prototypes=rgb.astype(np.float32),
-        audio_prototypes=audio.astype(np.float32),
-        rgb_contexts=_unit_rows(rng, num_scenes, rgb_dims).astype(np.float32),
-        audio_contexts=_unit_rows(rng, num_scenes, audio_dims).astype(np.float32),
-        preset=YT8M_PRESET,
-        popularity=popularity,
-        duration_pairs=duration_pairs,
-        durations=durations,
-    )
+    rated = sorted(ids[j] for ids in scene_labels for j in SCALE_RATED_POSITIONS)
+    # the popularity ranking has its own stream: the prototypes are drawn as in the demo world
+    popularity = 1.0 / (1.0 + np.random.default_rng([seed, WORLD_STREAM_ID, 1]).permutation(num_classes))
+    return _world(seed, scene_labels, label_scene, context_pairs + duration_pairs, context_pairs, rated,
+                  preset=YT8M_PRESET, popularity=popularity ** ZIPF_EXPONENT, duration_pairs=duration_pairs,
+                  durations=durations)
 
 
 # ---------------------------------------------------------------------------------------------
