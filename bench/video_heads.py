@@ -24,9 +24,11 @@ split are decoded once into a cache (`feature_cache.py`, the same resampled `T` 
 epoch: no frame-sampling augmentation, alike for all).
 
 Bounded for 2 cores, and why: the models at the demo's widths (SNet/FC 128, NetVLAD/NeXtVLAD 16
-clusters; the official sizes hold up to 285 M weights), 32 frames (DBoF's official 30; NetVLAD's
-and NeXtVLAD's 300), 4 epochs, 12,000 training videos (`--train_videos`). A search is 8 runs, a
-model's protocol 11-13: each run's record is written as it ends, under `--record_dir` (committed),
+clusters, ML-Decoder's decoder 128 wide; the official sizes hold up to 285 M weights), 32 frames
+(DBoF's official 30; NetVLAD's and NeXtVLAD's 300), 4 epochs for the seeds and 2 for the search
+runs (`--search_epochs`: the choice is made on a shorter schedule, as the issue of the image
+benchmark allowed), 12,000 training videos (`--train_videos`). A model's protocol is 8 search
+runs and 3-5 seeds; each run's result is written as it ends, under `--record_dir` (committed),
 so the benchmark is carried across machines like `bench/heads.py`.
 
 Also per model, once: parameters, the train-step time relative to plain-SNet (median of timed
@@ -55,13 +57,14 @@ sys.path.insert(0, ROOT)
 from bench.report import print_table, run_worker, write_report  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "bench_video_heads.py")
-DATA_FLAGS = ("train_videos", "validate_videos", "min_frames", "max_frames", "seed")
+DEFAULT_DATA = dict(num_classes=3862, train_videos=12_000, validate_videos=3_000, min_frames=60, max_frames=180, seed=0)
+SEARCH_EPOCHS = 2
 DATA_STAMP = "bench_data.json"
 SEGMENTS = "validate_segments"
 CONVERGED_EPOCHS, CONVERGED_TOLERANCE = 1, 0.005  # the last epoch's val mAP within 0.5 pt of the best before
 # --quick: 64 labels (at 3,862 a few steps leave every model at its initial, constant scores: GAP 0)
-QUICK = dict(heads="plain_snet,netvlad", seeds="0", more_seeds="", epochs=2, num_classes=64, train_videos=320,
-             validate_videos=80, min_frames=20, max_frames=40)
+QUICK = dict(heads="plain_snet,netvlad", seeds="0", more_seeds="", epochs=2, search_epochs=1, num_classes=64,
+             train_videos=320, validate_videos=80, min_frames=20, max_frames=40)
 
 
 def bench_config(entry, data_dir, epochs=None):
@@ -226,6 +229,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=None, help="Epochs of every run (default the config's, 4).")
     parser.add_argument("--num_classes", type=int, default=3862, help="Labels of the yt8m preset (default 3,862, "
                         "YouTube-8M's).")
+    parser.add_argument("--search_epochs", type=int, default=SEARCH_EPOCHS,
+                        help="Epochs of each search run (default 2, half the seeds' 4: the grid's 8 runs per model at "
+                             "full length cost more than 2 cores give).")
     parser.add_argument("--train_videos", type=int, default=12_000, help="Training videos of the yt8m preset "
                         "(default 12,000, the preset's).")
     parser.add_argument("--validate_videos", type=int, default=3_000, help="Validate videos (default 3,000).")
@@ -238,7 +244,8 @@ def main():
                         help="Where each model's search and seed results are written as they end (default "
                              "bench/records/video_heads, committed, so that another machine goes on where this one "
                              "stopped; only for the default data and epochs, else under --work_dir). '' turns it off.")
-    parser.add_argument("--memory_batch", type=int, default=256, help="Batch of the peak-memory step (the paper's 256).")
+    parser.add_argument("--memory_batch", type=int, default=256,
+                        help="Batch of the peak-memory step (the paper's 256).")
     parser.add_argument("--step_rounds", type=int, default=5, help="Timed train steps per model (default 5).")
     parser.add_argument("--no_cost", action="store_true", help="Skip parameters, step times and peak memory.")
     parser.add_argument("--no_train", action="store_true", help="Only print the table of what finished (no training).")
@@ -264,11 +271,11 @@ def main():
         parser.error(f"--heads: unknown {', '.join(unknown)} (the entries: {', '.join(entries)})")
     if "plain_snet" not in heads and not args.no_cost:
         heads = ["plain_snet"] + heads  # the reference of step_ratio
-    wanted = dict(num_classes=args.num_classes, train_videos=args.train_videos, validate_videos=args.validate_videos, min_frames=args.min_frames,
-                  max_frames=args.max_frames, seed=args.data_seed)
-    default_data = wanted == dict(num_classes=3862, train_videos=12_000, validate_videos=3_000, min_frames=60, max_frames=180, seed=0)
-    record_dir = args.record_dir if args.record_dir and default_data and not args.epochs else \
-        os.path.join(args.work_dir, "runs")
+    wanted = dict(num_classes=args.num_classes, train_videos=args.train_videos, validate_videos=args.validate_videos,
+                  min_frames=args.min_frames, max_frames=args.max_frames, seed=args.data_seed)
+    default_data = wanted == DEFAULT_DATA
+    recorded_recipe = default_data and not args.epochs and args.search_epochs == SEARCH_EPOCHS
+    record_dir = args.record_dir if args.record_dir and recorded_recipe else os.path.join(args.work_dir, "runs")
     data_dir = os.path.join(args.work_dir, "data")
     ensure_data(data_dir, wanted)
     from cma_tf import factory
@@ -299,7 +306,8 @@ def main():
         judged = protocol.judge_head(config, train_set, vocabulary, directory, embeddings_dir,
                                      final=(train_set, "validate", validate_set), seeds=seeds,
                                      more_seeds=more_seeds, progress=progress, metric="GAP", train_backbone=True,
-                                     extra_sets={"segments": segments}, keep_scores=False)
+                                     extra_sets={"segments": segments}, keep_scores=False,
+                                     search_epochs=args.search_epochs)
         rows[head] = summarize(judged)
 
     costs = {} if args.no_cost or args.no_train else cost(heads, data_dir, train_set, vocabulary, embeddings_dir,

@@ -92,7 +92,7 @@ def spread(runs):
 
 def judge_head(config, train_set, vocabulary, directory, embeddings_dir, final=None, seeds=SEEDS,
                more_seeds=MORE_SEEDS, progress=None, metric="mAP", train_backbone=False, extra_sets=None,
-               keep_scores=True):
+               keep_scores=True, search_epochs=None):
     """Runs (or resumes, or reads) the protocol of one head.
 
     Args:
@@ -109,12 +109,18 @@ def judge_head(config, train_set, vocabulary, directory, embeddings_dir, final=N
         metric: what the search chooses by and the seeds report as `score` (mAP; GAP for video).
         train_backbone: the cached maps are the inputs; the config's backbone trains (video).
         extra_sets, keep_scores: of the seed runs (`seed_run`).
+        search_epochs: the search's runs this long (default `config.train.epochs`, as the seeds):
+            a shorter search, where full-length runs of every point cost too much.
 
     Returns:
         `{"selected": point, "holdout_<metric>": the search's best, "trials": [...], "runs": [...]}`.
     """
     fit_set, holdout_set = split_for_search(train_set)
-    search = search_head(config, fit_set, holdout_set, vocabulary, directory, "search", embeddings_dir,
+    search_config = config
+    if search_epochs:
+        search_config = config.copy_and_resolve_references()
+        search_config.train.epochs = int(search_epochs)
+    search = search_head(search_config, fit_set, holdout_set, vocabulary, directory, "search", embeddings_dir,
                          progress=None if progress is None else lambda point, trial: progress("search", trial),
                          metric=metric, train_backbone=train_backbone)
     if final is None:

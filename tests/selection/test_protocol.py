@@ -138,3 +138,21 @@ def test_a_weighted_eval_set_scores_the_weighted_probabilities(tmp_path):
     assert 0.0 < plain.min() and plain.max() < 1.0
     np.testing.assert_allclose(weighted, plain * weights, rtol=1e-6)
     assert all("plain_mAP" in epoch and "weighted_mAP" not in epoch for epoch in result["history"])
+
+
+def test_a_shorter_search_leaves_the_seeds_at_full_length(monkeypatch, tmp_path):
+    """`search_epochs`: every search run that long, every seed at the config's epochs."""
+    epochs = []
+
+    def trainer(config, maps, labels, eval_sets, *args, **kwargs):
+        epochs.append(config.train.epochs)
+        return {"metrics": {name: {"mAP": 0.5, "AP_per_class": {}} for name in eval_sets},
+                "history": [], "seconds": 0.0}
+
+    monkeypatch.setattr(protocol, "train_head_on_features", trainer)
+    monkeypatch.setattr("cma_tf.selection.search.train_head_on_features", trainer)
+    config = small_config()
+    config.train.epochs = 4
+    protocol.judge_head(config, tiny_split(), VOCABULARY, str(tmp_path), str(tmp_path / "e"), more_seeds=(),
+                        search_epochs=2, keep_scores=False)
+    assert epochs == [2] * len(grid.points()) + [4] * len(protocol.SEEDS)
