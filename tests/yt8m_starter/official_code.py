@@ -1,29 +1,34 @@
 """Runs a model class of an official YouTube-8M code base, unchanged, on given frames and
 weights, in a Python process of its own: `run_official` from the tests, `main` in the child.
 
+    starter   DbofModel       `frame_level_models.py` of github.com/google/youtube-8m (the starter code)
     willow    NetVLADModelLF  `frame_level_models.py` of github.com/antoine77340/Youtube-8M-WILLOW
     nextvlad  NeXtVLADModel   `nextvlad.py` of github.com/linrongc/youtube-8m
 
 The child installs the TF1 shims of `cma_tf.yt8m_starter.run` (`sys.modules["tensorflow"]` =
-`tf.compat.v1`, eager execution off, `tensorflow.contrib.slim` = tf_slim), then imports the
+`tf.compat.v1`, eager execution off, `tensorflow.contrib.slim` = tf_slim, and `ops.Tensor` =
+`tf.Tensor` in `tensorflow.python.framework.ops`, which TF 2.21 no longer has and tf_slim 1.1's
+`layers.utils.constant_value`, reached by every `slim.batch_norm`, tests for), then imports the
 official module with the official directory first on `sys.path`: its `import models, utils,
 model_utils, video_level_models, frame_level_models` must find the official files, not those
-of the other official repository or of the starter code, and the shims must not reach the
-pytest process. It builds the class at the root variable scope in inference mode
+of another official repository (the starter's and WILLOW's both have `frame_level_models.py`),
+and the shims must not reach the pytest process. It builds the class at the root variable scope in inference mode
 (`is_training=False`) with the official absl flags given, loads each official variable from
 the weights given (every variable exactly once, same shapes), and writes `predictions`, the
 `logits` when the class returns them, and the sum of `tf.losses.get_regularization_losses()`.
 
 Adaptations, none editing an official file:
-    both: tf_slim 1.1's `layers.utils.constant_value` (reached by `slim.batch_norm`) tests
-        `isinstance(x, ops.Tensor)`, a name TF 2.21 no longer has in
-        `tensorflow.python.framework.ops`; the child puts `tf.Tensor` back under that name.
-        `slim.batch_norm(..., fused=False)` (linrongc's) builds a `tf.layers` BatchNormalization,
+    all: `slim.batch_norm(..., fused=False)` (linrongc's) builds a `tf.layers` BatchNormalization,
         which needs the Keras 2 package tf_keras, absent next to Keras 3; the child drops
         `fused=False`, so every slim BatchNorm runs the fused kernel: the same variables
         (beta, gamma, moving_mean, moving_variance) and, in inference, the same
         `(x − moving_mean)/√(moving_variance + 1e-3)·gamma + beta`. linrongc's
         `slim.nn.relu` is `tf.nn.relu`, which contrib.slim exposed and tf_slim does not.
+    starter: `DbofModel` samples `--iterations` frames (`model_utils.SampleRandomFrames` with
+        replacement, or `SampleRandomSequence`, by `--sample_random_frames`) in evaluation too;
+        both are replaced by the identity, which refuses a sample count other than the frames
+        given, so both models see the same T frames. The starter's train.py and eval.py
+        L2-normalise each frame (all features together) before the model; the child does the same.
     willow: `NetVLADModelLF` samples `--iterations` frames with replacement
         (`model_utils.SampleRandomFrames`) in evaluation too; it is replaced by the identity,
         which refuses a sample count other than the frames given, so both models see the same
@@ -44,7 +49,9 @@ import sys
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODELS = {"willow": ("frame_level_models", "NetVLADModelLF"), "nextvlad": ("nextvlad", "NeXtVLADModel")}
+MODELS = {"starter": ("frame_level_models", "DbofModel"), "willow": ("frame_level_models", "NetVLADModelLF"),
+          "nextvlad": ("nextvlad", "NeXtVLADModel")}
+L2_NORMALISED = ("starter", "willow")  # kinds whose train.py and eval.py L2-normalise each frame
 WEIGHT_PREFIX = "weights/"
 
 
@@ -56,7 +63,7 @@ class Python2Int(int):
 
 
 def all_frames(model_input, num_frames, num_samples):
-    """`SampleRandomFrames` when the sample is every frame once, in order."""
+    """`SampleRandomFrames` (and `SampleRandomSequence`) when the sample is every frame once, in order."""
     if model_input.shape[1] != num_samples:
         raise ValueError("the frames given (%s) are not --iterations=%d" % (model_input.shape[1], num_samples))
     return model_input
@@ -91,10 +98,6 @@ def main(argv):
     from cma_tf.yt8m_starter.run import install_tf1_shims
 
     tf = install_tf1_shims()
-    from tensorflow.python.framework import ops
-
-    if not hasattr(ops, "Tensor"):
-        ops.Tensor = tf.Tensor
     slim = tf.contrib.slim
     slim.batch_norm = without_fused_false(slim.batch_norm)
     if not hasattr(slim, "nn"):
@@ -104,6 +107,8 @@ def main(argv):
     module = importlib.import_module(module_name)
     flags.FLAGS(["official"] + flag_args)
     params = {}
+    if kind == "starter":
+        module.utils.SampleRandomFrames = module.utils.SampleRandomSequence = all_frames
     if kind == "willow":
         module.utils.SampleRandomFrames = all_frames
         params["cluster_size"] = Python2Int(flags.FLAGS.netvlad_cluster_size)
@@ -115,7 +120,7 @@ def main(argv):
     with graph.as_default():
         tf.set_random_seed(0)
         inputs = tf.placeholder(tf.float32, frames.shape)
-        model_input = tf.nn.l2_normalize(inputs, 2) if kind == "willow" else inputs
+        model_input = tf.nn.l2_normalize(inputs, 2) if kind in L2_NORMALISED else inputs
         num_frames = tf.fill([frames.shape[0]], frames.shape[1])
         result = getattr(module, class_name)().create_model(
             model_input, vocab_size=int(vocab_size), num_frames=num_frames, is_training=False, **params)
