@@ -285,7 +285,10 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=Tr
     if not evaluated and not os.path.exists(diverged_path) and not train:
         return {"pending": True}
     start = time.perf_counter()
+    code = run_records.provenance()  # the code that trains (or calibrates) the run, before anything is committed
+    worked = False  # trained or calibrated by this call: only then is the record (re)written
     if not evaluated and not os.path.exists(diverged_path):
+        worked = True
         length = f"{epochs} epochs" if epochs else "the config's epochs"
         print(f"training {head} on {dataset} ({regime}), seed {seed}, {length} …", file=sys.stderr)
         os.makedirs(workdir, exist_ok=True)
@@ -312,6 +315,7 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=Tr
             print(f"  {head} seed {seed}: {message}", file=sys.stderr)
     if train and not os.path.exists(diverged_path) and not run_records.finished(workdir, CALIBRATED):
         # new, or evaluated before the benchmark calibrated
+        worked = True
         if evaluated:
             print(f"calibrating the thresholds of {head} on {dataset}, seed {seed} …", file=sys.stderr)
         evaluate = ["cma_tf.evaluate", f"--workdirs={workdir}", "--per_class", f"--calibrate={CALIBRATION_SPLIT}"]
@@ -321,8 +325,8 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=Tr
             return {"failed": str(error)}
     if not evaluated:
         print(f"  {head} seed {seed}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    if record and run_records.finished(workdir, CALIBRATED):
-        run_records.save(workdir, record, data_parameters)
+    if record and run_records.finished(workdir, CALIBRATED) and (worked or not run_records.finished(record, CALIBRATED)):
+        run_records.save(workdir, record, data_parameters, code)
     return finished_metrics(workdir)
 
 

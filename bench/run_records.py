@@ -70,9 +70,10 @@ def mismatch(record, data_parameters):
     return None
 
 
-def save(workdir, record, data_parameters):
+def save(workdir, record, data_parameters, code=None):
     """Copies the finished run in `workdir` to `record` (each file written atomically; a stale
-    file of an earlier record, e.g. a diverged marker, is removed)."""
+    file of an earlier record, e.g. a diverged marker, is removed). `code`: the `provenance()`
+    taken when the run started training (default: this checkout's now)."""
     os.makedirs(record, exist_ok=True)
     for name in FILES:
         source, target = os.path.join(workdir, name), os.path.join(record, name)
@@ -81,14 +82,14 @@ def save(workdir, record, data_parameters):
                 atomic.write_bytes(target, f.read())
         elif os.path.exists(target):
             os.remove(target)
-    save_provenance(record, data_parameters)
+    save_provenance(record, data_parameters, code)
 
 
-def save_provenance(record, data_parameters):
+def save_provenance(record, data_parameters, code=None):
     """Writes what a record was made from: the data's generator parameters and the code's commit
     (also for records written by their own process, e.g. `bench/frozen_head.py`'s)."""
     atomic.write_text(os.path.join(record, DATASET), json.dumps(data_parameters, indent=2, sort_keys=True) + "\n")
-    atomic.write_text(os.path.join(record, PROVENANCE), json.dumps(provenance(), indent=2) + "\n")
+    atomic.write_text(os.path.join(record, PROVENANCE), json.dumps(code or provenance(), indent=2) + "\n")
 
 
 def git(*args):

@@ -275,3 +275,24 @@ def test_a_recorded_none_is_not_taken_for_a_missing_field(heads, tmp_path):
         json.dump(saved, f)
     assert heads.recipe_differences(record, "demo", "plain", 0, None) == [
         ("model.backbone_weights", "small_synthetic", None)]
+
+
+def test_reading_a_finished_run_leaves_its_record_and_commit_alone(heads, tmp_path, demo_data):
+    """A run finished in the workdir and already recorded is only read: the record keeps the
+    commit that trained it (a later `--no_train` once rewrote it with the checkout's HEAD)."""
+    import json
+
+    records = heads.run_records
+    record_dir = str(tmp_path / "records")
+    workdir = heads.run_workdir(str(tmp_path / "work"), "from_scratch", "demo", "plain", 0)
+    write_record(heads, workdir)
+    record = records.record_path(record_dir, "demo", "plain", 0)
+    records.save(workdir, record, {"dataset": "demo", "seed": 0})
+    with open(os.path.join(record, records.PROVENANCE), "w") as f:  # as if trained at an earlier commit
+        json.dump({"commit": "a" * 40, "uncommitted": []}, f)
+    for train in (False, True):
+        result = heads.train_and_evaluate("demo", demo_data, "plain", 0, None, str(tmp_path / "work"), train,
+                                          record_dir)
+        assert result["mAP"] == pytest.approx(0.71)
+        with open(os.path.join(record, records.PROVENANCE)) as f:
+            assert json.load(f)["commit"] == "a" * 40
