@@ -95,7 +95,7 @@ def worker(args):
         pass
     if args.path == "unfused":
         unfuse()
-    num_labels = 3862 if args.setting in ("yt8m", "bench_video") else COCO_LABELS
+    num_labels = args.num_labels or (3862 if args.setting in ("yt8m", "bench_video") else COCO_LABELS)
     config = make_config(args.setting, args.head, args.batch)
     keras.utils.set_random_seed(0)
     model = factory.build_classifier(config, num_labels)
@@ -145,6 +145,7 @@ def main():
     parser.add_argument("--head", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--num_labels", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)

@@ -43,6 +43,7 @@ The last line of stdout is one JSON object keyed by model: `GAP`, `GAP_std`, `mA
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import sys
@@ -54,7 +55,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench import run_records  # noqa: E402
 from bench.report import print_table, run_worker, write_report  # noqa: E402
+from cma_tf.atomic import atomic_write, write_text  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "bench_video_heads.py")
 DEFAULT_DATA = dict(num_classes=3862, train_videos=12_000, validate_videos=3_000, min_frames=60, max_frames=180, seed=0)
@@ -86,29 +89,50 @@ def ensure_data(data_dir, wanted):
         with open(stamp) as f:
             if json.load(f) == wanted:
                 return
+    if os.path.exists(stamp):  # a generation killed midway must not leave a stamp that matches
+        os.remove(stamp)
     print(f"generating the yt8m preset in {data_dir} ({wanted}) …", file=sys.stderr)
     summary = synthetic.write_synthetic_yt8m(data_dir, preset="yt8m", test_videos=0, progress=True, **wanted)
     train = summary["splits"]["train"]
     print(f"  {train['videos']} training videos, {train['mean_labels_per_video']} labels a video, "
           f"{sum(c > 0 for c in train['class_counts'])} of {summary['num_classes']} labels seen in training",
           file=sys.stderr)
-    with open(stamp, "w") as f:
-        json.dump(wanted, f)
+    write_text(stamp, json.dumps(wanted))
+
+
+def data_digest(data_dir):
+    """sha256 of the vocabulary (every label's training count) and of the first training shard:
+    what changes when the generator does, not when the same data is generated again."""
+    digest = hashlib.sha256()
+    for path in (os.path.join(data_dir, "vocabulary.csv"), sorted(glob.glob(os.path.join(data_dir, "frame", "train*")))[0]):
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def segment_set(config, cache_dir):
     """`([frames], labels, label_weights)` of the validate split's rated segments, cached (each
-    array written atomically, the marker last)."""
+    array written atomically, then a manifest of what they were read from: the records, the
+    input shape and features, as `feature_cache` keys its splits; another manifest recomputes)."""
     from cma_tf import factory
     from cma_tf.atomic import atomic_write, write_text
 
+    from cma_tf.selection.feature_cache import cache_key
+    from cma_tf.selection.feature_head import InputFeatures
+
     folder = os.path.join(cache_dir, SEGMENTS)
     names = ("frames", "labels", "weights")
-    if os.path.exists(os.path.join(folder, "done")):
-        frames, labels, weights = (np.load(os.path.join(folder, f"{name}.npy")) for name in names)
-        return [frames], labels, weights
     config = config.copy_and_resolve_references()
     config.data.eval_segments = True
+    key = json.loads(json.dumps(cache_key(config, InputFeatures(), config.data.eval_split), default=str))
+    manifest = os.path.join(folder, "manifest.json")
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            if json.load(f) == key:
+                frames, labels, weights = (np.load(os.path.join(folder, f"{name}.npy")) for name in names)
+                return [frames], labels, weights
+        os.remove(manifest)
     num_classes = len(factory.read_vocabulary(config))
     arrays = ([], [], [])
     for batch in factory.build_dataset(config, num_classes, config.data.eval_split, training=False):
@@ -118,7 +142,7 @@ def segment_set(config, cache_dir):
     for name, store in zip(names, arrays):
         with atomic_write(os.path.join(folder, f"{name}.npy")) as f:
             np.save(f, np.concatenate(store))
-    write_text(os.path.join(folder, "done"), "")
+    write_text(manifest, json.dumps(key))
     return segment_set(config, cache_dir)
 
 
@@ -134,9 +158,64 @@ def caches(config, cache_dir):
     return train, validate, segment_set(config, cache_dir)
 
 
-def recorded(directory, seeds):
-    """A model's protocol as far as its files go (`--no_train`): None until its search and its
-    first seed have finished."""
+RECIPE = "recipe.json"
+
+
+def recipe_of(config, wanted, search_epochs, digest):
+    """What a model's results depend on: its config (paths left out), the data's sizes and
+    digest, the search's length, the grid and the held-out part."""
+    from cma_tf.selection import grid, holdout
+
+    config = config.copy_and_resolve_references()
+    config.data.data_dir = ""  # where the data lies on this machine is not what it is
+    return {"config": json.loads(json.dumps(config.to_dict(), default=str)), "data": wanted, "data_digest": digest,
+            "search_epochs": search_epochs, "grid": grid.points(),
+            "holdout": {"fraction": holdout.DEFAULT_FRACTION, "seed": holdout.DEFAULT_SEED}}
+
+
+def recipe_folder(base, wanted, epochs, search_epochs):
+    """`base/<10 hex digits>`: one folder of results per data size and length (non-default runs)."""
+    text = json.dumps({"data": wanted, "epochs": epochs, "search_epochs": search_epochs}, sort_keys=True)
+    return os.path.join(base, hashlib.sha256(text.encode()).hexdigest()[:10])
+
+
+def check_recipe(directory, recipe, write):
+    """None when `directory`'s results are of `recipe` (its `recipe.json`, written with the code's
+    commit when `write` and missing), else why not: results of another recipe are never mixed in."""
+    path = os.path.join(directory, RECIPE)
+    if not os.path.exists(path):
+        if write:
+            os.makedirs(directory, exist_ok=True)
+            write_text(path, json.dumps({"recipe": recipe, "code": run_records.provenance()}, indent=1))
+        return None
+    with open(path) as f:
+        saved = json.load(f)["recipe"]
+    if recipe.get("data_digest") is None:  # --no_train without the data: its digest is unknown here
+        saved = dict(saved, data_digest=None)
+    if saved == recipe:
+        return None
+    keys = sorted(k for k in set(saved) | set(recipe) if saved.get(k) != recipe.get(k))
+    if "config" in keys:
+        keys += [f"config.{name}" for name in sorted(differing_fields(saved.get("config", {}), recipe.get("config", {})))]
+    return (f"{directory} holds results of another recipe (differs in {', '.join(keys)}): remove it to train "
+            "again, or give another --work_dir / --record_dir=''")
+
+
+def differing_fields(a, b, prefix=""):
+    """The dotted names of the fields where the nested dicts `a` and `b` differ."""
+    names = []
+    for key in set(a) | set(b):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            names += differing_fields(x, y, f"{prefix}{key}.")
+        elif x != y:
+            names.append(f"{prefix}{key}")
+    return names
+
+
+def recorded(directory):
+    """A model's protocol as far as its files go (`--no_train`): None until its whole search and
+    at least one seed have finished; every finished seed is read."""
     from cma_tf.selection import grid, protocol, search
 
     trials = []
@@ -203,7 +282,8 @@ def cost(entries, data_dir, train_set, vocabulary, embeddings_dir, memory_batch,
         keras.backend.clear_session()
         seconds = step_seconds(config, *train_set, vocabulary, embeddings_dir, train_backbone=True, steps=steps)
         memory, code = run_worker(os.path.join(ROOT, "bench", "memory.py"), [
-            "--setting=bench_video", f"--head={entry}", "--path=fused", f"--batch={memory_batch}", "--steps=1"])
+            "--setting=bench_video", f"--head={entry}", "--path=fused", f"--batch={memory_batch}", "--steps=1",
+            f"--num_labels={len(vocabulary)}"])
         out[entry] = {"params": params, "step_s": seconds,
                       "peak_rss_mb": memory["peak_rss_mb"] if memory else None,
                       "memory_failed": None if memory else ("killed (out of memory?)" if code < 0 else f"exit {code}")}
@@ -269,29 +349,42 @@ def main():
     unknown = sorted(set(heads) - set(entries))
     if unknown:
         parser.error(f"--heads: unknown {', '.join(unknown)} (the entries: {', '.join(entries)})")
-    if "plain_snet" not in heads and not args.no_cost:
-        heads = ["plain_snet"] + heads  # the reference of step_ratio
     wanted = dict(num_classes=args.num_classes, train_videos=args.train_videos, validate_videos=args.validate_videos,
                   min_frames=args.min_frames, max_frames=args.max_frames, seed=args.data_seed)
-    default_data = wanted == DEFAULT_DATA
-    recorded_recipe = default_data and not args.epochs and args.search_epochs == SEARCH_EPOCHS
-    record_dir = args.record_dir if args.record_dir and recorded_recipe else os.path.join(args.work_dir, "runs")
+    recorded_recipe = wanted == DEFAULT_DATA and not args.epochs and args.search_epochs == SEARCH_EPOCHS
+    if args.record_dir and recorded_recipe:
+        results_dir = args.record_dir
+    else:
+        results_dir = recipe_folder(os.path.join(args.work_dir, "runs"), wanted, args.epochs, args.search_epochs)
     data_dir = os.path.join(args.work_dir, "data")
-    ensure_data(data_dir, wanted)
-    from cma_tf import factory
-
-    reference_config = bench_config("plain_snet", data_dir, args.epochs)
-    vocabulary = factory.read_vocabulary(reference_config)
-    train_set, validate_set, segments = caches(reference_config, os.path.join(args.work_dir, "cache"))
-    embeddings_dir = os.path.join(args.work_dir, "embeddings")
     seeds = [int(s) for s in args.seeds.split(",")]
     more_seeds = [int(s) for s in args.more_seeds.split(",") if s]
     wall = time.perf_counter()
+    if args.no_train:  # read-only: no data generated, nothing decoded
+        digest, num_labels = None, args.num_classes
+    else:
+        from cma_tf import factory
+
+        ensure_data(data_dir, wanted)
+        digest = data_digest(data_dir)
+        reference_config = bench_config("plain_snet", data_dir, args.epochs)
+        vocabulary = factory.read_vocabulary(reference_config)
+        num_labels = len(vocabulary)
+        train_set, validate_set, segments = caches(reference_config, os.path.join(args.work_dir, "cache"))
+        embeddings_dir = os.path.join(args.work_dir, "embeddings")
+    problems = [problem for head in heads
+                for problem in [check_recipe(os.path.join(results_dir, head),
+                                             recipe_of(bench_config(head, data_dir, args.epochs), wanted,
+                                                       args.search_epochs, digest), write=not args.no_train)]
+                if problem]
+    if problems:
+        parser.exit(2, "error: " + "\nerror: ".join(problems) + "\n")
 
     rows = {}
     for head in heads:
-        directory = os.path.join(record_dir, head)
+        directory = os.path.join(results_dir, head)
         config = bench_config(head, data_dir, args.epochs)
+
         def progress(stage, result, head=head):
             what = result.get("point") if stage == "search" else f"seed {result.get('seed')}"
             score = result.get("holdout_GAP", result.get("score"))
@@ -299,7 +392,7 @@ def main():
                   f"({result.get('seconds', 0):.0f} s)", file=sys.stderr, flush=True)
 
         if args.no_train:
-            judged = recorded(directory, seeds)
+            judged = recorded(directory)
             rows[head] = summarize(judged) if judged else {"pending": True}
             continue
         print(f"{head}: search and seeds in {directory} …", file=sys.stderr, flush=True)
@@ -310,9 +403,10 @@ def main():
                                      search_epochs=args.search_epochs)
         rows[head] = summarize(judged)
 
-    costs = {} if args.no_cost or args.no_train else cost(heads, data_dir, train_set, vocabulary, embeddings_dir,
-                                                        args.memory_batch, args.step_rounds)
-    print(f"\n## Video models on the yt8m preset ({len(vocabulary):,} labels, {args.train_videos:,} training videos), "
+    costs = {} if args.no_cost or args.no_train else cost(
+        ["plain_snet"] + [h for h in heads if h != "plain_snet"], data_dir, train_set, vocabulary, embeddings_dir,
+        args.memory_batch, args.step_rounds)  # plain-SNet timed too: the reference of step_ratio
+    print(f"\n## Video models on the yt8m preset ({num_labels:,} labels, {args.train_videos:,} training videos), "
           f"seeds {args.seeds}; a difference inside the stds is a tie\n")
     table = []
     for head in heads:
@@ -339,12 +433,16 @@ def main():
         print_table(["model", "peak RSS MB"], [[h, f"{costs[h]['peak_rss_mb']:,.0f}" if costs[h]["peak_rss_mb"]
                                                 else costs[h]["memory_failed"]] for h in heads], "lr")
     out = {}
+    empty = dict.fromkeys(("GAP", "GAP_std", "mAP", "mAP_std", "hit_at_1", "hit_at_1_std", "segment_mAP",
+                           "segment_mAP_std", "seeds", "selected", "converged", "diverged", "degenerate", "params",
+                           "step_ratio", "peak_rss_mb"))
     for head in heads:
-        row = {k: v for k, v in rows[head].items() if k != "holdout_GAP"}
+        row = dict(empty, **{k: v for k, v in rows[head].items() if k != "holdout_GAP"})
         row.update({k: costs[head].get(k) for k in ("params", "step_ratio", "peak_rss_mb")} if head in costs else {})
         out[head] = row
     details = dict(heads=out, costs=costs, wall_s=time.perf_counter() - wall, data=wanted, cores=os.cpu_count(),
-                   epochs=args.epochs or reference_config.train.epochs, record_dir=record_dir)
+                   epochs=args.epochs or bench_config("plain_snet", data_dir).train.epochs,
+                   search_epochs=args.search_epochs, results_dir=results_dir)
     os.makedirs(os.path.dirname(args.json_out), exist_ok=True)
     with open(args.json_out, "w") as f:
         json.dump(details, f, indent=2)

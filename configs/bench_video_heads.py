@@ -7,7 +7,7 @@ One recipe for all, which the benchmark's grid then tunes per model (learning ra
 `cma_tf/selection/grid.py`): Adam without weight decay (the field's optimizer; the paper's SGD
 is not what DBoF, NetVLAD or NeXtVLAD were tuned with), batch 64, `EPOCHS` epochs, rgb and
 audio, `FRAMES` frames resampled per video for every model. The models are at the demo's CPU
-widths (`configs/yt8m_demo.py`): SNet/FC 128 (and ML-Decoder's decoder, 768 by default), DBoF
+widths (`configs/yt8m_demo.py`): SNet/FC 128 (ML-Decoder's decoder set to 128 too; its default is 768), DBoF
 256 clusters, NetVLAD and NeXtVLAD 16 clusters with hidden 64 (their official sizes,
 `configs/yt8m.py`, hold up to 285 M weights: beyond 2 cores). What is bounded, and why, is in `bench/video_heads.py`.
 """

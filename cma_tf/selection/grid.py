@@ -2,6 +2,7 @@
 
     learning_rate  1e-4, 3e-4, 1e-3, 3e-3
     schedule       "step": one epoch of linear warm-up, then ÷10 after three quarters of the epochs
+                   (rounded, and before the last epoch: 2 epochs decay after the first)
                    "onecycle": PyTorch's OneCycleLR with 20 % warm-up (Query2Label's, ML-Decoder's)
 
 Eight points per head. The moving average of the weights (`train.ema_decay`) is not a grid axis:
@@ -29,7 +30,8 @@ def apply_point(config, point):
     train.lr_decay_examples = None  # the grid's schedules count epochs (video configs decay by examples)
     if point["schedule"] == "step":
         train.warmup_epochs = STEP_WARMUP_EPOCHS
-        train.lr_decay_epochs = max(1, int(round(STEP_DECAY_AT * train.epochs)))
+        # before the last epoch, so that a short run decays too (2 epochs: round(1.5) = 2 would not)
+        train.lr_decay_epochs = max(1, min(train.epochs - 1, int(round(STEP_DECAY_AT * train.epochs))))
         train.lr_decay_factor = 10.0
     elif point["schedule"] == "onecycle":
         train.warmup_epochs = 0.0

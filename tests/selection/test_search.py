@@ -78,6 +78,10 @@ def test_a_point_sets_the_schedule_it_names():
     config.train.epochs = 20
     step = grid.apply_point(config, {"learning_rate": 3e-4, "schedule": "step"})
     assert (step.train.learning_rate, step.train.warmup_epochs, step.train.lr_decay_epochs) == (3e-4, 1.0, 15)
+    for epochs, decay_at in ((1, 1), (2, 1), (4, 3), (12, 9)):  # ÷10 before the last epoch, also in short runs
+        config.train.epochs = epochs
+        assert grid.apply_point(config, {"learning_rate": 3e-4, "schedule": "step"}).train.lr_decay_epochs == decay_at
+    config.train.epochs = 20
     cycle = grid.apply_point(config, {"learning_rate": 1e-3, "schedule": "onecycle"})
     assert (cycle.train.schedule, cycle.train.warmup_epochs, cycle.train.onecycle_warmup) == ("onecycle", 0.0, 0.2)
     assert config.train.learning_rate != 3e-4 or config.train.schedule == "step"  # the original is untouched

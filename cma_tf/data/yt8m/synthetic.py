@@ -43,8 +43,8 @@ above is easy enough that every model scores 94-98 GAP. Differences from the dem
   probability 0.85, else from anywhere. Measured on 1,500 videos: counts fall with the rank as a
   power law of slope about -0.8 (the scene-mates lift the tail), the most popular label in 15 %
   of the videos. At 12,000 training videos most tail labels have a handful of examples or none
-  (the real data has hundreds each): GAP, weighted by frequency, and the mAP over the labels
-  present in validate are what this size measures reliably.
+  (the real data has hundreds each): GAP, weighted by frequency, is what this size measures
+  reliably; a mean over the labels (mAP of videos or of rated segments) is mostly the tail's.
 - Evidence in a few short runs: a label shows in 1-3 runs of 5-12 frames of a 60-180-frame video.
 - Labels told apart only by context: label 1 of scenes 2p and 2p+1 look alike (prototype cosine
   ≈ 0.999; 241 pairs), as in the demo but in every pair of scenes.
