@@ -24,6 +24,7 @@ CASES = [
     for variant in (
         head_names() if os.path.basename(path) == "demo.py"
         else tuple(load_config_file(path).entries()) if os.path.basename(path) == "bench_heads.py"
+        else tuple(load_config_file(path).ENTRIES) if os.path.basename(path) == "bench_video_heads.py"
         # the field's dbof, netvlad, nextvlad at demo sizes (at yt8m.py's, NetVLAD alone holds 333 M weights:
         # tests/heads/test_video_pooling.py checks those configs without building them)
         else tuple(VIDEO_VARIANTS) + tuple(VIDEO_LEVEL_VARIANTS) + tuple(FIELD_VIDEO_VARIANTS)
