@@ -87,7 +87,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import run_records  # noqa: E402
-from report import print_table, write_report  # noqa: E402
+from report import mean_std, print_table, write_report  # noqa: E402
 
 DATASETS = ("demo", "coco_stats")
 GENERATORS = {"demo": "cma_tf.data.demo", "coco_stats": "cma_tf.data.coco_stats"}
@@ -500,13 +500,6 @@ def cost_figures(heads, num_classes, step_rounds, seed=0):
         figures[head]["step_median_s"] = median
         figures[head]["step_ratio"] = median / reference if reference else None
     return figures
-
-
-def mean_std(values):
-    """Mean and sample std (None from one seed: no spread is known; both None from none)."""
-    if not values:
-        return None, None
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
 def cell(mean, std, missing):

@@ -15,6 +15,17 @@ def write_report(result, json_out):
     print(json.dumps(result))
 
 
+def mean_std(values):
+    """Mean and sample std (ddof 1) of the values that are not None: `(None, None)` from none,
+    the std None from one (no spread is known)."""
+    import numpy as np
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
 def print_table(headers, rows, align):
     """A Markdown table: `headers`, `rows` of already formatted cells, `align` one letter a
     column ("l" left, "r" right)."""

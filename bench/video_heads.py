@@ -56,7 +56,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench import run_records  # noqa: E402
-from bench.report import print_table, run_worker, write_report  # noqa: E402
+from bench.report import mean_std, print_table, run_worker, write_report  # noqa: E402
 from cma_tf.atomic import atomic_write, write_text  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "bench_video_heads.py")
@@ -89,8 +89,7 @@ def ensure_data(data_dir, wanted):
         with open(stamp) as f:
             if json.load(f) == wanted:
                 return
-    if os.path.exists(stamp):  # a generation killed midway must not leave a stamp that matches
-        os.remove(stamp)
+        os.remove(stamp)  # a generation killed midway must not leave a stamp that matches
     print(f"generating the yt8m preset in {data_dir} ({wanted}) …", file=sys.stderr)
     summary = synthetic.write_synthetic_yt8m(data_dir, preset="yt8m", test_videos=0, progress=True, **wanted)
     train = summary["splits"]["train"]
@@ -116,8 +115,6 @@ def segment_set(config, cache_dir):
     array written atomically, then a manifest of what they were read from: the records, the
     input shape and features, as `feature_cache` keys its splits; another manifest recomputes)."""
     from cma_tf import factory
-    from cma_tf.atomic import atomic_write, write_text
-
     from cma_tf.selection.feature_cache import cache_key
     from cma_tf.selection.feature_head import InputFeatures
 
@@ -240,13 +237,6 @@ def converged(history, key="validate_mAP"):
     if len(values) <= CONVERGED_EPOCHS:
         return None
     return max(values[-CONVERGED_EPOCHS:]) >= max(values[:-CONVERGED_EPOCHS]) - CONVERGED_TOLERANCE
-
-
-def mean_std(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
 def summarize(judged):
