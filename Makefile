@@ -31,7 +31,7 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m cma_tf.data.demo --out_dir=$(DEMO_DIR)/data
+	$(PY) -m cma_tf.datasets.demo --out_dir=$(DEMO_DIR)/data
 	@for head in $(DEMO_HEADS); do \
 	  echo "=== training $$head ==="; \
 	  rm -rf $(DEMO_DIR)/$$head; \
@@ -43,7 +43,7 @@ demo: $(STAMP)
 	  --output=$(DEMO_DIR)/table.md
 
 demo-video: $(STAMP)
-	$(PY) -m cma_tf.data.yt8m.synthetic --out_dir=$(VIDEO_DIR)/data
+	$(PY) -m cma_tf.datasets.yt8m_synthetic --out_dir=$(VIDEO_DIR)/data
 	@for variant in $(VIDEO_VARIANTS); do \
 	  echo "=== training $$variant ==="; \
 	  rm -rf $(VIDEO_DIR)/$$variant; \

@@ -1,7 +1,7 @@
 """ASGE and the label graph from COCO's 80 labels to Open Images' 20,000: time and peak memory to
 reach a stated fit quality, and how each grows with N.
 
-Graphs: N = 80 is the real COCO train2014 graph (cma_tf/data/coco2014_label_stats.json); 1,000,
+Graphs: N = 80 is the real COCO train2014 graph (cma_tf/datasets/coco2014_label_stats.json); 1,000,
 3,862 and 20,000 are synthetic videos whose labels come in topics of 100 with power-law
 popularity (`tests/graph/sparse_graph.topic_label_lists`, 20 videos a label), counted by the
 streaming `LabelCooccurrence` (sparse above `DENSE_MAX_LABELS`). Every size runs in its own
@@ -40,7 +40,7 @@ SYNTHETIC_PEARSON = 0.7
 def coco_graph():
     import numpy as np
 
-    from cma_tf.data.coco_label_sets import load_label_statistics
+    from cma_tf.datasets.coco_label_sets import load_label_statistics
     from cma_tf.graph.cooccurrence import LabelGraph
 
     stats = load_label_statistics()

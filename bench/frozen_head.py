@@ -54,7 +54,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--head", required=True, help="An entry of configs/bench_heads.py (e.g. cma, q2l, cma_asl).")
     parser.add_argument("--dataset", default="demo", help="The configs/bench_heads.py dataset: demo or coco_stats.")
-    parser.add_argument("--data_dir", required=True, help="The dataset's records (python -m cma_tf.data.demo's).")
+    parser.add_argument("--data_dir", required=True, help="The dataset's records (python -m cma_tf.datasets.demo's).")
     parser.add_argument("--epochs", type=int, required=True, help="Epochs of every run (search and seeds).")
     parser.add_argument("--backbone", default="small", help="small (default), resnet101 or convnext_small.")
     parser.add_argument("--backbone_weights", default="small_synthetic",

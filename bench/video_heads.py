@@ -9,7 +9,7 @@ What is compared: the entries of `configs/bench_video_heads.py` (plain-SNet; sel
 FC and over SNet; CMA over FC and over SNet; ML-Decoder over SNet; the starter's DBoF with its
 MoE; NetVLAD with context gating and MoE; NeXtVLAD with SE gating), one recipe (Adam, batch 64,
 rgb and audio, 32 frames a video, 4 epochs), on the `yt8m` preset of
-`python -m cma_tf.data.yt8m.synthetic` (3,862 labels with Zipf popularity, 1-5 labels a video,
+`python -m cma_tf.datasets.yt8m_synthetic` (3,862 labels with Zipf popularity, 1-5 labels a video,
 evidence in a few short runs, look-alike labels told apart only by context or by how long they
 show; its module docstring says what it rewards).
 
@@ -82,7 +82,7 @@ def bench_config(entry, data_dir, epochs=None):
 
 def ensure_data(data_dir, wanted):
     """The `yt8m` preset in `data_dir` with the `wanted` sizes, generated when missing or other."""
-    from cma_tf.data.yt8m import synthetic
+    from cma_tf.datasets import yt8m_synthetic as synthetic
 
     stamp = os.path.join(data_dir, DATA_STAMP)
     if os.path.exists(stamp):

@@ -20,7 +20,7 @@ takes the target's name, and `temp_pattern` matches it for clean-ups.
         f.write(text)
     with atomic_path(path, keep_suffix=True) as tmp:   # a path, for writers that want one
         model.save(tmp)
-    write_bytes(path, data); write_text(path, text)
+    write_bytes(path, data); write_text(path, text); write_json(path, data)
     with atomic_directory(folder) as tmp:        # a whole folder (a SavedModel version)
         tf.saved_model.save(module, tmp)
 
@@ -103,6 +103,15 @@ def atomic_write(path: str, mode: str = "wb"):
 def write_bytes(path: str, data: bytes) -> None:
     with atomic_write(path, "wb") as f:
         f.write(data)
+
+
+def write_json(path: str, data) -> None:
+    """Writes `data` as indented, key-sorted JSON (numpy floats as floats), making its folder
+    if needed."""
+    import json
+
+    tf.io.gfile.makedirs(os.path.dirname(path) or ".")
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
 
 
 def write_text(path: str, text: str) -> None:

@@ -37,7 +37,8 @@ def write_label_embeddings(config, workdir, output):
 
     from cma_tf import factory
     from cma_tf.atomic import atomic_write
-    from cma_tf.training.trainer import fit_or_load_asge, load_dataset_info
+    from cma_tf.graph.label_embeddings import fit_or_load_asge
+    from cma_tf.training.trainer import load_dataset_info
 
     factory.validate_config(config)  # before the label graph or the workdir is written
     _, graph = load_dataset_info(config)
@@ -50,7 +51,7 @@ def write_label_embeddings(config, workdir, output):
     return embeddings.shape
 
 
-# What the ASGE cache's settings (`trainer._asge_settings`) are called in messages.
+# What the ASGE cache's settings (`graph.label_embeddings.asge_settings`) are called in messages.
 SETTING_NAMES = {"num_labels": "the number of labels", "graph_sha1": "the label graph (its SHA-1)", "seed": "seed"}
 
 
@@ -58,15 +59,13 @@ def check_trained_fit(config, graph, workdir):
     """A `ConfigError` when `workdir` holds a trained run (a finished epoch or model) whose ASGE fit
     (`asge/`) was made with other settings than `config`'s: refitting would replace the
     embeddings the run's model was trained with."""
-    import tensorflow as tf
-
+    from cma_tf.graph.label_embeddings import asge_settings, cached_asge_settings
     from cma_tf.training import workdir as files
-    from cma_tf.training.trainer import _asge_settings
 
-    report_path = files.path(workdir, files.ASGE_REPORT)
-    if not (files.has_trained_state(workdir) and tf.io.gfile.exists(report_path)):
+    cached = cached_asge_settings(workdir)
+    if cached is None or not files.has_trained_state(workdir):
         return
-    cached, wanted = files.read_json(report_path).get("settings", {}), _asge_settings(config, graph)
+    wanted = asge_settings(config, graph)
     differ = [key for key in sorted(set(cached) | set(wanted)) if cached.get(key) != wanted.get(key)]
     if differ:
         shown = "; ".join(

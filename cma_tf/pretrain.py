@@ -13,7 +13,7 @@ import json
 import shlex
 import sys
 
-from cma_tf.data import pretrain_corpus
+from cma_tf.datasets import pretrain_corpus
 from cma_tf.training.pretrain_backbone import Recipe, provenance_path, run_pretraining
 
 DEFAULTS = Recipe()

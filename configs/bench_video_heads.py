@@ -1,5 +1,5 @@
 """The recipe `bench/video_heads.py` trains every video model with, on the `yt8m` preset of the
-synthetic YouTube-8M generator (3,862 labels; `python -m cma_tf.data.yt8m.synthetic --preset=yt8m`).
+synthetic YouTube-8M generator (3,862 labels; `python -m cma_tf.datasets.yt8m_synthetic --preset=yt8m`).
 
 Usage: `--config=configs/bench_video_heads.py:<entry>`, one of `ENTRIES`.
 

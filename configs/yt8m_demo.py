@@ -1,5 +1,5 @@
 """The CPU video demo (`make demo-video`): Table 4's four rows on the synthetic YouTube-8M
-dataset of `python -m cma_tf.data.yt8m.synthetic`, small widths, evaluated on its rated segments.
+dataset of `python -m cma_tf.datasets.yt8m_synthetic`, small widths, evaluated on its rated segments.
 
 Usage: `--config=configs/yt8m_demo.py:cma_snet` (or cma_fc, self_attention_snet, self_attention_fc,
 plain_snet, ml_decoder_snet; the video-level cma_fc_video, self_attention_fc_video, plain_fc_video;

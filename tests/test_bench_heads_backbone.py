@@ -24,7 +24,7 @@ def test_the_frozen_regime_runs_on_a_resnet101_weights_file(tmp_path):
     resnet.save_weights(weights)
     work = tmp_path / "work"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    subprocess.run([sys.executable, "-m", "cma_tf.data.demo", f"--out_dir={work / 'demo' / 'data'}", "--num_train=48",
+    subprocess.run([sys.executable, "-m", "cma_tf.datasets.demo", f"--out_dir={work / 'demo' / 'data'}", "--num_train=48",
                     "--num_val=24", "--num_shards=1"], cwd=ROOT, env=env, check=True, capture_output=True)
     completed = subprocess.run(
         [sys.executable, os.path.join(ROOT, "bench", "heads.py"), "--regimes=pretrained_frozen", "--heads=plain",

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from cma_tf.config_base import load_config_file
-from cma_tf.data.demo import generate_demo_dataset
+from cma_tf.datasets.demo import generate_demo_dataset
 from cma_tf.training import workdir as files
 from cma_tf.training.trainer import train_and_evaluate
 

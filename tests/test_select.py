@@ -75,7 +75,7 @@ def test_the_plan_takes_heads_cheapest_first_and_refuses_a_budget_below_two_head
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("select_demo") / "data"
-    subprocess.run([sys.executable, "-m", "cma_tf.data.demo", f"--out_dir={out}", "--num_train=140", "--num_val=40",
+    subprocess.run([sys.executable, "-m", "cma_tf.datasets.demo", f"--out_dir={out}", "--num_train=140", "--num_val=40",
                     "--num_shards=1"], cwd=ROOT, env=ENV, check=True, capture_output=True)
     return str(out)
 
@@ -187,7 +187,7 @@ def test_a_diverging_head_is_dropped_with_its_reason(demo_data, tmp_path, monkey
 @pytest.fixture(scope="module")
 def yt8m_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("select_yt8m")
-    subprocess.run([sys.executable, "-m", "cma_tf.data.yt8m.synthetic", f"--out_dir={out}", "--train_videos=160",
+    subprocess.run([sys.executable, "-m", "cma_tf.datasets.yt8m_synthetic", f"--out_dir={out}", "--train_videos=160",
                     "--validate_videos=20", "--test_videos=4", "--num_classes=8", "--min_frames=8", "--max_frames=16"],
                    cwd=ROOT, env=ENV, check=True, capture_output=True)
     return str(out)

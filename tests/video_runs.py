@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from cma_tf.config_base import get_paper_video_config
-from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
+from cma_tf.datasets.yt8m_synthetic import write_synthetic_yt8m
 from cma_tf.training.trainer import train_and_evaluate
 
 NUM_CLASSES, TRAIN_VIDEOS = 8, 32

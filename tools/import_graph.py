@@ -22,7 +22,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cma_tf")
 LAYERS = (
     ("foundation", ("errors", "saving", "atomic", "architecture", "config_base", "config_schema", "registry", "schedules", "optimizers"), False),
     ("data, metrics, layers", ("data", "metrics", "layers"), True),
-    ("model parts and data kinds", ("backbones", "graph", "heads", "losses", "kinds"), False),
+    ("model parts, data kinds and generated datasets", ("backbones", "graph", "heads", "losses", "kinds", "datasets"), False),
     ("models", ("models",), False),
     ("factory", ("factory",), False),
     ("training and serving", ("training", "serving", "visualization", "selection"), False),

@@ -166,7 +166,7 @@ class YouTube8MKind(DataKind):
         out_dir = parent if os.path.basename(os.path.normpath(data_dir)) == own and parent else "<folder>"
         return (
             f"config.data.data_dir={data_dir} does not exist: make a small synthetic dataset with "
-            f"`python -m cma_tf.data.yt8m.synthetic --out_dir={out_dir}` (it writes {out_dir}/{own}/ and its "
+            f"`python -m cma_tf.datasets.yt8m_synthetic --out_dir={out_dir}` (it writes {out_dir}/{own}/ and its "
             f"vocabulary.csv), or download the published {own}-level records ({DOWNLOAD_PAGE}) and point "
             "config.data.data_dir at their folder"
         )

@@ -107,7 +107,7 @@ def compiled_model(config, train_maps, train_labels, vocabulary, embeddings_dir,
     """The classifier of `config` over the cached maps (or, with `train_backbone`, over the cached
     inputs with the config's own backbone), compiled with the package's loss and optimizer;
     the label graph and its embeddings are those of `train_labels`. Seeded by `config.seed`."""
-    from cma_tf.training.trainer import fit_label_embeddings  # the trainer's cache of E
+    from cma_tf.graph.label_embeddings import label_embeddings  # the trainer's cache of E
 
     keras.utils.set_random_seed(config.seed)
     graph = label_graph_of(train_labels, vocabulary)
@@ -118,7 +118,7 @@ def compiled_model(config, train_maps, train_labels, vocabulary, embeddings_dir,
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        encoder = fit_label_embeddings(config, graph, folder, verbose=0)
+        encoder = label_embeddings(config, graph, folder, verbose=0) if factory.needs_label_embeddings(config) else None
     shapes = [m.shape[1:] for m in train_maps]
     backbone = None if train_backbone else maps_backbone(shapes)  # None: the factory builds the config's
     model = factory.build_classifier(config, len(vocabulary), encoder, graph, backbone=backbone)
@@ -159,7 +159,7 @@ def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabula
             those, False none.
         vocabulary: the label names (the label graph's, and `AP_per_class`'s keys).
         embeddings_dir: where the label embeddings (ASGE) fitted to the training labels' graph
-            are cached (`trainer.fit_label_embeddings`; one folder per set of training labels).
+            are cached (`graph/label_embeddings.py`; one folder per set of training labels).
         train_backbone: the cached "maps" are the model's inputs (`InputFeatures`, video):
             the config's own backbone is built and trained with the head.
         return_scores: also return `"scores": {name: σ(logits) [n, N] float32}` of each eval set.

@@ -23,7 +23,7 @@ import tensorflow as tf
 from cma_tf.atomic import atomic_path, write_text
 from cma_tf.backbones.small import DEFAULT_WIDTHS, small_backbone
 from cma_tf.backbones.weights import sha256_of
-from cma_tf.data import pretrain_corpus
+from cma_tf.datasets import pretrain_corpus
 from cma_tf.errors import ConfigError
 
 WEIGHTS_SUFFIX = ".weights.h5"  # what Keras' save_weights requires

@@ -16,21 +16,16 @@ who want it. With a moving average of the weights (`config.train.ema_decay`), va
 import contextlib
 import csv
 import functools
-import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from cma_tf import factory
-from cma_tf.atomic import atomic_write
 from cma_tf.data.vocab import check_same_vocabulary
-from cma_tf.errors import ConfigError, DataError
-from cma_tf.graph.asge import ASGEEncoder
-from cma_tf.graph.asge_model import check_graph, fit_asge, fit_summary, load_encoder_weights, save_encoder_weights
+from cma_tf.errors import DataError
+from cma_tf.graph.asge_model import check_graph
 from cma_tf.graph.cooccurrence import load_or_build_label_graph
-from cma_tf.graph.label_vectors import shipped_vectors
-from cma_tf.graph.word2vec import fit_word2vec
+from cma_tf.graph.label_embeddings import label_embeddings, load_label_embedding_file
 from cma_tf.optimizers import averaging_optimizer
 from cma_tf.training import non_finite
 from cma_tf.training import workdir as files
@@ -44,8 +39,8 @@ from cma_tf.training.callbacks import (
 )
 from cma_tf.training.lock import hold_lock
 from cma_tf.training.loop import fit_with_custom_loop
-from cma_tf.training.unseen_labels import print_labels_without_training_examples
 from cma_tf.training.strategy import is_chief, is_multi_worker
+from cma_tf.training.unseen_labels import print_labels_without_training_examples
 
 
 def load_dataset_info(config):
@@ -88,100 +83,6 @@ def check_vocabulary_setting(config):
         "their class ids follow that vocabulary, and config.data.vocabulary does not map labels by name: "
         "leave it unset or give a copy of the records' own",
     )
-
-
-def _asge_settings(config, graph):
-    settings = dict(config.asge.to_dict(), num_labels=graph.num_classes, seed=config.seed)
-    settings["graph_sha1"] = graph.sha1()
-    return settings
-
-
-def fit_or_load_asge(config, graph, workdir, verbose=1):
-    """The ASGE encoder fitted to the graph's `A`, cached in `workdir/asge/` together with the
-    settings it was fitted with; a cache fitted with other settings is refitted (`verbose=0`:
-    without the fit's progress bar and summary)."""
-    weights_path = files.path(workdir, files.ASGE_WEIGHTS)
-    report_path = files.path(workdir, files.ASGE_REPORT)
-    asge, settings = config.asge, _asge_settings(config, graph)
-    if tf.io.gfile.exists(weights_path) and tf.io.gfile.exists(report_path):
-        if files.read_json(report_path).get("settings") == settings:
-            encoder = ASGEEncoder(graph.num_classes, units=asge.units, depth=asge.depth, name="asge_encoder")
-            encoder.build()
-            load_encoder_weights(encoder, weights_path)
-            return encoder
-        print(f"ASGE settings differ from the cached fit in {report_path}: fitting again")
-    encoder, report = fit_asge(
-        graph.adjacency, units=asge.units, depth=asge.depth, steps=asge.steps,
-        learning_rate=asge.learning_rate, momentum=asge.momentum, alpha=asge.alpha,
-        optimizer=asge.optimizer, balance_pairs=asge.balance_pairs, row_guard=asge.row_guard, seed=config.seed,
-        verbose=verbose,
-    )
-    if verbose:
-        print(fit_summary(report))
-    tf.io.gfile.makedirs(os.path.dirname(weights_path))
-    save_encoder_weights(encoder, weights_path)
-    files.write_json(report_path, dict(report, settings=settings))
-    return encoder
-
-
-def fit_or_load_word2vec(config, graph, workdir):
-    """Word2Vec (SGNS, window = longest label set) vectors of the labels, cached in the workdir."""
-    path = files.path(workdir, files.WORD2VEC)
-    if tf.io.gfile.exists(path):
-        with tf.io.gfile.GFile(path, "rb") as f:
-            vectors = np.load(f)
-        if vectors.shape == (graph.num_classes, config.asge.units):
-            return vectors
-    vectors = fit_word2vec(graph.dense_counts("config.model.label_embedding=word2vec"), dim=config.asge.units, seed=config.seed)
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with atomic_write(path) as f:
-        np.save(f, vectors)
-    return vectors
-
-
-def load_label_embedding_file(path, num_classes, vocabulary=None):
-    """The `[N, D]` label vectors of `config.model.label_embedding_file` (a `.npy`, rows in the
-    vocabulary's order, or a shipped name such as "coco_glove_300d", `graph/label_vectors.py`),
-    checked: a `ConfigError` naming the file on a wrong shape or a non-finite value; for shipped
-    vectors, a `DataError` when `vocabulary` is given and is not their names in their order."""
-    shipped = shipped_vectors(path)
-    if shipped is not None:
-        if vocabulary is not None:
-            check_same_vocabulary(
-                vocabulary, shipped.labels, "the vocabulary of the training data",
-                f"the rows of config.model.label_embedding_file={path!r} ({len(shipped.labels)} names, {shipped.source})",
-                "row i of the file is the features of label i: give a .npy of vectors in your vocabulary's order "
-                "(config.model.label_embedding_file=PATH) or the data whose labels these are",
-            )
-        path = shipped.path
-    if not tf.io.gfile.exists(path):
-        raise ConfigError(f"config.model.label_embedding_file: {path} does not exist")
-    try:
-        with tf.io.gfile.GFile(path, "rb") as f:
-            vectors = np.load(f, allow_pickle=False)
-    except ValueError as error:
-        raise ConfigError(f"config.model.label_embedding_file: {path} is not a .npy array ({error})") from None
-    if vectors.ndim != 2 or vectors.shape[0] != num_classes:
-        raise ConfigError(
-            f"config.model.label_embedding_file: {path} holds an array of shape {vectors.shape}; "
-            f"expected [{num_classes}, D], one row per label of the vocabulary, in its order"
-        )
-    if not np.all(np.isfinite(vectors)):
-        rows = np.flatnonzero(~np.all(np.isfinite(vectors), axis=1))
-        raise ConfigError(f"config.model.label_embedding_file: {path} has non-finite values in rows {rows[:10].tolist()}")
-    return vectors.astype(np.float32)
-
-
-def fit_label_embeddings(config, graph, workdir, verbose=1):
-    """What the head's label encoder starts from: the ASGE encoder, Word2Vec vectors, or the
-    vectors of `config.model.label_embedding_file` (`verbose=0`: ASGE fits quietly)."""
-    if not factory.needs_label_embeddings(config):
-        return None
-    if config.model.label_embedding == "word2vec":
-        return fit_or_load_word2vec(config, graph, workdir)
-    if config.model.label_embedding == "file":
-        return load_label_embedding_file(config.model.label_embedding_file, graph.num_classes, graph.vocabulary or None)
-    return fit_or_load_asge(config, graph, workdir, verbose)
 
 
 def evaluate_model(config, model, dataset, vocabulary=None, graph=None):
@@ -356,7 +257,7 @@ def _build_or_resume(config, workdir, graph, num_classes, steps_per_epoch, strat
         with strategy.scope():
             return keras.saving.load_model(checkpoint), finished
     # ASGE is fitted on its own, outside the strategy (Keras fit would distribute it).
-    encoder = fit_label_embeddings(config, graph, workdir)
+    encoder = label_embeddings(config, graph, workdir) if factory.needs_label_embeddings(config) else None
     with strategy.scope():
         model = factory.build_classifier(config, num_classes, encoder, graph)
         model.compile(

@@ -6,15 +6,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from cma_tf.atomic import atomic_path, write_text
+from cma_tf.atomic import atomic_path, write_json  # noqa: F401 (write_json: files.write_json)
 from cma_tf.data.vocab import check_same_vocabulary, read_vocabulary, write_vocabulary
 from cma_tf.errors import ConfigError, DataError
+# The label embeddings' cache (ASGE_WEIGHTS, ASGE_REPORT, WORD2VEC) is kept in the workdir.
+from cma_tf.graph.label_embeddings import ASGE_REPORT, ASGE_WEIGHTS, WORD2VEC  # noqa: F401
 
 CONFIG = "config.json"
 VOCABULARY = "labels.txt"
-ASGE_WEIGHTS = "asge/encoder_weights.npz"
-ASGE_REPORT = "asge/report.json"
-WORD2VEC = "word2vec/embeddings.npy"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "checkpoint/state.json"
 BEST_MODEL = "best.keras"
@@ -63,12 +62,6 @@ EVALUATION_FIELDS = ("data.data_dir", "data.tfds_data_dir", "data.vocabulary", "
 
 def path(workdir: str, name: str) -> str:
     return os.path.join(workdir, name)
-
-
-def write_json(file_path: str, data) -> None:
-    """Writes JSON atomically (a crash never leaves half a file), making its folder if needed."""
-    tf.io.gfile.makedirs(os.path.dirname(file_path) or ".")
-    write_text(file_path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
 
 
 def write_labels(workdir: str, names) -> None:

@@ -20,7 +20,8 @@ def write_embedding_figures(workdir, out_dir, checkpoint="final"):
     (no loss curve for a run fitted before ASGE kept it) and the fit of `cos(e_i, e_j)` to `A'`
     off the diagonal. `E` is what the run's head used: its trained model's label encoder
     (fine-tuned embeddings included), else the run's ASGE fit."""
-    from cma_tf.training.trainer import fit_or_load_asge, load_dataset_info
+    from cma_tf.graph.label_embeddings import fit_or_load_asge
+    from cma_tf.training.trainer import load_dataset_info
 
     config = files.read_config(workdir)
     vocabulary, graph = load_dataset_info(config)

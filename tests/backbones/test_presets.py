@@ -18,7 +18,7 @@ from cma_tf.backbones import presets
 from cma_tf.backbones.small import small_backbone
 from cma_tf.backbones.weights import resolve_small_weights
 from cma_tf.config_base import get_base_config
-from cma_tf.data import pretrain_corpus
+from cma_tf.datasets import pretrain_corpus
 from cma_tf.errors import ConfigError
 
 PRESET = presets.get_preset("small_synthetic")

@@ -1,4 +1,4 @@
-"""Tests for the label sets with COCO's statistics (cma_tf.data.coco_label_sets): the package copy of
+"""Tests for the label sets with COCO's statistics (cma_tf.datasets.coco_label_sets): the package copy of
 the statistics, the scene mixture's closed form and gradients, and the sampled sets against the
 real counts of tests/fixtures (read with tests/helpers.label_stats, not the package's reader)."""
 
@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from cma_tf.data import coco_label_sets
+from cma_tf.datasets import coco_label_sets
 from tests.helpers import FIXTURES_DIR, LABEL_STATS_FILES, label_stats
 
 NUM_SETS = 5000

@@ -1,4 +1,4 @@
-"""Tests for the COCO-statistics benchmark dataset (cma_tf.data.coco_stats): records read back with
+"""Tests for the COCO-statistics benchmark dataset (cma_tf.datasets.coco_stats): records read back with
 the reference spec, byte-identical files from the same seed (in another process), the looks of
 the labels and of the ambiguous pairs."""
 
@@ -14,9 +14,9 @@ import tensorflow as tf
 from absl import flags
 from PIL import Image
 
-from cma_tf.data import coco_stats
-from cma_tf.data import demo
 from cma_tf.data import vocab
+from cma_tf.datasets import coco_stats
+from cma_tf.datasets import demo
 from cma_tf.errors import ConfigError
 from tests.helpers import label_stats, reference_image_spec
 
@@ -103,7 +103,7 @@ def test_the_same_seed_gives_byte_identical_files_in_another_process(data_dir, t
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
     out_dir = tmp_path / "again"
     proc = subprocess.run(
-        [sys.executable, "-m", "cma_tf.data.coco_stats", f"--out_dir={out_dir}", f"--train={NUM_TRAIN}",
+        [sys.executable, "-m", "cma_tf.datasets.coco_stats", f"--out_dir={out_dir}", f"--train={NUM_TRAIN}",
          f"--val={NUM_VAL}", f"--image_size={IMAGE_SIZE}", f"--num_shards={NUM_SHARDS}", "--seed=0"],
         capture_output=True, text=True, timeout=300, env=env, cwd=ROOT,
     )

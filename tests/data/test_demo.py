@@ -1,4 +1,4 @@
-"""Tests for the embedded demo dataset (cma_tf.data.demo)."""
+"""Tests for the embedded demo dataset (cma_tf.datasets.demo)."""
 
 import io
 import json
@@ -10,9 +10,9 @@ import tensorflow as tf
 from absl import flags
 from PIL import Image, ImageDraw
 
-from cma_tf.data import demo
 from cma_tf.data import records
 from cma_tf.data import vocab
+from cma_tf.datasets import demo
 from tests.helpers import reference_image_spec
 
 NUM_TRAIN = 40
@@ -284,7 +284,7 @@ def test_demo_as_files_is_a_csv_dataset_csv_list_converts(tmp_path):
     import numpy as np
     import tensorflow as tf
 
-    from cma_tf.data.demo import DEMO_LABELS, generate_demo_dataset, write_demo_files
+    from cma_tf.datasets.demo import DEMO_LABELS, generate_demo_dataset, write_demo_files
 
     written = write_demo_files(str(tmp_path / "mine"), num_train=6, num_val=4, image_size=32, seed=3, progress=False)
     reference = tmp_path / "reference"

@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from cma_tf.data import demo
 from cma_tf.data import images
 from cma_tf.data import records
+from cma_tf.datasets import demo
 
 NUM_TRAIN = 40
 NUM_VAL = 16

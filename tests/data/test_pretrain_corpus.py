@@ -1,12 +1,12 @@
-"""The pretraining corpus (`cma_tf/data/pretrain_corpus.py`, docs/design.md §2.26): no class of it
+"""The pretraining corpus (`cma_tf/datasets/pretrain_corpus.py`, docs/design.md §2.26): no class of it
 is a benchmark's, by name and by pixels; it is deterministic from its seed."""
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from cma_tf.data import coco_label_sets, coco_stats, demo
-from cma_tf.data import pretrain_corpus as corpus
+from cma_tf.datasets import coco_label_sets, coco_stats, demo
+from cma_tf.datasets import pretrain_corpus as corpus
 
 MASK_SIZE = 64
 SQUARE = (2, 2, 60)  # x0, y0, side of the shapes compared

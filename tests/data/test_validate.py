@@ -75,7 +75,7 @@ def test_input_context_splits_shards_and_batches_per_replica(tmp_path):
 def test_training_on_a_corrupt_shard_reports_it(tmp_path):
     from tests.test_cli import tiny_config
 
-    from cma_tf.data.demo import generate_demo_dataset
+    from cma_tf.datasets.demo import generate_demo_dataset
     from cma_tf.training.trainer import train_and_evaluate
 
     data_dir = str(tmp_path / "data")

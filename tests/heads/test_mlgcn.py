@@ -14,16 +14,18 @@ import tensorflow as tf
 
 from cma_tf import factory
 from cma_tf.config_base import get_base_config
-from cma_tf.data import coco_stats, vocab
-from cma_tf.data.demo import generate_demo_dataset
+from cma_tf.data import vocab
+from cma_tf.datasets import coco_stats
+from cma_tf.datasets.demo import generate_demo_dataset
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.graph.asge import ASGEEncoder
 from cma_tf.graph.cooccurrence import LabelGraph
 from cma_tf.graph.correlation import mlgcn_correlation
+from cma_tf.graph.label_embeddings import load_label_embedding_file
 from cma_tf.graph.label_vectors import shipped_vectors
 from cma_tf.heads.mlgcn import MLGCNHead
 from cma_tf.losses import WeightedBinaryCrossentropy
-from cma_tf.training.trainer import load_label_embedding_file, train_and_evaluate
+from cma_tf.training.trainer import train_and_evaluate
 from tests.helpers import (
     TINY_IMAGE_SIZE,
     TINY_WIDTHS,

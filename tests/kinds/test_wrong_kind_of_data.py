@@ -8,8 +8,8 @@ import pytest
 
 from cma_tf import factory
 from cma_tf.config_base import get_paper_video_config
-from cma_tf.data.demo import generate_demo_dataset
-from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
+from cma_tf.datasets.demo import generate_demo_dataset
+from cma_tf.datasets.yt8m_synthetic import write_synthetic_yt8m
 from cma_tf.errors import DataError
 from cma_tf.training.trainer import train_and_evaluate
 from tests.test_cli import tiny_config as tiny_image_config

@@ -17,8 +17,8 @@ from PIL import Image
 
 from cma_tf import factory
 from cma_tf.config_base import load_config_file
-from cma_tf.data.demo import generate_demo_dataset
 from cma_tf.data import records
+from cma_tf.datasets.demo import generate_demo_dataset
 from cma_tf.selection import feature_cache, feature_head
 from cma_tf.selection.holdout import holdout_split
 
@@ -134,6 +134,6 @@ def test_a_head_on_cached_maps_computes_what_it_computes_over_the_backbone(data_
 
 
 def _encoder(config, graph, tmp_path):
-    from cma_tf.training.trainer import fit_label_embeddings
+    from cma_tf.graph.label_embeddings import label_embeddings
 
-    return fit_label_embeddings(config, graph, str(tmp_path / "embeddings"))
+    return label_embeddings(config, graph, str(tmp_path / "embeddings"))

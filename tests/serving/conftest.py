@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cma_tf.data.demo import generate_demo_dataset
+from cma_tf.datasets.demo import generate_demo_dataset
 from tests.test_cli import tiny_config
 
 IMAGE_SIZE = 32

@@ -136,7 +136,7 @@ def test_records_from_a_workdir_and_from_its_export_agree(image_data, image_work
 
 def test_video_records_are_scored_with_their_ids(tmp_path):
     from cma_tf import factory
-    from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
+    from cma_tf.datasets.yt8m_synthetic import write_synthetic_yt8m
     from cma_tf.serving.batch_predict import predict
     from cma_tf.serving.saved_model import export_saved_model
     from tests.serving.test_video_export import video_config

@@ -11,7 +11,7 @@ from cma_tf import factory
 from cma_tf.config_base import get_paper_video_config
 from cma_tf.data.yt8m import readers
 from cma_tf.data.yt8m import records as yt8m_records
-from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
+from cma_tf.datasets.yt8m_synthetic import write_synthetic_yt8m
 from cma_tf.serving.saved_model import export_saved_model
 from tests.helpers import keras_scores, numpy_frames, randomize_batch_norm
 

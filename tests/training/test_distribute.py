@@ -51,7 +51,7 @@ def free_ports(count):
 @pytest.mark.slow  # an end-to-end run of ~15-35 s on 2 cores; CI runs it (make test-slow)
 def test_two_workers_on_localhost_end_with_equal_weights(tmp_path):
     """Trainable weights, compared exactly; BN moving statistics stay per worker (not synced)."""
-    from cma_tf.data.demo import generate_demo_dataset
+    from cma_tf.datasets.demo import generate_demo_dataset
 
     data_dir = str(tmp_path / "data")
     generate_demo_dataset(data_dir, num_train=48, num_val=16, image_size=32, seed=0, num_shards=4, progress=False)
@@ -131,7 +131,7 @@ def wait_all(processes, timeout):
 def test_a_lost_worker_is_one_line_and_running_every_worker_again_resumes(tmp_path):
     """Worker 1 is SIGKILLed during epoch 2 of 3: worker 0 prints one line naming worker 1, its
     address and the last finished epoch, exit 2; both commands again resume from its checkpoint."""
-    from cma_tf.data.demo import generate_demo_dataset
+    from cma_tf.datasets.demo import generate_demo_dataset
 
     data_dir, workdir = str(tmp_path / "data"), str(tmp_path / "run")
     generate_demo_dataset(data_dir, num_train=48, num_val=16, image_size=32, seed=0, num_shards=4, progress=False)

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from cma_tf.data.demo import generate_demo_dataset
+from cma_tf.datasets.demo import generate_demo_dataset
 from cma_tf.errors import ConfigError, TrainingDivergedError
 from cma_tf.training import workdir as files
 from cma_tf.training.callbacks import StopOnNonFiniteLoss

@@ -12,7 +12,7 @@ from absl import flags
 from cma_tf import pretrain
 from cma_tf.backbones.small import small_backbone
 from cma_tf.backbones.weights import resolve_small_weights
-from cma_tf.data import pretrain_corpus
+from cma_tf.datasets import pretrain_corpus
 from cma_tf.errors import ConfigError
 from cma_tf.training.pretrain_backbone import Recipe, classifier_over, provenance_path, run_pretraining
 

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from cma_tf.data.demo import generate_demo_dataset
+from cma_tf.datasets.demo import generate_demo_dataset
 from cma_tf.training import workdir as files
 from cma_tf.training.trainer import train_and_evaluate
 from tests.test_cli import tiny_config

@@ -20,10 +20,10 @@ from cma_tf import factory
 from cma_tf.config_base import get_base_config, get_paper_video_config
 from cma_tf.data import records as image_records
 from cma_tf.data import vocab
-from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
+from cma_tf.data.requests import IMAGES, SEQUENCE_EXAMPLES
+from cma_tf.datasets.yt8m_synthetic import write_synthetic_yt8m
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.serving import batch_predict, sources
-from cma_tf.data.requests import IMAGES, SEQUENCE_EXAMPLES
 from cma_tf.training import workdir as files
 from cma_tf.training.trainer import train_and_evaluate
 from tests.helpers import numpy_frames

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 from cma_tf.config_base import VIDEO_LEVEL_VARIANTS, get_paper_video_config, load_config_file
-from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
+from cma_tf.datasets.yt8m_synthetic import write_synthetic_yt8m
 from cma_tf.errors import ConfigError, DataError
 from cma_tf.serving import batch_predict
 from cma_tf.serving.predictions import rows_of
@@ -213,7 +213,7 @@ def test_a_missing_data_directory_says_how_to_make_or_get_it(tmp_path):
         train_and_evaluate(config, str(tmp_path / "run"))
     message = str(error.value)
     assert message.startswith(f"config.data.data_dir={missing} does not exist"), message
-    assert "python -m cma_tf.data.yt8m.synthetic" in message and "research.google.com/youtube8m" in message
+    assert "python -m cma_tf.datasets.yt8m_synthetic" in message and "research.google.com/youtube8m" in message
     assert not os.path.exists(tmp_path / "run" / files.CONFIG)
 
 

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from cma_tf.config_base import get_paper_video_config
-from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
+from cma_tf.datasets.yt8m_synthetic import write_synthetic_yt8m
 from cma_tf.metrics.video import video_metrics
 from cma_tf.training import workdir as files
 from cma_tf.training.trainer import train_and_evaluate

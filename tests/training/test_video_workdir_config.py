@@ -15,7 +15,7 @@ FRAMES = 8
 def video_run(tmp_path_factory):
     """A CMA-FC run at T = 8 (configs/yt8m.py says 300) on synthetic records: (data, workdir)."""
     from cma_tf.config_base import get_paper_video_config
-    from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
+    from cma_tf.datasets.yt8m_synthetic import write_synthetic_yt8m
     from cma_tf.training.trainer import train_and_evaluate
 
     data = str(tmp_path_factory.mktemp("yt8m"))

@@ -242,7 +242,7 @@ def test_a_resume_after_the_training_split_changed_is_refused(interrupted, tmp_p
     """A resumed checkpoint carries the label embeddings (and loss weights, steps per epoch) of the
     data the run started on: after images were added to train it would not end where a fresh run
     on the new data does, so it is refused, before anything in the workdir changes."""
-    from cma_tf.data.demo import generate_demo_dataset
+    from cma_tf.datasets.demo import generate_demo_dataset
 
     workdir = copy_of(interrupted, tmp_path)
     grown = str(tmp_path / "grown_data")

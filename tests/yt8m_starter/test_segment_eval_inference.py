@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from cma_tf.data.yt8m import readers
 from cma_tf.data.yt8m.submission import SegmentRanking
-from cma_tf.data.yt8m.synthetic import write_synthetic_yt8m
+from cma_tf.datasets.yt8m_synthetic import write_synthetic_yt8m
 from cma_tf.metrics.video import mean_average_precision
 from tests.yt8m_starter.conftest import run_starter
 

@@ -60,7 +60,7 @@ def test_csv_format(tmp_path):
 @pytest.mark.slow  # an end-to-end run of ~15-35 s on 2 cores; CI runs it (make test-slow)
 def test_segment_inference_cli_end_to_end(tmp_path):
     from cma_tf.config_base import get_paper_video_config
-    from cma_tf.data.yt8m.synthetic import generate_videos, write_synthetic_yt8m
+    from cma_tf.datasets.yt8m_synthetic import generate_videos, write_synthetic_yt8m
     from cma_tf.training.trainer import train_and_evaluate
 
     data = str(tmp_path / "data")

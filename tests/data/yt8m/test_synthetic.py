@@ -1,4 +1,4 @@
-"""Tests for the synthetic YouTube-8M generator (cma_tf.data.yt8m.synthetic).
+"""Tests for the synthetic YouTube-8M generator (cma_tf.datasets.yt8m_synthetic).
 
 Records are read back with a reader written here from the published format (not the package's
 readers), and every statistic is re-derived with numpy from the generator's in-memory videos.
@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from cma_tf.data.yt8m import synthetic
+from cma_tf.datasets import yt8m_synthetic as synthetic
 from cma_tf.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -188,7 +188,7 @@ def test_another_process_writes_the_same_bytes(tmp_path):
     args = dict(num_classes=8, train_videos=5, validate_videos=3, test_videos=2, min_frames=10, max_frames=15,
                 seed=7)
     _write(tmp_path / "here", num_shards={"train": 2, "validate": 1, "test": 1}, **args)
-    command = [sys.executable, "-m", "cma_tf.data.yt8m.synthetic", f"--out_dir={tmp_path / 'there'}",
+    command = [sys.executable, "-m", "cma_tf.datasets.yt8m_synthetic", f"--out_dir={tmp_path / 'there'}",
                "--num_shards=2", "--eval_num_shards=1"] + [f"--{key}={value}" for key, value in args.items()]
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=120)
     assert _files(tmp_path / "here") == _files(tmp_path / "there")

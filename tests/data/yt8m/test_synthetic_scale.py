@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from cma_tf.data.yt8m import synthetic
+from cma_tf.datasets import yt8m_synthetic as synthetic
 
 NUM_CLASSES = 3862
 SEED = 3

@@ -66,7 +66,7 @@ stored losslessly as PNG in the TFRecord format of `records.py`.
 
 Command line::
 
-    python -m cma_tf.data.demo --out_dir=data/demo
+    python -m cma_tf.datasets.demo --out_dir=data/demo
 """
 
 import dataclasses

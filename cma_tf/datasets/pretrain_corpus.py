@@ -370,7 +370,7 @@ def render_split(split: str, count: int, seed: int = 0, image_size: int = DEFAUL
 def describe(num_train: int, num_heldout: int, seed: int, image_size: int) -> Dict:
     """What a pretraining run's provenance records about its corpus."""
     return {
-        "module": "cma_tf.data.pretrain_corpus",
+        "module": "cma_tf.datasets.pretrain_corpus",
         "version": CORPUS_VERSION,
         "classes": list(CLASSES),
         "num_classes": NUM_CLASSES,

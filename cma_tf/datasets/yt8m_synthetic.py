@@ -95,8 +95,8 @@ removed first.
 
 Command line::
 
-    python -m cma_tf.data.yt8m.synthetic --out_dir=runs/yt8m_demo/data
-    python -m cma_tf.data.yt8m.synthetic --preset=yt8m --out_dir=runs/yt8m_scale/data
+    python -m cma_tf.datasets.yt8m_synthetic --out_dir=runs/yt8m_demo/data
+    python -m cma_tf.datasets.yt8m_synthetic --preset=yt8m --out_dir=runs/yt8m_scale/data
 """
 
 import csv

@@ -1,5 +1,5 @@
 """Label sets with the label statistics of real MS-COCO train2014, and the labels that are made to
-look alike: the pure numpy half of the `coco_stats` dataset (`cma_tf/data/coco_stats.py` draws).
+look alike: the pure numpy half of the `coco_stats` dataset (`cma_tf/datasets/coco_stats.py` draws).
 
 The statistics
 --------------
@@ -80,7 +80,7 @@ the counts only, never at a model's results.
 
 To print these numbers again::
 
-    python -c "import json; from cma_tf.data import coco_label_sets as m; print(json.dumps(m.agreement_report()))"
+    python -c "import json; from cma_tf.datasets import coco_label_sets as m; print(json.dumps(m.agreement_report()))"
 """
 
 import dataclasses

@@ -2,16 +2,16 @@
 label sets drawn with COCO train2014's label frequencies and co-occurrences, each label drawn as
 a flat object of its own look, and 8 pairs of labels that look identical.
 
-    python -m cma_tf.data.coco_stats --out_dir=runs/coco_stats/data [--seed=0] [--train=4000
+    python -m cma_tf.datasets.coco_stats --out_dir=runs/coco_stats/data [--seed=0] [--train=4000
         --val=1000 --image_size=96 --num_shards=4]
 
-The demo dataset (`cma_tf/data/demo.py`) has 16 labels in 4 hand-made scenes. This one keeps the
+The demo dataset (`cma_tf/datasets/demo.py`) has 16 labels in 4 hand-made scenes. This one keeps the
 demo's way of drawing, but its labels follow real statistics, so a head that uses label
 co-occurrence (CMA's ASGE graph, a dynamic label graph) can show whether that helps on COCO's
 graph: 80 labels, a long tail (person on 55 % of images, hair drier on 0.16 %), about 2.9 labels
 per image, strong and weak pairs.
 
-Labels (`cma_tf/data/coco_label_sets.py`)
+Labels (`cma_tf/datasets/coco_label_sets.py`)
 -----------------------------------------
 The 80 labels are COCO's, in the order of `tests/fixtures/coco2014_train_label_stats.json` (names
 sorted; `labels.txt` holds them, some with a space, which the vocabulary reader accepts). Each
@@ -106,10 +106,10 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from cma_tf.atomic import write_text
-from cma_tf.data import coco_label_sets
-from cma_tf.data import demo
 from cma_tf.data import records
 from cma_tf.data import vocab
+from cma_tf.datasets import coco_label_sets
+from cma_tf.datasets import demo
 from cma_tf.errors import ConfigError
 
 # Bump when the labels or the drawing change, so that existing directories are regenerated.
@@ -370,7 +370,7 @@ def generate_coco_stats_dataset(
         "ambiguous_pair_context_cosine": list(model.pair_cosines),
         "looks": {name: dataclasses.asdict(look) for name, look in model.looks.items()},
         "label_model": {
-            "statistics": "MS-COCO train2014 label counts (cma_tf/data/coco2014_label_stats.json)",
+            "statistics": "MS-COCO train2014 label counts (cma_tf/datasets/coco2014_label_stats.json)",
             "coco_images": stats.num_images,
             "scenes": len(model.mixture.scene_probabilities),
             "agreement_closed_form": coco_label_sets.agreement(
