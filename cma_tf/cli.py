@@ -177,3 +177,18 @@ def run(main, interrupted_hint="run the same command again to resume where it st
             file=sys.stderr,
         )
         sys.exit(2)
+
+
+def run_flag_command(define_flags, run_from_flags, interrupted_hint="run the same command again to resume where it stopped"):
+    """`run` for a command whose flags `define_flags()` defines (so importing its module defines
+    none) and `run_from_flags(flags.FLAGS)` carries out: no positional arguments; a user error
+    is one line (`run_reporting_user_errors`)."""
+    from absl import app
+
+    def main(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        run_reporting_user_errors(run_from_flags, flags.FLAGS)
+
+    define_flags()
+    run(main, interrupted_hint)

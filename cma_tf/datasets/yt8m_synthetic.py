@@ -791,18 +791,7 @@ def run_from_flags(flag_values, progress: bool = True) -> dict:
     return summary
 
 
-def main(argv):
-    from absl import app, flags
-
-    from cma_tf import cli
-
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    cli.run_reporting_user_errors(run_from_flags, flags.FLAGS)
-
-
 if __name__ == "__main__":
     from cma_tf import cli
 
-    define_flags()
-    cli.run(main)
+    cli.run_flag_command(define_flags, run_from_flags)
