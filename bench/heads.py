@@ -292,6 +292,7 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=Tr
         length = f"{epochs} epochs" if epochs else "the config's epochs"
         print(f"training {head} on {dataset} ({regime}), seed {seed}, {length} …", file=sys.stderr)
         os.makedirs(workdir, exist_ok=True)
+        run_records.note_training_code(workdir, code)
         command = ["cma_tf.train", f"--config={CONFIG}:{config_spec(head, dataset, regime)}", f"--workdir={workdir}",
                    f"--config.data.data_dir={data_dir}", f"--config.seed={seed}"]
         if epochs:
@@ -326,7 +327,7 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=Tr
     if not evaluated:
         print(f"  {head} seed {seed}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     if record and run_records.finished(workdir, CALIBRATED) and (worked or not run_records.finished(record, CALIBRATED)):
-        run_records.save(workdir, record, data_parameters, code)
+        run_records.save(workdir, record, data_parameters, run_records.training_code(workdir) or code)
     return finished_metrics(workdir)
 
 

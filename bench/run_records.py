@@ -70,10 +70,26 @@ def mismatch(record, data_parameters):
     return None
 
 
+def note_training_code(workdir, code):
+    """Keeps in the run's `workdir` the `provenance()` of the code that trains it, so that the
+    record names that commit whichever checkout records the run (a `--no_train` of a later
+    checkout may find it finished and record it)."""
+    atomic.write_text(os.path.join(workdir, PROVENANCE), json.dumps(code, indent=2) + "\n")
+
+
+def training_code(workdir):
+    """The `provenance()` noted in `workdir` when its run started training, or None."""
+    path = os.path.join(workdir, PROVENANCE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def save(workdir, record, data_parameters, code=None):
     """Copies the finished run in `workdir` to `record` (each file written atomically; a stale
     file of an earlier record, e.g. a diverged marker, is removed). `code`: the `provenance()`
-    taken when the run started training (default: this checkout's now)."""
+    of the code that trained it (default: the one noted in `workdir`, else this checkout's now)."""
     os.makedirs(record, exist_ok=True)
     for name in FILES:
         source, target = os.path.join(workdir, name), os.path.join(record, name)
@@ -82,7 +98,7 @@ def save(workdir, record, data_parameters, code=None):
                 atomic.write_bytes(target, f.read())
         elif os.path.exists(target):
             os.remove(target)
-    save_provenance(record, data_parameters, code)
+    save_provenance(record, data_parameters, code or training_code(workdir))
 
 
 def save_provenance(record, data_parameters, code=None):

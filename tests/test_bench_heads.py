@@ -277,6 +277,23 @@ def test_a_recorded_none_is_not_taken_for_a_missing_field(heads, tmp_path):
         ("model.backbone_weights", "small_synthetic", None)]
 
 
+def test_a_run_another_checkout_trained_is_recorded_with_that_checkouts_commit(heads, tmp_path, demo_data):
+    """A run finished in the workdir but not yet recorded (trained by another checkout, say a copy
+    running the benchmark) is recorded by `--no_train` with the commit noted when its training
+    started, not this checkout's HEAD."""
+    import json
+
+    records = heads.run_records
+    record_dir = str(tmp_path / "records")
+    workdir = heads.run_workdir(str(tmp_path / "work"), "from_scratch", "demo", "plain", 0)
+    write_record(heads, workdir)
+    records.note_training_code(workdir, {"commit": "b" * 40, "uncommitted": []})
+    result = heads.train_and_evaluate("demo", demo_data, "plain", 0, None, str(tmp_path / "work"), False, record_dir)
+    assert result["mAP"] == pytest.approx(0.71)
+    with open(os.path.join(records.record_path(record_dir, "demo", "plain", 0), records.PROVENANCE)) as f:
+        assert json.load(f)["commit"] == "b" * 40
+
+
 def test_reading_a_finished_run_leaves_its_record_and_commit_alone(heads, tmp_path, demo_data):
     """A run finished in the workdir and already recorded is only read: the record keeps the
     commit that trained it (a later `--no_train` once rewrote it with the checkout's HEAD)."""
