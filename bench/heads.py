@@ -327,7 +327,7 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=Tr
     if not evaluated:
         print(f"  {head} seed {seed}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     if record and run_records.finished(workdir, CALIBRATED) and (worked or not run_records.finished(record, CALIBRATED)):
-        run_records.save(workdir, record, data_parameters, run_records.training_code(workdir) or code)
+        run_records.save(workdir, record, data_parameters, code)
     return finished_metrics(workdir)
 
 

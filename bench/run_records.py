@@ -88,8 +88,9 @@ def training_code(workdir):
 
 def save(workdir, record, data_parameters, code=None):
     """Copies the finished run in `workdir` to `record` (each file written atomically; a stale
-    file of an earlier record, e.g. a diverged marker, is removed). `code`: the `provenance()`
-    of the code that trained it (default: the one noted in `workdir`, else this checkout's now)."""
+    file of an earlier record, e.g. a diverged marker, is removed). The record names the code
+    noted in `workdir` when its training started (`note_training_code`), else `code` (default:
+    this checkout's now)."""
     os.makedirs(record, exist_ok=True)
     for name in FILES:
         source, target = os.path.join(workdir, name), os.path.join(record, name)
@@ -98,7 +99,7 @@ def save(workdir, record, data_parameters, code=None):
                 atomic.write_bytes(target, f.read())
         elif os.path.exists(target):
             os.remove(target)
-    save_provenance(record, data_parameters, code or training_code(workdir))
+    save_provenance(record, data_parameters, training_code(workdir) or code)
 
 
 def save_provenance(record, data_parameters, code=None):

@@ -29,6 +29,7 @@ reader still never sees a half-written file, but `atomic_directory` is not atomi
 """
 
 import contextlib
+import json
 import os
 import uuid
 
@@ -108,8 +109,6 @@ def write_bytes(path: str, data: bytes) -> None:
 def write_json(path: str, data) -> None:
     """Writes `data` as indented, key-sorted JSON (numpy floats as floats), making its folder
     if needed."""
-    import json
-
     tf.io.gfile.makedirs(os.path.dirname(path) or ".")
     write_text(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
 

@@ -179,10 +179,10 @@ def run(main, interrupted_hint="run the same command again to resume where it st
         sys.exit(2)
 
 
-def run_flag_command(define_flags, run_from_flags, interrupted_hint="run the same command again to resume where it stopped"):
-    """`run` for a command whose flags `define_flags()` defines (so importing its module defines
-    none) and `run_from_flags(flags.FLAGS)` carries out: no positional arguments; a user error
-    is one line (`run_reporting_user_errors`)."""
+def run_flag_command(define_flags, run_from_flags, **run_options):
+    """`run` (with `run_options`) for a command whose flags `define_flags()` defines (so importing
+    its module defines none) and `run_from_flags(flags.FLAGS)` carries out: no positional
+    arguments; a user error is one line (`run_reporting_user_errors`)."""
     from absl import app
 
     def main(argv):
@@ -191,4 +191,4 @@ def run_flag_command(define_flags, run_from_flags, interrupted_hint="run the sam
         run_reporting_user_errors(run_from_flags, flags.FLAGS)
 
     define_flags()
-    run(main, interrupted_hint)
+    run(main, **run_options)
