@@ -312,15 +312,6 @@ def _parameters(num_train, num_val, image_size, seed, num_shards) -> dict:
     }
 
 
-def _validate(num_train, num_val, image_size, seed, num_shards) -> None:
-    if num_train < 0 or num_val < 0:
-        raise ConfigError(f"--train and --val must be >= 0, got {num_train} and {num_val}")
-    if image_size < demo.MIN_IMAGE_SIZE:
-        raise ConfigError(f"--image_size must be >= {demo.MIN_IMAGE_SIZE}, got {image_size}")
-    if seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {seed}")
-    if num_shards < 1:
-        raise ConfigError(f"--num_shards must be >= 1, got {num_shards}")
 
 
 def generate_coco_stats_dataset(
@@ -347,7 +338,7 @@ def generate_coco_stats_dataset(
 
     The summary is written last, so an interrupted run is never mistaken for a complete one.
     """
-    _validate(num_train, num_val, image_size, seed, num_shards)
+    demo.validate_sizes(num_train, num_val, image_size, seed, num_shards, split_flags=("--train", "--val"))
     parameters = _parameters(num_train, num_val, image_size, seed, num_shards)
     if not overwrite and demo.is_complete(out_dir, parameters):
         return demo.read_summary(out_dir)

@@ -83,6 +83,7 @@ from tqdm import tqdm
 from cma_tf.atomic import write_text
 from cma_tf.data import records
 from cma_tf.data import vocab
+from cma_tf.errors import ConfigError
 
 # Bump when the rendering changes, so that cached demo directories are regenerated.
 DEMO_VERSION = 1
@@ -467,15 +468,21 @@ def remove_old_outputs(out_dir: str) -> None:
             os.remove(path)
 
 
-def _validate(num_train, num_val, image_size, seed, num_shards) -> None:
-    if num_train < 0 or num_val < 0:
-        raise ValueError(f"num_train and num_val must be >= 0, got {num_train} and {num_val}")
+def validate_sizes(num_train, num_val, image_size, seed, num_shards,
+                   split_flags: Tuple[str, str] = ("--num_train", "--num_val")) -> None:
+    """Raises `ConfigError` naming the flag whose value cannot make a dataset (the image
+    generators share it; `split_flags` are the generator's names of the two split sizes).
+
+    Each split needs an image: a dataset without training or validation images would be written
+    and then fail in training, far from the flag that caused it."""
+    if num_train < 1 or num_val < 1:
+        raise ConfigError(f"{split_flags[0]} and {split_flags[1]} must be >= 1, got {num_train} and {num_val}")
     if image_size < MIN_IMAGE_SIZE:
-        raise ValueError(f"image_size must be >= {MIN_IMAGE_SIZE}, got {image_size}")
+        raise ConfigError(f"--image_size must be >= {MIN_IMAGE_SIZE}, got {image_size}")
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise ConfigError(f"--seed must be >= 0, got {seed}")
     if num_shards < 1:
-        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+        raise ConfigError(f"--num_shards must be >= 1, got {num_shards}")
 
 
 def generate_demo_dataset(
@@ -494,7 +501,7 @@ def generate_demo_dataset(
     the same parameters, unless `overwrite`. The summary is written last, so an interrupted run is
     never mistaken for a complete one.
     """
-    _validate(num_train, num_val, image_size, seed, num_shards)
+    validate_sizes(num_train, num_val, image_size, seed, num_shards)
     parameters = _parameters(num_train, num_val, image_size, seed, num_shards)
     if not overwrite and is_complete(out_dir, parameters):
         return read_summary(out_dir)
@@ -529,7 +536,7 @@ def write_demo_files(
     `<split>.csv` with rows `path,label1|label2` (paths relative to the CSV), for trying
     `cma_tf.data.convert.csv_list`. The same images as `generate_demo_dataset` with the same
     seed. Returns `{split: csv path}`; each CSV is written last, under a temporary name."""
-    _validate(num_train, num_val, image_size, seed, 1)
+    validate_sizes(num_train, num_val, image_size, seed, 1)
     written = {}
     for split, count in ((TRAIN_SPLIT, num_train), (VAL_SPLIT, num_val)):
         image_dir = os.path.join(out_dir, "images", split)
@@ -606,16 +613,7 @@ def run_from_flags(flag_values) -> dict:
     return summary
 
 
-def main(argv):
-    from absl import app, flags
-
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    run_from_flags(flags.FLAGS)
-
-
 if __name__ == "__main__":
-    from absl import app
+    from cma_tf import cli
 
-    define_flags()
-    app.run(main)
+    cli.run_flag_command(define_flags, run_from_flags)

@@ -183,6 +183,8 @@ def test_bad_parameters_are_one_line_errors(tmp_path):
         _generate(tmp_path, image_size=8)
     with pytest.raises(ConfigError, match="--num_shards"):
         _generate(tmp_path, num_shards=0)
+    with pytest.raises(ConfigError, match=r"--train and --val must be >= 1, got 0 and 4"):
+        _generate(tmp_path, num_train=0, num_val=4)
 
 
 def test_every_flag_is_explained():

@@ -3,6 +3,8 @@
 import io
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from PIL import Image, ImageDraw
 from cma_tf.data import records
 from cma_tf.data import vocab
 from cma_tf.datasets import demo
+from cma_tf.errors import ConfigError
 from tests.helpers import reference_image_spec
 
 NUM_TRAIN = 40
@@ -249,6 +252,17 @@ def test_rejects_bad_parameters(tmp_path):
         _generate(tmp_path, num_shards=0)
     with pytest.raises(ValueError, match="image_size"):
         _generate(tmp_path, image_size=4)
+    with pytest.raises(ConfigError, match=r"--num_train and --num_val must be >= 1, got 0 and 2"):
+        _generate(tmp_path, num_train=0, num_val=2)
+    assert not os.path.exists(demo.summary_path(str(tmp_path)))
+
+
+def test_command_line_rejects_an_empty_split_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "cma_tf.datasets.demo", f"--out_dir={tmp_path}",
+                           "--num_val=0"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "--num_train and --num_val must be >= 1, got 3000 and 0" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_command_line_flags(tmp_path, capsys):
