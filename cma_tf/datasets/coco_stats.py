@@ -110,7 +110,6 @@ from cma_tf.data import records
 from cma_tf.data import vocab
 from cma_tf.datasets import coco_label_sets
 from cma_tf.datasets import demo
-from cma_tf.errors import ConfigError
 
 # Bump when the labels or the drawing change, so that existing directories are regenerated.
 COCO_STATS_VERSION = 3
