@@ -23,10 +23,10 @@ with the asymmetric loss (`cma_asl`): the entries of `configs/bench_heads.py`, t
   - from_scratch: the CNN from random weights, one recipe for all (AdamW 1e-3 after a warm-up
     epoch, ÷10 late; 12 epochs on the demo data, 60 on coco_stats): the earlier benchmark.
   - pretrained_finetuned: the preset fine-tuned at a tenth of the head's learning rate, the head
-    at the point its frozen search chose, the dataset's length (no second search: the budget of
+    at the point its frozen search chose, 12 epochs on both datasets (no second search: the budget of
     a fine-tuned search is 8 full trainings per head, beyond 2 cores; the choice is inherited).
   - official_recipe: the preset with each head's own published recipe, translated
-    (`configs/bench_heads.py` `OFFICIAL_RECIPES`), the dataset's length.
+    (`configs/bench_heads.py` `OFFICIAL_RECIPES`), 12 epochs as fine-tuned.
 
 The trained regimes run the user's own command, `python -m cma_tf.train
 --config=configs/bench_heads.py:<entry>,<dataset>[,finetuned|,official]`; only the seed changes
@@ -822,8 +822,8 @@ def main():
                         help="pretrained_frozen: seeds also run for a head whose mAP std over --seeds exceeds one point "
                              "(default 3,4; '' never).")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="Training epochs of every run of the trained regimes (default: the config's, 12 on demo and "
-                             "60 on coco_stats; not recorded).")
+                        help="Training epochs of every run of the trained regimes (default: the config's, 12 except "
+                             "from_scratch on coco_stats, 60; not recorded).")
     parser.add_argument("--frozen_epochs", type=int, default=FROZEN_EPOCHS,
                         help=f"Epochs of every run of pretrained_frozen, search and seeds (default {FROZEN_EPOCHS}).")
     parser.add_argument("--backbone", default="small", choices=("small", "resnet101", "convnext_small"),

@@ -16,7 +16,12 @@ head here trains with AdamW at lr 1e-3 after one epoch of linear warm-up, ÷10 a
 `lr_decay_epochs`. The length is the dataset's, the same for every head: long enough that the
 heads stop improving (the demo: 12 epochs; the 80-label COCO-statistics data: 60. There, 12
 epochs left CMA's val mAP rising 0.7 points an epoch after the decay, and 30 (÷10 after 20)
-still 0.2-0.4 in one of two seeds, at 1.5 points an epoch before the decay).
+still 0.2-0.4 in one of two seeds, at 1.5 points an epoch before the decay). Those 60 epochs are
+for a backbone that learns from random weights; with the pretrained preset (`,finetuned`,
+`,official`) every dataset trains 12 epochs (`PRETRAINED_SCHEDULES`), the length of the frozen
+regime's runs, so the three pretrained regimes compare at one budget and the 30 runs of a
+regime on the COCO-statistics data stay within reach of 2 cores (60 epochs would take five times
+as long; docs/design.md §2.28).
 
 Losses: Query2Label and ML-Decoder train with the asymmetric loss as released (γ− = 2, no clip;
 γ− = 4, clip 0.05; γ+ = 0 for both), every other head with BCE (Eq. 12, β = 0): CMA's, ML-GCN's
@@ -34,13 +39,15 @@ from cma_tf.selection.candidates import ASL_ML_DECODER, PAPER_LOSSES
 
 # dataset: (epochs, lr_decay_epochs), and where `bench/heads.py` generates its data
 SCHEDULES = {"demo": (12, 8), "coco_stats": (60, 45)}
+# the same with the pretrained preset (`,finetuned`, `,official`): the frozen regime's length
+PRETRAINED_SCHEDULES = {"demo": (12, 8), "coco_stats": (12, 9)}
 # Each head's loss: PAPER_LOSSES (cma_tf/selection/candidates.py, shared with cma_tf.select); the others BCE.
 # entry: (head, its loss fields)
 VARIANTS = {"cma_asl": ("cma", ASL_ML_DECODER)}
 
 
 # Each head's official recipe (its released code; docs/design.md §2.24-2.25), translated to this
-# benchmark: the pretrained preset backbone, the dataset's epochs, batch 32. Translations:
+# benchmark: the pretrained preset backbone, `PRETRAINED_SCHEDULES`' epochs, batch 32. Translations:
 # - EMA 0.9997 averages over 3,333 steps, 2.6 epochs of COCO at batch 64 (Query2Label) and 2.3 at
 #   batch 56 (ML-Decoder): kept as that many epochs of this dataset (`ema_epochs`), since at 0.9997
 #   a run of a few thousand steps would mostly average its first weights.
@@ -127,6 +134,8 @@ def get_config(spec="plain"):
     config.train.epochs, config.train.lr_decay_epochs = SCHEDULES[dataset]
     for field, value in loss.items():
         config.train[field] = value
+    if protocol:
+        config.train.epochs, config.train.lr_decay_epochs = PRETRAINED_SCHEDULES[dataset]
     if protocol == "finetuned":
         return finetuned(config)
     return official_recipe(config, head, dataset) if protocol else config

@@ -23,7 +23,16 @@ def test_every_official_recipe_is_a_valid_config_on_the_preset(recipes, head, da
     config = recipes.get_config(f"{head},{dataset},official")
     factory.validate_config(config)
     assert config.model.backbone_weights == "small_synthetic" and config.model.init == "official"
-    assert config.train.epochs == recipes.get_config(f"{head},{dataset}").train.epochs  # the same epoch budget
+    # the same epoch budget in the three pretrained regimes: fine-tuned, official and frozen (12, bench/heads.py)
+    assert config.train.epochs == recipes.get_config(f"{head},{dataset},finetuned").train.epochs == 12
+
+
+def test_the_pretrained_regimes_are_shorter_only_where_from_scratch_is_long(recipes):
+    for dataset, scratch_epochs in (("demo", 12), ("coco_stats", 60)):
+        assert recipes.get_config(f"cma,{dataset}").train.epochs == scratch_epochs
+    official = recipes.get_config("cma,coco_stats,official").train  # the paper's SGD: ÷10 at 3/4 of the run
+    assert (official.epochs, official.lr_decay_epochs) == (12, 9)
+    assert recipes.get_config("cma,demo,finetuned").train.lr_decay_epochs == 8  # unchanged: the recorded runs stay valid
 
 
 def test_query2label_ml_decoder_ml_gcn_and_hsvlt_as_released(recipes):
