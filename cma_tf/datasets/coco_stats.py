@@ -311,8 +311,6 @@ def _parameters(num_train, num_val, image_size, seed, num_shards) -> dict:
     }
 
 
-
-
 def generate_coco_stats_dataset(
     out_dir: str,
     num_train: int = DEFAULT_NUM_TRAIN,
