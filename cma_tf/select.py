@@ -5,7 +5,8 @@ Tries each candidate head on your training split with the benchmark's protocol (
 split minus a held-out 15 % (fixed by a seed) and chosen on that part; then the chosen point
 with several seeds. Images are read through the pretrained backbone, frozen, once (the
 `small_synthetic` preset, or your `--backbone_weights`); video heads train with their SNet/FC
-on the decoded frames. The eval split is never read. Prints one table (mean ± std on the held-out
+on the decoded frames, and the YouTube-8M field's DBoF, NetVLAD and NeXtVLAD (candidates on
+frame-level records) pool the frames themselves. The eval split is never read. Prints one table (mean ± std on the held-out
 part, cost per example, step time relative to plain), calls ties ties (a gap within the sum of
 the two stds) and recommends the cheapest head among the tied best; writes DIR/selected.py (train it with the command printed),
 DIR/command.txt, DIR/summary.json and DIR/report.html. Killed, the same command resumes.
@@ -44,7 +45,8 @@ _CONFIG = config_flags.DEFINE_config_file(
 _OUT = flags.DEFINE_string("out", None, "Where the cache, every run, selected.py, command.txt, summary.json and "
                            "report.html go. The same --out resumes a killed selection.")
 _HEADS = flags.DEFINE_list("heads", [], "Candidate heads (default: plain, mlgcn, self_attention, cma, ml_decoder, q2l "
-                           "for images; plain, self_attention, cma, ml_decoder for video; why: "
+                           "for images; plain, self_attention, cma, ml_decoder for video, and on frame-level records "
+                           "also the YouTube-8M field's dbof, netvlad, nextvlad, each over the raw frames; why: "
                            "cma_tf/selection/candidates.py).")
 _BUDGET = flags.DEFINE_float("budget_minutes", 60.0, "Time the selection may take, estimated from each head's timed "
                              "train step; heads are taken cheapest first while they fit. Too small for two heads "

@@ -193,7 +193,7 @@ def choose(base, heads, out_dir, budget_minutes, seeds, progress_factory=None, l
     """
     kind = factory.data_kind(base)
     metric = kind.monitor
-    heads = list(heads) or list(candidates.default_heads(kind.reads_images))
+    heads = list(heads) or list(candidates.default_heads(kind.reads_images, frame_level=kind.name == "yt8m_frame"))
     vocabulary = factory.read_vocabulary(base)
     train_set, train_backbone = prepare_cache(base, os.path.join(out_dir, "cache"))
     embeddings_dir = os.path.join(out_dir, "embeddings")
