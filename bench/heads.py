@@ -28,6 +28,9 @@ with the asymmetric loss (`cma_asl`): the entries of `configs/bench_heads.py`, t
   - official_recipe: the preset with each head's own published recipe, translated
     (`configs/bench_heads.py` `OFFICIAL_RECIPES`), 12 epochs as fine-tuned.
 
+In the three pretrained regimes a head whose mAP spreads more than a point over seeds 0-2 also
+trains seeds 3-4 (`--more_seeds`), after every head's first three; from_scratch keeps its three.
+
 The trained regimes run the user's own command, `python -m cma_tf.train
 --config=configs/bench_heads.py:<entry>,<dataset>[,finetuned|,official]`; only the seed changes
 between the runs of an entry and dataset (and `--epochs` if given; the decay epoch stays).
@@ -773,27 +776,42 @@ def run_frozen_regime(name, data_dir, heads, seeds, more_seeds, args, backbone, 
     return {head: read_frozen(dirs[head], seeds, more_seeds) for head in heads}
 
 
-def trained_regime(regime, name, data_dir, heads, seeds, args, record_dir, backbone, frozen):
+def wants_more_seeds(runs, seeds):
+    """Whether a head's first `seeds` all finished and their mAP spreads more than
+    `protocol.MORE_SEEDS_ABOVE` (a point): then it trains `--more_seeds` too, as the frozen regime does."""
+    from cma_tf.selection import protocol
+
+    values = [run["mAP"] for run in runs[:len(seeds)] if run.get("mAP") is not None]
+    return len(values) == len(seeds) > 1 and statistics.stdev(values) > protocol.MORE_SEEDS_ABOVE
+
+
+def trained_regime(regime, name, data_dir, heads, seeds, args, record_dir, backbone, frozen, more_seeds=()):
     """Runs (unless --no_train) and reads one regime trained by `cma_tf.train` on one dataset:
     `{head: [each seed's metrics]}`. `pretrained_finetuned` trains each head at the point its
-    frozen search chose; a head without one yet is pending."""
+    frozen search chose; a head without one yet is pending. A head whose first seeds spread more
+    than a point also trains `more_seeds` (`wants_more_seeds`), after every head's first seeds."""
     regime_records = os.path.join(record_dir, regime) if record_dir else None
     epochs = args.epochs
+    points = {head: None for head in heads}
+    if regime == "pretrained_finetuned":
+        points = {head: frozen[head]["selected"] if head in frozen else None for head in heads}
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs))
+
+    def submit(head, seed):
+        if regime == "pretrained_finetuned" and points[head] is None:
+            return None
+        return pool.submit(train_and_evaluate, name, data_dir, head, seed, epochs, args.work_dir, not args.no_train,
+                           regime_records, regime, points[head], backbone)
+
     try:
-        futures = {}
-        for seed in seeds:  # seed-major: an interrupted benchmark has every head's first seeds
-            for head in heads:
-                point = None
-                if regime == "pretrained_finetuned":
-                    point = frozen[head]["selected"] if head in frozen else None
-                    if point is None:
-                        futures[head, seed] = None
-                        continue
-                futures[head, seed] = pool.submit(train_and_evaluate, name, data_dir, head, seed, epochs, args.work_dir,
-                                                  not args.no_train, regime_records, regime, point, backbone)
+        # seed-major: an interrupted benchmark has every head's first seeds
+        futures = {(head, seed): submit(head, seed) for seed in seeds for head in heads}
         runs = {head: [futures[head, seed].result() if futures[head, seed] else {"pending": True} for seed in seeds]
                 for head in heads}
+        more = {head: [submit(head, seed) for seed in more_seeds] for head in heads
+                if wants_more_seeds(runs[head], seeds)}
+        for head, extra in more.items():
+            runs[head] += [future.result() for future in extra]
     except BaseException:  # Ctrl-C: no queued training starts after the running ones stop
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -819,8 +837,8 @@ def main():
     parser.add_argument("--datasets", default=",".join(DATASETS), help="Comma-separated: demo, coco_stats (default both).")
     parser.add_argument("--seeds", default="0,1,2", help="Comma-separated seeds (default 0,1,2).")
     parser.add_argument("--more_seeds", default="3,4",
-                        help="pretrained_frozen: seeds also run for a head whose mAP std over --seeds exceeds one point "
-                             "(default 3,4; '' never).")
+                        help="Seeds also run for a head whose mAP std over --seeds exceeds one point, in the three "
+                             "pretrained regimes (default 3,4; '' never; from_scratch keeps --seeds alone).")
     parser.add_argument("--epochs", type=int, default=None,
                         help="Training epochs of every run of the trained regimes (default: the config's, 12 except "
                              "from_scratch on coco_stats, 60; not recorded).")
@@ -915,7 +933,8 @@ def main():
                                                      record_dir)
                 runs = trained_regime(regime, name, data_dirs[name], heads, seeds, args,
                                       record_dir if regime != "from_scratch" or not backbone else None,
-                                      backbone if regime != "from_scratch" else None, frozen.get(name, {}))
+                                      backbone if regime != "from_scratch" else None, frozen.get(name, {}),
+                                      more_seeds if regime != "from_scratch" else ())
             failures += [(regime, name, head, i, m["failed"]) for head in heads for i, m in enumerate(runs[head])
                          if "failed" in m]
             results[regime][name], raw[regime][name] = summarize(runs, ambiguous[name], groups[name]), runs

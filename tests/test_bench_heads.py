@@ -313,3 +313,28 @@ def test_reading_a_finished_run_leaves_its_record_and_commit_alone(heads, tmp_pa
         assert result["mAP"] == pytest.approx(0.71)
         with open(os.path.join(record, records.PROVENANCE)) as f:
             assert json.load(f)["commit"] == "a" * 40
+
+
+def test_a_trained_regime_runs_two_more_seeds_where_the_first_three_spread_more_than_a_point(heads, monkeypatch):
+    import argparse
+
+    scores = {"narrow": [0.80, 0.81, 0.805], "wide": [0.80, 0.83, 0.78], "unfinished": [0.8, 0.9]}
+    asked = []
+
+    def fake_train(dataset, data_dir, head, seed, *args):
+        asked.append((head, seed))
+        values = scores[head]
+        return {"mAP": values[seed]} if seed < len(values) else {"pending": True} if head == "unfinished" \
+            else {"mAP": 0.79}
+
+    monkeypatch.setattr(heads, "train_and_evaluate", fake_train)
+    args = argparse.Namespace(epochs=None, jobs=2, work_dir="unused", no_train=False)
+    runs = heads.trained_regime("official_recipe", "demo", "unused", list(scores), [0, 1, 2], args, None, None, {},
+                                more_seeds=[3, 4])
+    assert statistics.stdev(scores["wide"]) > 0.01 > statistics.stdev(scores["narrow"])
+    assert sorted(seed for head, seed in asked if head == "wide") == [0, 1, 2, 3, 4] and len(runs["wide"]) == 5
+    assert sorted(seed for head, seed in asked if head == "narrow") == [0, 1, 2] and len(runs["narrow"]) == 3
+    assert len(runs["unfinished"]) == 3  # a pending seed: its spread is not known yet
+    asked.clear()
+    heads.trained_regime("from_scratch", "demo", "unused", ["wide"], [0, 1, 2], args, None, None, {})
+    assert sorted(seed for _, seed in asked) == [0, 1, 2]  # the earlier benchmark keeps its three
