@@ -706,8 +706,9 @@ def read_frozen(out_dir, seeds, more_seeds):
         values = [row["val_mAP"] for row in run_result["history"] if row.get("val_mAP") is not None]
         metrics.append(dict(run_result["metrics"], converged=converged_values(values), late_gain=late_gain_values(values),
                             seconds=run_result["seconds"]))
-    if not complete:  # the seeds still to run, for the table
-        missing = len(seeds) - len(first) + (len(more_seeds) if wants_more else 0) - (len(runs) - len(first))
+    if not complete:  # the seeds still to run, for the table (seeds 3-4 once the first three ask for them)
+        asked_more = wants_more and len(first) == len(seeds)
+        missing = len(seeds) - len(first) + (len(more_seeds) if asked_more else 0) - (len(runs) - len(first))
         metrics += [{"pending": True}] * max(0, missing)
     return {"selected": best and best["point"], "holdout_mAP": best and best[search.OBJECTIVE],
             "search_points": len(trials), "search_seconds": sum(t["seconds"] for t in trials),

@@ -244,6 +244,7 @@ def test_the_frozen_results_are_complete_only_with_every_point_and_the_seeds_the
     write_frozen(str(tmp_path / "half"), trials[:5], {})
     half = heads.read_frozen(str(tmp_path / "half"), [0, 1, 2], [3, 4])
     assert not half["complete"] and half["selected"] is None and half["search_points"] == 5
+    assert sum("pending" in r for r in half["runs"]) == 3  # seeds 3-4 only once the first three spread
 
 
 def test_the_finetuned_regime_trains_the_frozen_choice_with_the_preset_at_a_tenth(heads):
