@@ -687,17 +687,19 @@ def read_frozen(out_dir, seeds, more_seeds):
         path = os.path.join(out_dir, "search", search.point_name(point), search.RESULT)
         if os.path.exists(path):
             trials.append(read_json(path))
-    runs = []
+    best = max(trials, key=lambda t: t[search.OBJECTIVE]) if len(trials) == len(grid.points()) else None
+    runs = []  # the seeds of the chosen point only: one run at another (an earlier search's) is owed again
     for seed in list(seeds) + list(more_seeds):
         path = os.path.join(out_dir, "seeds", f"seed{seed}", protocol.RESULT)
-        if os.path.exists(path):
-            runs.append(read_json(path))
+        if best is not None and os.path.exists(path):
+            run_result = read_json(path)
+            if protocol.same_point(run_result.get("point"), best["point"]):
+                runs.append(run_result)
     first = [r for r in runs if r["seed"] in seeds]
     std = protocol.spread(first)
     wants_more = bool(more_seeds) and (std is None or std > protocol.MORE_SEEDS_ABOVE)
     complete = (len(trials) == len(grid.points()) and len(first) == len(seeds)
                 and (not wants_more or len(runs) == len(seeds) + len(more_seeds)))
-    best = max(trials, key=lambda t: t[search.OBJECTIVE]) if len(trials) == len(grid.points()) else None
     metrics = []
     for run_result in runs:
         if run_result.get("diverged"):

@@ -207,12 +207,14 @@ def test_the_table_says_what_changed_since_the_recorded_runs(heads, monkeypatch)
     assert "bbbbbbbbbb with uncommitted changes" in lines[2]
 
 
-def write_frozen(out_dir, trials, seeds):
-    """A head's pretrained_frozen results as `bench/frozen_head.py` writes them."""
+def write_frozen(out_dir, trials, seeds, seed_point=None):
+    """A head's pretrained_frozen results as `bench/frozen_head.py` writes them (the seeds at the
+    best of `trials`, or at `seed_point`)."""
     import json
 
     from cma_tf.selection import grid, search
 
+    best = grid.points()[max(range(len(trials)), key=lambda i: trials[i])] if trials else None
     for point, score in zip(grid.points(), trials):
         path = os.path.join(out_dir, "search", search.point_name(point), search.RESULT)
         os.makedirs(os.path.dirname(path))
@@ -223,7 +225,8 @@ def write_frozen(out_dir, trials, seeds):
         os.makedirs(os.path.dirname(path))
         history = [{"epoch": e + 1, "loss": 1.0, "val_mAP": mAP - 0.01 * (5 - e)} for e in range(6)]
         with open(path, "w") as f:
-            json.dump({"seed": seed, "mAP": mAP, "metrics": {"mAP": mAP, "CF1": mAP - 0.1, "OF1": mAP - 0.1,
+            json.dump({"seed": seed, "point": seed_point or best, "mAP": mAP,
+                       "metrics": {"mAP": mAP, "CF1": mAP - 0.1, "OF1": mAP - 0.1,
                                                             "AP_per_class": {"x": mAP}},
                        "history": history, "seconds": 2.0, "diverged": None}, f)
 
@@ -245,6 +248,11 @@ def test_the_frozen_results_are_complete_only_with_every_point_and_the_seeds_the
     half = heads.read_frozen(str(tmp_path / "half"), [0, 1, 2], [3, 4])
     assert not half["complete"] and half["selected"] is None and half["search_points"] == 5
     assert sum("pending" in r for r in half["runs"]) == 3  # seeds 3-4 only once the first three spread
+    # seeds trained at a point the search no longer chooses (e.g. before the grid grew) are owed again
+    write_frozen(str(tmp_path / "moved"), trials, {0: 0.80, 1: 0.81, 2: 0.805}, seed_point={"learning_rate": 3e-3,
+                                                                                          "schedule": "step"})
+    moved = heads.read_frozen(str(tmp_path / "moved"), [0, 1, 2], [3, 4])
+    assert not moved["complete"] and sum("pending" in r for r in moved["runs"]) == 3
 
 
 def test_the_finetuned_regime_trains_the_frozen_choice_with_the_preset_at_a_tenth(heads):

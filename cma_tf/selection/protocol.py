@@ -53,10 +53,13 @@ def seed_run(config, point, seed, train_set, eval_name, eval_set, vocabulary, pa
     `{"seed", "point", "mAP", "score" (under `metric`), "metrics", "history", "seconds"}`, or
     with `"diverged"`; its scores on `eval_set` are kept beside `path` (`SCORES`) unless not
     `keep_scores`. `extra_sets` (`{name: (maps, labels[, label_weights])}`, e.g. rated segments)
-    are scored too, their metrics under `"extra"` (without the per-label APs)."""
+    are scored too, their metrics under `"extra"` (without the per-label APs). A run recorded at
+    another point (the search chose anew, e.g. on a wider grid) is trained again, not reused."""
     if os.path.exists(path):
         with open(path) as f:
-            return json.load(f)
+            record = json.load(f)
+        if same_point(record.get("point"), point):
+            return record
     run_config = grid.apply_point(config, point)
     run_config.seed = int(seed)
     result = train_head_on_features(run_config, *train_set, {eval_name: eval_set, **(extra_sets or {})}, vocabulary,
@@ -77,6 +80,12 @@ def seed_run(config, point, seed, train_set, eval_name, eval_set, vocabulary, pa
                 np.save(f, result["scores"][eval_name].astype(np.float16))
     write_text(path, json.dumps(record, indent=1))
     return record
+
+
+def same_point(a, b):
+    """Whether two grid points (`{"learning_rate", "schedule"}`, e.g. one read back from JSON) are one."""
+    return a is not None and b is not None and a["schedule"] == b["schedule"] \
+        and float(a["learning_rate"]) == float(b["learning_rate"])
 
 
 def score_of(run):

@@ -156,3 +156,17 @@ def test_a_shorter_search_leaves_the_seeds_at_full_length(monkeypatch, tmp_path)
     protocol.judge_head(config, tiny_split(), VOCABULARY, str(tmp_path), str(tmp_path / "e"), more_seeds=(),
                         search_epochs=2, keep_scores=False)
     assert epochs == [2] * len(grid.points()) + [4] * len(protocol.SEEDS)
+
+
+def test_a_seed_run_of_another_point_is_trained_again_not_reused(fake, tmp_path):
+    """A search that chooses anew (a wider grid, another split) must not inherit the seeds of its
+    earlier choice: `seed_run` reads a finished run only when it is of the point asked for."""
+    fake(LRS)
+    first = protocol.judge_head(small_config(), tiny_split(100), VOCABULARY, str(tmp_path), str(tmp_path / "e"))
+    assert first["selected"]["learning_rate"] == 1e-3
+    os.remove(os.path.join(tmp_path, "search", "lr0.003_step", "result.json"))  # that point now scores best
+    trainer = fake({**LRS, 3e-3: 0.9})
+    second = protocol.judge_head(small_config(), tiny_split(100), VOCABULARY, str(tmp_path), str(tmp_path / "e"))
+    assert second["selected"] == {"learning_rate": 3e-3, "schedule": "step"}
+    assert [c["lr"] for c in trainer.calls] == [3e-3] * 4  # the re-run point, then seeds 0-2 at it
+    assert all(run["point"] == second["selected"] and run["mAP"] == 0.9 for run in second["runs"])
