@@ -784,8 +784,11 @@ def wants_more_seeds(runs, seeds):
     `protocol.MORE_SEEDS_ABOVE` (a point): then it trains `--more_seeds` too, as the frozen regime does."""
     from cma_tf.selection import protocol
 
-    values = [run["mAP"] for run in runs[:len(seeds)] if run.get("mAP") is not None]
-    return len(values) == len(seeds) > 1 and statistics.stdev(values) > protocol.MORE_SEEDS_ABOVE
+    first = runs[:len(seeds)]
+    if not all(run.get("mAP") is not None for run in first):
+        return False
+    std = protocol.spread(first)  # the frozen regime's spread (sample std of the mAPs)
+    return std is not None and std > protocol.MORE_SEEDS_ABOVE
 
 
 def trained_regime(regime, name, data_dir, heads, seeds, args, record_dir, backbone, frozen, more_seeds=()):
