@@ -131,11 +131,9 @@ def get_config(spec="plain"):
     config.train.optimizer = "adamw"
     config.train.learning_rate = 1e-3
     config.train.warmup_epochs = 1.0
-    config.train.epochs, config.train.lr_decay_epochs = SCHEDULES[dataset]
+    config.train.epochs, config.train.lr_decay_epochs = (PRETRAINED_SCHEDULES if protocol else SCHEDULES)[dataset]
     for field, value in loss.items():
         config.train[field] = value
-    if protocol:
-        config.train.epochs, config.train.lr_decay_epochs = PRETRAINED_SCHEDULES[dataset]
     if protocol == "finetuned":
         return finetuned(config)
     return official_recipe(config, head, dataset) if protocol else config
