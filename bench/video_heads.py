@@ -27,7 +27,7 @@ Bounded for 2 cores, and why: the models at the demo's widths (SNet/FC 128, NetV
 clusters, ML-Decoder's decoder 128 wide; the official sizes hold up to 285 M weights), 32 frames
 (DBoF's official 30; NetVLAD's and NeXtVLAD's 300), 4 epochs for the seeds and 2 for the search
 runs (`--search_epochs`: the choice is made on a shorter schedule, as the issue of the image
-benchmark allowed), 12,000 training videos (`--train_videos`). A model's protocol is 8 search
+benchmark allowed), 12,000 training videos (`--train_videos`). A model's protocol is 10 search
 runs and 3-5 seeds; each run's result is written as it ends, under `--record_dir` (committed),
 so the benchmark is carried across machines like `bench/heads.py`.
 

@@ -232,7 +232,7 @@ def write_frozen(out_dir, trials, seeds, seed_point=None):
 
 
 def test_the_frozen_results_are_complete_only_with_every_point_and_the_seeds_the_spread_asks_for(heads, tmp_path):
-    trials = [0.5, 0.6, 0.7, 0.65, 0.4, 0.8, 0.3, 0.2]  # the 6th point (3e-4 onecycle) is best
+    trials = [0.5, 0.6, 0.7, 0.65, 0.62, 0.4, 0.8, 0.3, 0.2, 0.1]  # in grid order: 3e-4 onecycle is best
     write_frozen(str(tmp_path / "narrow"), trials, {0: 0.80, 1: 0.81, 2: 0.805})
     narrow = heads.read_frozen(str(tmp_path / "narrow"), [0, 1, 2], [3, 4])
     assert narrow["complete"] and narrow["selected"] == {"learning_rate": 3e-4, "schedule": "onecycle"}

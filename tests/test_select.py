@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from cma_tf.selection import chooser, holdout, outputs
+from cma_tf.selection import chooser, grid, holdout, outputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -61,10 +61,11 @@ def test_the_plan_takes_heads_cheapest_first_and_refuses_a_budget_below_two_head
     base = load_config_file(os.path.join(ROOT, "configs", "demo.py")).get_config("plain")
     base.train.epochs, base.train.batch_size = 2, 10
     steps = {"q2l": 0.5, "plain": 0.01, "cma": 0.1}
-    # one run: 2 epochs × (85 // 10) steps × step × 1.3; a head: (8 + seeds) runs
+    # one run: 2 epochs × (85 // 10) steps × step × 1.3; a head: (grid points + seeds) runs
     per_run = {h: chooser.OVERHEAD * 2 * (len(holdout.holdout_split(100)[0]) // 10) * s for h, s in steps.items()}
-    smallest = 10 * (per_run["plain"] + per_run["cma"])
-    plan = chooser.make_plan(steps, 100, base, list(steps), 3, 11 * (per_run["plain"] + per_run["cma"]) + 1)
+    points = len(grid.points())
+    smallest = (points + 2) * (per_run["plain"] + per_run["cma"])
+    plan = chooser.make_plan(steps, 100, base, list(steps), 3, (points + 3) * (per_run["plain"] + per_run["cma"]) + 1)
     assert plan["heads"] == ["plain", "cma"] and plan["left_out"] == ["q2l"]
     with pytest.raises(Exception) as refused:
         chooser.make_plan(steps, 100, base, list(steps), 3, 0.9 * smallest)

@@ -55,7 +55,7 @@ def fake(monkeypatch):
     return install
 
 
-LRS = {1e-4: 0.5, 3e-4: 0.6, 1e-3: 0.8, 3e-3: 0.7}
+LRS = {1e-4: 0.5, 3e-4: 0.6, 1e-3: 0.8, 3e-3: 0.7, 1e-2: 0.65}
 
 
 def test_the_seeds_train_the_point_chosen_on_the_held_out_part(fake, tmp_path):

@@ -1,4 +1,4 @@
-"""The grid search: every head gets the same eight points, it selects on the held-out part, and
+"""The grid search: every head gets the same ten points, it selects on the held-out part, and
 a search killed with SIGKILL resumes without training its finished trials again."""
 
 import json
@@ -63,11 +63,11 @@ def trained(out):
     return [tuple(json.loads(line)) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_the_grid_is_four_rates_from_1e4_to_3e3_by_two_schedules():
+def test_the_grid_is_five_rates_from_1e4_to_1e2_by_two_schedules():
     points = grid.points()
-    assert len(points) == 8 and len({tuple(sorted(p.items())) for p in points}) == 8
+    assert len(points) == 10 and len({tuple(sorted(p.items())) for p in points}) == 10
     rates = sorted({p["learning_rate"] for p in points})
-    assert rates[0] == 1e-4 and rates[-1] == 3e-3 and len(rates) >= 4
+    assert rates == [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]  # the issue's four, 1e-4 to 3e-3, and one step beyond
     assert {p["schedule"] for p in points} == {"step", "onecycle"}
 
 
