@@ -245,6 +245,14 @@ def recipe_differences(workdir, dataset, head, seed, epochs, regime="from_scratc
     return differences
 
 
+def superseded_path(workdir):
+    """The first free `<workdir>.superseded-<n>`."""
+    n = 1
+    while os.path.exists(f"{workdir}.superseded-{n}"):
+        n += 1
+    return f"{workdir}.superseded-{n}"
+
+
 def read_json(path):
     with open(path) as f:
         return json.load(f)
@@ -279,7 +287,17 @@ def train_and_evaluate(dataset, data_dir, head, seed, epochs, work_dir, train=Tr
         if problem is None:
             return dict(finished_metrics(record), record=run_records.recorded_code(record))
         print(f"{record} is not used: {problem}; the run is trained again and its record replaced", file=sys.stderr)
-    problem = differences_text(differences(workdir))
+    stale = differences(workdir)
+    if stale and point is not None and all(field.split(".")[-1] in POINT_FIELDS for field, _, _ in stale):
+        # the frozen search chose another point since (e.g. the grid grew): the old run is kept, not trained on
+        if not train:
+            return {"pending": True}
+        aside = superseded_path(workdir)
+        os.rename(workdir, aside)
+        print(f"{workdir} was trained at another grid point ({differences_text(stale)}): moved to {aside}, "
+              "trained again", file=sys.stderr)
+        stale = []
+    problem = differences_text(stale)
     if problem:
         return {"failed": f"{workdir} holds a run of another recipe ({problem}): remove it or give another --work_dir"}
     metrics_path = os.path.join(workdir, run_records.METRICS)

@@ -267,6 +267,35 @@ def test_the_finetuned_regime_trains_the_frozen_choice_with_the_preset_at_a_tent
     assert heads.config_spec("cma", "demo", "from_scratch") == "cma,demo"
 
 
+def test_a_finetuned_run_of_a_point_the_search_no_longer_chooses_is_moved_aside_and_trained_again(
+        heads, tmp_path, demo_data, monkeypatch, capsys):
+    """After the frozen choice moved (say the grid grew), the fine-tuned workdir of the old point is
+    pending under --no_train, and a training call keeps it as `.superseded-1` and trains anew."""
+    import json
+
+    old, new = {"learning_rate": 3e-3, "schedule": "step"}, {"learning_rate": 1e-2, "schedule": "onecycle"}
+    workdir = heads.run_workdir(str(tmp_path / "work"), "pretrained_finetuned", "demo", "plain", 0)
+    os.makedirs(workdir)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(heads.run_config("demo", "plain", 0, None, "pretrained_finetuned", old).to_dict(), f)
+    call = ("demo", demo_data, "plain", 0, None, str(tmp_path / "work"))
+    assert heads.train_and_evaluate(*call, False, None, "pretrained_finetuned", new) == {"pending": True}
+    assert os.path.exists(os.path.join(workdir, "config.json"))  # a read moves nothing
+    commands = []
+    monkeypatch.setattr(heads, "run", lambda command, log: commands.append(command) or (_ for _ in ()).throw(
+        RuntimeError("stopped by the test")))
+    result = heads.train_and_evaluate(*call, True, None, "pretrained_finetuned", new)
+    assert result == {"failed": "stopped by the test"} and "--config.train.learning_rate=0.01" in commands[0]
+    with open(os.path.join(workdir + ".superseded-1", "config.json")) as f:
+        assert json.load(f)["train"]["learning_rate"] == 3e-3
+    assert "trained at another grid point" in capsys.readouterr().err
+    # a difference outside the grid point is still refused, not moved
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(heads.run_config("demo", "plain", 1, None, "pretrained_finetuned", new).to_dict(), f)
+    assert "holds a run of another recipe" in heads.train_and_evaluate(*call, True, None, "pretrained_finetuned",
+                                                                       new)["failed"]
+
+
 def test_a_recorded_none_is_not_taken_for_a_missing_field(heads, tmp_path):
     """A field the record holds as None (the small CNN's random weights) is None, not the base
     default ('imagenet'); a field the record lacks (written before it existed) is the default."""
