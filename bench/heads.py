@@ -568,16 +568,19 @@ def without_per_label(row):
 
 def print_dataset(name, summary, ambiguous, schedule, losses):
     print(f"\n### {name}: mean ± std over seeds, final model, {schedule}\n")
+    # the frozen regime scores val alone, so it has no thresholds calibrated on the training split
+    calibrated = [k for k in CALIBRATED if any(row[k] is not None for row in summary.values())]
     rows = [
         [head, losses[head]] + [cell(row[k], row[f"{k}_std"], missing_text(row)) for k in REPORTED]
-        + [cell(row[k], row[f"{k}_std"], "not calibrated" if row["seeds"] else missing_text(row)) for k in CALIBRATED]
+        + [cell(row[k], row[f"{k}_std"], "not calibrated" if row["seeds"] else missing_text(row)) for k in calibrated]
         + [row["seeds"] if not row["pending"] else f"{row['seeds']} (+{row['pending']} pending)", row["diverged"],
            "" if not row["seeds"] else "yes" if row["converged"] else "**no**",
            "" if row["late_gain"] is None else f"{100 * row['late_gain']:+.1f}"]
         for head, row in summary.items()
     ]
-    print_table(["head", "loss", "mAP", "CF1", "OF1", "CF1 calibrated", "OF1 calibrated", "seeds", "diverged",
-                 "converged", f"mAP gain, last {LATE_EPOCHS} epochs"], rows, "llrrrrrrrlr")
+    print_table(["head", "loss", "mAP", "CF1", "OF1"] + [f"{k[:3]} calibrated" for k in calibrated]
+                + ["seeds", "diverged", "converged", f"mAP gain, last {LATE_EPOCHS} epochs"], rows,
+                "llrrr" + "r" * len(calibrated) + "rrlr")
     if ambiguous:
         print(f"\nAP (%) of the look-alike labels on {name}:\n")
         rows = [

@@ -56,6 +56,19 @@ def test_summary_is_the_sample_mean_and_std_over_finished_seeds(heads):
     assert heads.missing_text(a) == "diverged"
 
 
+def test_the_calibrated_columns_are_left_out_where_no_head_has_them(heads, capsys):
+    """The frozen regime scores val alone: its table has no columns of "not calibrated"."""
+    frozen = heads.summarize({"a": [metrics(0.9, calibrated=False, x=0.5), metrics(0.8, calibrated=False, x=0.4)]},
+                             [])
+    heads.print_dataset("demo (pretrained_frozen)", frozen, [], "12 epochs", {"a": "bce"})
+    header = capsys.readouterr().out.splitlines()[3]
+    assert "calibrated" not in header and header.count("|") == 10  # head, loss, mAP, CF1, OF1, seeds, …
+    trained = heads.summarize({"a": [metrics(0.9, x=0.5)], "b": [metrics(0.8, calibrated=False, x=0.4)]}, [])
+    heads.print_dataset("demo (pretrained_finetuned)", trained, [], "12 epochs", {"a": "bce", "b": "bce"})
+    lines = capsys.readouterr().out.splitlines()
+    assert "| CF1 calibrated | OF1 calibrated |" in lines[3] and "not calibrated" in lines[6]
+
+
 def write_history(path, values):
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, ["epoch", "loss", "val_mAP"])
