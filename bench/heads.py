@@ -567,7 +567,8 @@ def without_per_label(row):
 
 
 def print_dataset(name, summary, ambiguous, schedule, losses):
-    print(f"\n### {name}: mean ± std over seeds, final model, {schedule}\n")
+    print(f"\n### {name}: mean ± std over seeds, final model, {schedule}, best mAP first\n")
+    summary = dict(sorted(summary.items(), key=lambda item: 1.0 if item[1]["mAP"] is None else -item[1]["mAP"]))
     # the frozen regime scores val alone, so it has no thresholds calibrated on the training split
     calibrated = [k for k in CALIBRATED if any(row[k] is not None for row in summary.values())]
     rows = [

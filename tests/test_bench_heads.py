@@ -67,6 +67,12 @@ def test_the_calibrated_columns_are_left_out_where_no_head_has_them(heads, capsy
     heads.print_dataset("demo (pretrained_finetuned)", trained, [], "12 epochs", {"a": "bce", "b": "bce"})
     lines = capsys.readouterr().out.splitlines()
     assert "| CF1 calibrated | OF1 calibrated |" in lines[3] and "not calibrated" in lines[6]
+    unordered = heads.summarize({"low": [metrics(0.5, x=0.1)], "none": [{"pending": True}], "high": [metrics(0.9, x=0.2)]},
+                                ["x"])
+    heads.print_dataset("demo", unordered, ["x"], "12 epochs", {"low": "bce", "none": "bce", "high": "bce"})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("|")[1].strip() for line in lines[5:8]] == ["high", "low", "none"]  # best mAP first
+    assert "| label | high | low | none |" in lines  # the other tables' columns in the same order
 
 
 def write_history(path, values):
