@@ -16,7 +16,7 @@ with the asymmetric loss (`cma_asl`): the entries of `configs/bench_heads.py`, t
 
   - pretrained_frozen: the `small_synthetic` preset (pretrained on 96 shape classes that no
     benchmark dataset has), frozen; its maps are cached once per dataset and every head trains on
-    them (`cma_tf/selection/`). Each head gets the same grid (4 learning rates × 2 schedules),
+    them (`cma_tf/selection/`). Each head gets the same grid (5 learning rates, 1e-4 to 1e-2, × 2 schedules),
     trained on the training split minus a held-out 15 % and chosen on that part; the chosen point
     then trains on the whole training split with seeds 0-2, and 3-4 too where the std exceeds a
     point, scored on the val split, which the choice never read. `--frozen_epochs` per run.
@@ -24,7 +24,7 @@ with the asymmetric loss (`cma_asl`): the entries of `configs/bench_heads.py`, t
     epoch, ÷10 late; 12 epochs on the demo data, 60 on coco_stats): the earlier benchmark.
   - pretrained_finetuned: the preset fine-tuned at a tenth of the head's learning rate, the head
     at the point its frozen search chose, 12 epochs on both datasets (no second search: the budget of
-    a fine-tuned search is 8 full trainings per head, beyond 2 cores; the choice is inherited).
+    a fine-tuned search is 10 full trainings per head, beyond 2 cores; the choice is inherited).
   - official_recipe: the preset with each head's own published recipe, translated
     (`configs/bench_heads.py` `OFFICIAL_RECIPES`), 12 epochs as fine-tuned.
 

@@ -14,7 +14,7 @@ evidence in a few short runs, look-alike labels told apart only by context or by
 show; its module docstring says what it rewards).
 
 The protocol is the image benchmark's (`cma_tf/selection/`, docs/design.md §2.28): every model
-gets the same grid (4 learning rates × 2 schedules), trained on the training split minus a
+gets the same grid (5 learning rates, 1e-4 to 1e-2, × 2 schedules), trained on the training split minus a
 held-out 15 % (fixed by a seed, the same for every model) and chosen by its GAP on that part;
 the chosen point then trains on the whole training split with seeds 0-2 (and 3-4 where the
 GAP's std exceeds a point) and is scored on the validate split, which the choice never read:

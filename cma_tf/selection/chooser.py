@@ -4,7 +4,7 @@
        maps for images (the `small_synthetic` preset, or the user's weights), the decoded frame
        features for video (whose SNet/FC then trains with each head). The eval split is never read.
     2. Each candidate head's train step is timed on that cache; the plan takes heads cheapest
-       first while the estimated time of their whole protocol (the 8-point search on the training
+       first while the estimated time of their whole protocol (the 10-point search on the training
        split minus its held-out part, then `seeds` runs of the chosen point) fits the budget. A
        budget below two heads with two seeds each is refused, naming the smallest that would do.
     3. Each planned head runs `protocol.judge_head` (seeds scored on the held-out part): a head
