@@ -6,6 +6,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 FIXTURES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 LABEL_STATS_FILES = {
@@ -14,6 +15,13 @@ LABEL_STATS_FILES = {
 }
 TINY_WIDTHS = (8, 16, 32, 64)
 TINY_IMAGE_SIZE = 32
+
+
+def slow_for(values, slow):
+    """`values` as parameters, those in `slow` marked `slow`: the variants of a check that take
+    over about 8 s each on an idle 2-core machine run in `make test-slow` (CI runs both suites)."""
+    assert set(slow) <= set(values), set(slow) - set(values)
+    return [pytest.param(value, marks=pytest.mark.slow) if value in slow else value for value in values]
 
 
 def tiny_batch(rng, num_classes, size=4):

@@ -120,6 +120,7 @@ _WRITER_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_concurrent_writers_of_one_target_each_write_a_complete_file(tmp_path):
     path = tmp_path / "shared.bin"
     contents = {seed: random.Random(seed).randbytes(SIZE) for seed in (1, 2)}

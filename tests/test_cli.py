@@ -86,6 +86,7 @@ def test_deterministic_runs_repeat_exactly(tiny_data, tmp_path):
     assert first == second
 
 
+@pytest.mark.slow
 def test_evaluate_cli_prints_the_table(tiny_data, trained_workdir):
     result = run_cli(
         "cma_tf.evaluate", f"--config={DEMO_CONFIG}", f"--config.data.data_dir={tiny_data}",
@@ -129,6 +130,7 @@ def test_train_cli_missing_config_file(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_train_cli_unknown_head_variant(tmp_path):
     result = run_cli("cma_tf.train", f"--config={DEMO_CONFIG}:resnet", f"--workdir={tmp_path / 'w'}")
     assert result.returncode != 0
@@ -164,6 +166,7 @@ def test_label_graph_cli_matches_the_records(tiny_data, tmp_path):
     np.testing.assert_array_equal(LabelGraph.load(output).counts, dense.T @ dense)
 
 
+@pytest.mark.slow
 def test_w2v_ms_cma_trains_on_word2vec_label_embeddings(tiny_data, tmp_path):
     import numpy as np
 
@@ -181,6 +184,7 @@ def test_w2v_ms_cma_trains_on_word2vec_label_embeddings(tiny_data, tmp_path):
     np.testing.assert_allclose(np.asarray(model.head.label_embeddings()), vectors, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_train_cli_dry_run_with_strategy_and_mixed_precision(tiny_data, tmp_path):
     overrides = [f"--config.{key}={value}" for key, value in TINY.items() if key != "model.backbone_widths"]
     result = run_cli(

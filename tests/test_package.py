@@ -16,7 +16,7 @@ from cma_tf.config_base import get_base_config
 from cma_tf.errors import ConfigError
 from cma_tf.heads.registry import get_head, head_names
 from cma_tf.kinds.registry import kind_names
-from tests.helpers import TINY_IMAGE_SIZE, TINY_WIDTHS
+from tests.helpers import TINY_IMAGE_SIZE, TINY_WIDTHS, slow_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -80,7 +80,7 @@ def test_import_cma_tf_registers_every_keras_class(tmp_path):
     assert set(eval(result.stdout.strip().splitlines()[-1])) == expected
 
 
-@pytest.mark.parametrize("head", ["plain", "self_attention", "cma", "ms_cma"])
+@pytest.mark.parametrize("head", slow_for(["plain", "self_attention", "cma", "ms_cma"], ("self_attention", "cma", "ms_cma")))
 def test_a_saved_model_loads_after_import_cma_tf_alone(head, tmp_path):
     """As a new user would: `import keras, cma_tf; keras.saving.load_model(path)`, in a new process."""
     config = get_base_config()

@@ -63,6 +63,7 @@ def test_the_report_of_a_video_run_speaks_of_its_items_and_has_no_empty_attentio
     assert "python -m cma_tf.visualize attention" in text
 
 
+@pytest.mark.slow
 def test_evaluate_marks_the_level_each_row_was_scored_at(segment_run, video_level_run):
     result = run_cli("cma_tf.evaluate", f"--workdirs={segment_run},{video_level_run}", "--names=frames,videos")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -89,6 +90,7 @@ def test_evaluate_names_data_dir_when_the_records_are_not_the_runs(yt8m, segment
     assert "config.data.feature_names" not in message and "config.data.format" not in message
 
 
+@pytest.mark.slow
 def test_the_table_after_training_names_the_config_entry(yt8m, tmp_path):
     result = run_cli(
         "cma_tf.train", f"--config={ROOT}/configs/yt8m.py:self_attention_fc", f"--config.data.data_dir={yt8m}/frame",

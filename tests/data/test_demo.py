@@ -288,6 +288,7 @@ def test_docstring_appearance_table_matches_code():
     assert described == {label: a.shape for label, a in demo.DEMO_APPEARANCE.items()}
 
 
+@pytest.mark.slow
 def test_demo_as_files_is_a_csv_dataset_csv_list_converts(tmp_path):
     """`--as_files` writes PNGs and train/val CSVs; converting both splits gives the records of the
     TFRecord demo (same pixels and labels for the same seed), with one shared labels.txt."""

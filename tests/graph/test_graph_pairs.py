@@ -67,6 +67,7 @@ def test_fit_report_from_pairs_equals_the_dense_report():
     assert pairs["pearson_balanced"] == pytest.approx(dense["pearson_balanced"], abs=0.05)  # another draw of zero pairs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.0, 0.1])
 def test_fit_from_pairs_follows_the_dense_fit(alpha):
     """Same seed, same graph: one step moves the two computations' embeddings alike (to float

@@ -46,6 +46,7 @@ def run_label_embeddings(data_dir, graph, workdir, output, *overrides):
     )
 
 
+@pytest.mark.slow
 def test_a_collapsed_fit_is_one_line_naming_the_cause(sparse_dataset, tmp_path):
     data_dir, graph = sparse_dataset
     output = tmp_path / "E.npy"

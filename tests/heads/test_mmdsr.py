@@ -293,6 +293,7 @@ def test_keras_round_trip_keeps_a_frozen_label_encoder_frozen(tmp_path):
         np.testing.assert_array_equal(old, new)
 
 
+@pytest.mark.slow
 def test_training_reduces_loss_on_a_fixed_batch():
     model = build(head())  # the compiled train step
     images, labels = batch(8)

@@ -209,7 +209,8 @@ def batch(size=4):
     return tiny_batch(RNG, NUM_CLASSES, size)
 
 
-@pytest.mark.parametrize("options", [{}, {"pre_norm": True, "init": "official"}], ids=["released", "pre_norm_official"])
+@pytest.mark.parametrize("options", [pytest.param({}, id="released", marks=pytest.mark.slow),
+                                     pytest.param({"pre_norm": True, "init": "official"}, id="pre_norm_official")])
 def test_keras_round_trip(tmp_path, options):
     model = tiny_model(**options)
     images, labels = batch()

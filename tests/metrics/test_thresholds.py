@@ -3,6 +3,7 @@ scikit-learn's F1, never below the 0.5 threshold's F1 on the calibration split; 
 without positives."""
 
 import numpy as np
+import pytest
 from sklearn.metrics import f1_score
 
 from cma_tf.metrics.thresholds import calibrate_thresholds, decide
@@ -17,6 +18,7 @@ def calibration_data(seed=0, examples=300, labels=12):
     return scores, targets
 
 
+@pytest.mark.slow
 def test_each_threshold_reaches_the_best_f1_of_any_threshold():
     scores, targets = calibration_data()
     thresholds, f1 = calibrate_thresholds(scores, targets)

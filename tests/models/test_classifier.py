@@ -13,7 +13,7 @@ from cma_tf.heads.plain import PlainHead
 from cma_tf.heads.self_attention import SelfAttentionHead
 from cma_tf.losses import WeightedBinaryCrossentropy
 from cma_tf.models.classifier import MultiLabelClassifier
-from tests.helpers import TINY_IMAGE_SIZE, TINY_WIDTHS, run_model_saving_test
+from tests.helpers import TINY_IMAGE_SIZE, TINY_WIDTHS, run_model_saving_test, slow_for
 
 NUM_CLASSES = 5
 RNG = np.random.default_rng(0)
@@ -46,7 +46,7 @@ def build(head, **kwargs):
     return model
 
 
-@pytest.mark.parametrize("name", sorted(HEADS))
+@pytest.mark.parametrize("name", slow_for(sorted(HEADS), ("cma", "ms_cma")))
 def test_shapes_and_keras_round_trip(name, tmp_path):
     model = build(HEADS[name]())
     images, labels = batch()
@@ -55,7 +55,7 @@ def test_shapes_and_keras_round_trip(name, tmp_path):
     run_model_saving_test(model, images, tmp_path)
 
 
-@pytest.mark.parametrize("name", sorted(HEADS))
+@pytest.mark.parametrize("name", slow_for(sorted(HEADS), ("ms_cma",)))
 def test_training_reduces_loss_on_a_fixed_batch(name):
     model = build(HEADS[name]())
     images, labels = batch(8)
@@ -104,6 +104,7 @@ def test_joint_fine_tuning_adds_the_graph_loss():
     assert not np.allclose(np.asarray(head.label_embeddings(training=True)), embeddings_before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("guard", [0.0, 1.0])
 def test_joint_fine_tuning_keeps_labels_alive_with_the_row_guard(guard):
     """Φ starting with most labels dead (last BN shift −3): with the guard in the joint loss

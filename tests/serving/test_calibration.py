@@ -53,6 +53,7 @@ def test_calibrating_on_the_reported_split_is_refused(image_workdir):
         evaluate_workdirs([image_workdir], ["run"], calibrate_split="val")
 
 
+@pytest.mark.slow
 def test_the_export_decides_with_the_stored_thresholds_and_predict_names_the_labels(calibrated, image_data, tmp_path):
     workdir, _, _ = calibrated
     thresholds = np.asarray(files.read_json(files.thresholds_path(workdir))["thresholds"], np.float32)

@@ -24,8 +24,11 @@ def tiny_config(head):
 
 
 # The YouTube-8M video models (HeadSpec.video_model) export over image maps too, but cost 5-8 s each
-# here: they run with the slow checks (their .keras round trip on frames: tests/heads/test_video_pooling.py).
-HEADS = [pytest.param(name, marks=pytest.mark.slow) if get_head(name).video_model else name for name in head_names()]
+# here: they run with the slow checks (their .keras round trip on frames: tests/heads/test_video_pooling.py),
+# as do the image heads whose export takes over about 8 s on an idle 2-core machine.
+SLOW_IMAGE_HEADS = ("hsvlt", "ms_cma")
+HEADS = [pytest.param(name, marks=pytest.mark.slow) if get_head(name).video_model or name in SLOW_IMAGE_HEADS else name
+         for name in head_names()]
 
 
 @pytest.mark.parametrize("head", HEADS)

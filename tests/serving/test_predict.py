@@ -35,6 +35,7 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_a_folder_with_a_saved_model_gives_the_signature_top_k(photo_folder, image_export, tmp_path):
     from PIL import Image
 
@@ -112,6 +113,7 @@ def test_every_format_the_converter_reads_is_scored_and_a_bad_file_is_flagged_wi
     assert explicit["flagged"] == [] and row["valid"] and row["labels"] == rows[0]["labels"]
 
 
+@pytest.mark.slow
 def test_records_from_a_workdir_and_from_its_export_agree(image_data, image_workdir, image_export, tmp_path):
     pattern = os.path.join(image_data, "val-*.tfrecord")
     outputs = {}

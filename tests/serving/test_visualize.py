@@ -89,6 +89,7 @@ def photos(tmp_path):
     return str(folder)
 
 
+@pytest.mark.slow
 def test_the_command_writes_one_figure_per_image_and_skips_what_does_not_decode(image_workdir, photos, tmp_path):
     out = tmp_path / "attention"
     result = subprocess.run(
@@ -144,6 +145,7 @@ def test_cosine_and_projection_against_sklearn():
         np.testing.assert_allclose(sign * points[:, axis], expected[:, axis], atol=1e-9)
 
 
+@pytest.mark.slow
 def test_the_embeddings_command_writes_its_three_figures(image_workdir, tmp_path):
     out = tmp_path / "embeddings"
     result = subprocess.run(

@@ -23,6 +23,7 @@ def run_worker(*args, env_extra=None, background=False):
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_one_step_on_two_replicas_equals_one_device(tmp_path):
     out = str(tmp_path / "weights.npz")
     result = run_worker("replicas", out)

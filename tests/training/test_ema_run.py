@@ -26,6 +26,7 @@ def checkpoint_model(workdir):
     return keras.saving.load_model(files.resume_point(workdir)[1])
 
 
+@pytest.mark.slow
 def test_validation_and_final_model_use_the_averages(tiny_data, tmp_path):  # noqa: F811
     workdir = str(tmp_path / "ema")
     metrics = train_and_evaluate(ema_config(tiny_data), workdir)

@@ -13,6 +13,7 @@ from cma_tf.data.vocab import write_vocabulary
 from cma_tf.graph.asge_model import DegenerateFitError
 from cma_tf.training import workdir as files
 from cma_tf.training.trainer import train_and_evaluate
+from tests.helpers import slow_for
 from tests.test_cli import tiny_config
 
 
@@ -35,7 +36,7 @@ def _dataset(root, num_labels, rng):
     return data_dir
 
 
-@pytest.mark.parametrize("num_labels", [2, 3])
+@pytest.mark.parametrize("num_labels", slow_for([2, 3], (3,)))
 def test_two_labels_are_refused_before_the_workdir_is_written_and_three_train(tmp_path, num_labels):
     data_dir = _dataset(str(tmp_path), num_labels, np.random.default_rng(num_labels))
     config = tiny_config("cma", data_dir)

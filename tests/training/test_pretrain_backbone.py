@@ -20,6 +20,7 @@ WIDTHS = (8, 16, 32, 64)
 SIZE = 32
 
 
+@pytest.mark.slow
 def test_a_tiny_run_writes_a_loadable_weights_file_and_its_provenance(tmp_path):
     out = str(tmp_path / "presets" / "tiny.weights.h5")
     recipe = Recipe(epochs=2, batch_size=16, learning_rate=1e-3, warmup_epochs=0.5, seed=1)

@@ -118,6 +118,7 @@ def test_defaults_build_keras_own_optimizers():
         assert type(factory.build_optimizer(config, steps_per_epoch=10)) is cls
 
 
+@pytest.mark.slow
 def test_the_options_survive_a_keras_file(tmp_path):
     config = plain_config(optimizer="adam", weight_decay=0.01, weight_decay_mode="l2", weight_decay_1d=False,
                           backbone_lr_multiplier=0.1, ema_decay=0.9)

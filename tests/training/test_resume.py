@@ -65,6 +65,7 @@ def test_interrupted_run_resumes_to_the_same_weights(data_dir, tmp_path):
     assert [row.split(",")[0] for row in history[1:]] == ["0", "1", "2"]  # no lost or repeated epoch
 
 
+@pytest.mark.slow
 def test_dry_run_trains_two_steps(data_dir, tmp_path):
     config = tiny_config("cma", data_dir)
     metrics = train_and_evaluate(config, str(tmp_path / "dry"), dry_run=True)

@@ -334,6 +334,7 @@ def assert_no_work_done(data_dir, workdir):
     assert not os.path.exists(os.path.join(workdir, "checkpoint"))
 
 
+@pytest.mark.slow
 def test_train_cli_refuses_frames_of_another_size_before_the_label_graph(yt8m, tmp_path):
     """rgb frames of 2048 bytes where the config expects 1024: exit 2, one line naming the
     file, the feature and both sizes, and no label graph or checkpoint written."""
@@ -476,6 +477,7 @@ def truncate(path, keep=0.6):
         f.write(data[: int(len(data) * keep)])
 
 
+@pytest.mark.slow
 def test_train_cli_names_the_truncated_shard(yt8m, tmp_path):
     data_dir = copy_records(yt8m, tmp_path, lambda example, index: None)
     truncate(os.path.join(data_dir, "train0000.tfrecord"))

@@ -180,6 +180,7 @@ def run_label_embeddings(workdir, output, *overrides):
     )
 
 
+@pytest.mark.slow
 def test_label_embeddings_refuses_to_replace_a_trained_runs_asge_fit(yt8m, video_workdir, tmp_path):
     def cache():
         return {name: open(files.path(video_workdir, name), "rb").read() for name in (files.ASGE_WEIGHTS, files.ASGE_REPORT)}

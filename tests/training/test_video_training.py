@@ -17,6 +17,7 @@ from cma_tf.datasets.yt8m_synthetic import write_synthetic_yt8m
 from cma_tf.metrics.video import video_metrics
 from cma_tf.training import workdir as files
 from cma_tf.training.trainer import train_and_evaluate
+from tests.helpers import slow_for
 
 FRAMES = 16
 
@@ -76,7 +77,7 @@ def reference_segments(files_, frames):
     return np.stack(inputs), np.stack(labels), np.stack(weights)
 
 
-@pytest.mark.parametrize("variant", ["cma_snet", "self_attention_fc"])
+@pytest.mark.parametrize("variant", slow_for(["cma_snet", "self_attention_fc"], ("cma_snet",)))
 def test_video_run_reports_starter_segment_metrics(variant, video_data, tmp_path):
     config = tiny_config(variant, video_data)
     workdir = str(tmp_path / variant)

@@ -35,6 +35,7 @@ def video_run(tmp_path_factory):
     return data, workdir
 
 
+@pytest.mark.slow
 def test_evaluate_uses_the_runs_frames(video_run):
     data, workdir = video_run
     config = f"--config={ROOT}/configs/yt8m.py:cma_fc"
@@ -44,6 +45,7 @@ def test_evaluate_uses_the_runs_frames(video_run):
         assert json.load(f)["GAP"] == pytest.approx(json.load(g)["GAP"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_segment_inference_uses_the_runs_frames(video_run, tmp_path):
     data, workdir = video_run
     config = f"--config={ROOT}/configs/yt8m.py:cma_fc"

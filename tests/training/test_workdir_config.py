@@ -89,6 +89,7 @@ def test_an_interrupted_run_refuses_another_head(interrupted, tiny_data, tmp_pat
     assert files.resume_point(workdir)[0] == 2
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_with_the_allowed_changes_recorded(interrupted, tiny_data, tmp_path):
     workdir = copy_of(interrupted, tmp_path)
     moved = str(tmp_path / "moved_data")

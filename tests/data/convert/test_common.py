@@ -487,6 +487,7 @@ def content(out_dir):
             for r in read_split(out_dir, "train")]
 
 
+@pytest.mark.slow
 def test_two_spawned_workers_write_the_same_records_as_one(source, tmp_path):
     images, expected = source
     one = convert(images, str(tmp_path / "one"), num_shards=3, num_workers=1)

@@ -45,6 +45,7 @@ def stamps(out_dir, split):
     return {path: os.stat(path).st_mtime_ns for path in shard_files(out_dir, split)}
 
 
+@pytest.mark.slow
 def test_a_second_split_without_vocabulary_uses_the_existing_labels_txt(tmp_path):
     train, val = fruit_lists(str(tmp_path))
     out = str(tmp_path / "D")
@@ -71,6 +72,7 @@ def test_a_second_split_without_vocabulary_uses_the_existing_labels_txt(tmp_path
     assert stamps(out, "train") == train_stamps
 
 
+@pytest.mark.slow
 def test_a_vocabulary_file_that_differs_from_labels_txt_is_refused(tmp_path):
     train, val = fruit_lists(str(tmp_path))
     out = str(tmp_path / "D")
