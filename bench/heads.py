@@ -65,7 +65,8 @@ train-step time relative to plain (median of interleaved steps on one fixed batc
 
 The last line of stdout is one JSON object keyed by regime, then head: the COCO-statistics
 figures at the top level (`mAP`, `mAP_std`, `seeds`, `selected` (the chosen grid point, in the
-pretrained regimes), `converged`, `late_gain`, `diverged`, `pending`), the demo's under `"demo"`;
+pretrained regimes; `unstable`, frozen: the points rejected before it because most of their
+seeds diverged), `converged`, `late_gain`, `diverged`, `pending`), the demo's under `"demo"`;
 and under `"cost"` per head `step_ratio`, `params`, `head_params`, `flops_per_image`. Also writes
 the details (per-seed step times, the look-alike labels' AP, CF1/OF1, each search) to `--json_out`
 and per regime a plot of every seed's mAP with the mean ± std per head and dataset (`.png`).
@@ -709,7 +710,9 @@ def read_frozen(out_dir, seeds, more_seeds):
         path = os.path.join(out_dir, "search", search.point_name(point), search.RESULT)
         if os.path.exists(path):
             trials.append(read_json(path))
-    best = max(trials, key=lambda t: t[search.OBJECTIVE]) if len(trials) == len(grid.points()) else None
+    unstable = protocol.unstable_points(out_dir)
+    best = protocol.choose(trials, search.OBJECTIVE, [u["point"] for u in unstable]) \
+        if len(trials) == len(grid.points()) else None
     runs = []  # the seeds of the chosen point only: one run at another (an earlier search's) is owed again
     for seed in list(seeds) + list(more_seeds):
         path = os.path.join(out_dir, "seeds", f"seed{seed}", protocol.RESULT)
@@ -736,7 +739,8 @@ def read_frozen(out_dir, seeds, more_seeds):
         metrics += [{"pending": True}] * max(0, missing)
     return {"selected": best and best["point"], "holdout_mAP": best and best[search.OBJECTIVE],
             "search_points": len(trials), "search_seconds": sum(t["seconds"] for t in trials),
-            "search_diverged": sum(bool(t.get("diverged")) for t in trials), "runs": metrics, "complete": complete}
+            "search_diverged": sum(bool(t.get("diverged")) for t in trials), "runs": metrics, "complete": complete,
+            "unstable": unstable}
 
 
 def at_grid_edge(point):
@@ -756,10 +760,17 @@ def print_selection(name, frozen):
     """The frozen regime's choice per head: the grid point and its held-out mAP."""
     print(f"\nChosen on the held-out 15 % of the training split ({name}), then trained on the whole split:\n")
     rows = [[head, point_text(r["selected"]), "" if r["holdout_mAP"] is None else f"{100 * r['holdout_mAP']:.1f}",
-             f"{r['search_points']}", r["search_diverged"], f"{r['search_seconds'] / 60:.1f}"]
+             f"{r['search_points']}", r["search_diverged"], unstable_text(r.get("unstable")),
+             f"{r['search_seconds'] / 60:.1f}"]
             for head, r in frozen.items()]
-    print_table(["head", "chosen lr, schedule", "held-out mAP", "points run", "points diverged", "search min"],
-                rows, "llrrrr")
+    print_table(["head", "chosen lr, schedule", "held-out mAP", "points run", "points diverged",
+                 "rejected: seeds diverged", "search min"], rows, "llrrrlr")
+
+
+def unstable_text(unstable):
+    """The points a head's seeds rejected as unstable (`protocol.reject`), e.g. `0.01 step (3 of 3)`."""
+    return "; ".join(f"{u['point']['learning_rate']:g} {u['point']['schedule']} "
+                     f"({sum(bool(d) for d in u['diverged'])} of {len(u['diverged'])})" for u in unstable or [])
 
 
 def run_frozen_regime(name, data_dir, heads, seeds, more_seeds, args, backbone, record_dir):
@@ -1006,6 +1017,8 @@ def main():
             for name in datasets:
                 extra = {"selected": frozen[name][head]["selected"]} if name in frozen and regime != "from_scratch" \
                     and regime != "official_recipe" else {}
+                if regime == "pretrained_frozen" and name in frozen:
+                    extra["unstable"] = [u["point"] for u in frozen[name][head].get("unstable", [])]
                 row = json_row(results[regime][name][head], extra)
                 if name == primary:
                     entry.update(row)

@@ -228,8 +228,12 @@ def recorded(directory):
             runs.append(json.load(f))
     if not runs:
         return None
-    best = max(trials, key=lambda t: t["holdout_GAP"])
-    return {"selected": best["point"], "holdout_GAP": best["holdout_GAP"], "trials": trials, "runs": runs}
+    unstable = protocol.unstable_points(directory)
+    best = protocol.choose(trials, "holdout_GAP", [u["point"] for u in unstable])
+    if best is None:
+        return None
+    return {"selected": best["point"], "holdout_GAP": best["holdout_GAP"], "trials": trials, "runs": runs,
+            "unstable": unstable}
 
 
 def converged(history, key="validate_mAP"):

@@ -274,6 +274,24 @@ def test_the_frozen_results_are_complete_only_with_every_point_and_the_seeds_the
     assert not moved["complete"] and sum("pending" in r for r in moved["runs"]) == 3
 
 
+def test_the_frozen_results_skip_a_point_its_seeds_rejected_as_unstable(heads, tmp_path):
+    """`protocol.reject` lists the best point in `unstable.json` when most of its seeds diverged:
+    the table reads the seeds of the next best point, and names the rejected one."""
+    import json
+
+    trials = [0.5, 0.6, 0.7, 0.65, 0.62, 0.4, 0.8, 0.3, 0.2, 0.1]  # best 3e-4 onecycle, then 1e-3 step
+    second = {"learning_rate": 1e-3, "schedule": "step"}
+    write_frozen(str(tmp_path), trials, {0: 0.70, 1: 0.71, 2: 0.705}, seed_point=second)
+    rejected = {"point": {"learning_rate": 3e-4, "schedule": "onecycle"}, "seeds": [0, 1, 2],
+                "diverged": ["the training loss became non-finite in epoch 2"] * 3}
+    with open(tmp_path / "unstable.json", "w") as f:
+        json.dump([rejected], f)
+    frozen = heads.read_frozen(str(tmp_path), [0, 1, 2], [3, 4])
+    assert frozen["complete"] and frozen["selected"] == second and frozen["holdout_mAP"] == 0.7
+    assert [r["mAP"] for r in frozen["runs"]] == [0.70, 0.71, 0.705]
+    assert heads.unstable_text(frozen["unstable"]) == "0.0003 onecycle (3 of 3)"
+
+
 def test_the_finetuned_regime_trains_the_frozen_choice_with_the_preset_at_a_tenth(heads):
     point = {"learning_rate": 3e-4, "schedule": "onecycle"}
     config = heads.run_config("demo", "q2l", 2, None, "pretrained_finetuned", point)

@@ -139,6 +139,9 @@ def summarize(outcomes, plan, metric):
     for head, outcome in outcomes.items():
         runs = outcome["runs"]
         scores = [protocol.score_of(r) for r in runs if not r.get("diverged")]
+        if outcome["selected"] is None:
+            dropped[head] = "every grid point diverged, in the search or in most of its seeds"
+            continue
         if not scores:
             dropped[head] = next((r["diverged"] for r in runs if r.get("diverged")), "no seed finished")
             continue

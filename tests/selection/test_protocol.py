@@ -32,13 +32,17 @@ class FakeTrainer:
     """Stands in for `train_head_on_features`: records what each call trained on and scored, and
     returns an mAP set by the test (per learning rate, plus a per-seed offset)."""
 
-    def __init__(self, by_lr, by_seed=None):
+    def __init__(self, by_lr, by_seed=None, diverge=()):
         self.by_lr, self.by_seed, self.calls = by_lr, by_seed or {}, []
+        self.diverge = set(diverge)  # (lr, seed) of the seed runs (not the search's) whose loss turns NaN
 
     def __call__(self, config, maps, labels, eval_sets, vocabulary, embeddings_dir, epoch_metrics=True,
                  train_backbone=False, return_scores=False):
         self.calls.append({"lr": config.train.learning_rate, "seed": config.seed, "n": len(labels),
                            "eval": {name: len(s[1]) for name, s in eval_sets.items()}})
+        if epoch_metrics is not False and (config.train.learning_rate, config.seed) in self.diverge:
+            return {"diverged": "the training loss became non-finite in epoch 2", "seconds": 0.0,
+                    "history": [{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": float("nan")}]}
         mAP = self.by_lr[config.train.learning_rate] + self.by_seed.get(config.seed, 0.0)
         return {"metrics": {name: {"mAP": mAP, "AP_per_class": {}} for name in eval_sets},
                 "history": [{"epoch": 1, "loss": 1.0}], "seconds": 0.0,
@@ -47,8 +51,8 @@ class FakeTrainer:
 
 @pytest.fixture
 def fake(monkeypatch):
-    def install(by_lr, by_seed=None):
-        trainer = FakeTrainer(by_lr, by_seed)
+    def install(by_lr, by_seed=None, diverge=()):
+        trainer = FakeTrainer(by_lr, by_seed, diverge)
         monkeypatch.setattr(protocol, "train_head_on_features", trainer)
         monkeypatch.setattr("cma_tf.selection.search.train_head_on_features", trainer)
         return trainer
@@ -170,3 +174,64 @@ def test_a_seed_run_of_another_point_is_trained_again_not_reused(fake, tmp_path)
     assert second["selected"] == {"learning_rate": 3e-3, "schedule": "step"}
     assert [c["lr"] for c in trainer.calls] == [3e-3] * 4  # the re-run point, then seeds 0-2 at it
     assert all(run["point"] == second["selected"] and run["mAP"] == 0.9 for run in second["runs"])
+
+
+def test_a_chosen_point_whose_seeds_mostly_diverge_is_rejected_for_the_next_best(fake, tmp_path):
+    """Two of three seeds at 1e-3 (the search's best, 0.8, under both schedules) diverge: each
+    1e-3 point in turn is recorded as unstable and its runs are moved aside, and the next best
+    point (3e-3, 0.7) is seeded instead."""
+    trainer = fake(LRS, diverge={(1e-3, 0), (1e-3, 1)})
+    train, val = tiny_split(100), tiny_split(30, seed=1)
+    outcome = protocol.judge_head(small_config(), train, VOCABULARY, str(tmp_path), str(tmp_path / "e"),
+                                  final=(train, "val", val))
+    first_choice = protocol.choose(outcome["trials"], "holdout_mAP")["point"]
+    assert first_choice["learning_rate"] == 1e-3
+    assert outcome["selected"]["learning_rate"] == 3e-3 and outcome["holdout_mAP"] == 0.7
+    assert [c["lr"] for c in trainer.calls[len(grid.points()):]] == [1e-3] * 6 + [3e-3] * 3
+    assert all(r["point"] == outcome["selected"] and r["mAP"] == 0.7 for r in outcome["runs"])
+    assert [u["point"]["learning_rate"] for u in outcome["unstable"]] == [1e-3, 1e-3]
+    assert outcome["unstable"][0]["point"] == first_choice
+    assert [sum(bool(d) for d in u["diverged"]) for u in outcome["unstable"]] == [2, 2]
+    for schedule in grid.SCHEDULES:
+        moved = os.path.join(tmp_path, "unstable", "lr0.001_" + schedule, "seeds")
+        assert sorted(os.listdir(moved)) == ["seed0", "seed1", "seed2"]
+    # resumed or read again: nothing is trained, the same choice comes back
+    again = fake(LRS, diverge={(1e-3, 0), (1e-3, 1)})
+    second = protocol.judge_head(small_config(), train, VOCABULARY, str(tmp_path), str(tmp_path / "e"),
+                                 final=(train, "val", val))
+    assert again.calls == [] and second["selected"] == outcome["selected"]
+
+
+def test_one_diverged_seed_of_three_keeps_the_point(fake, tmp_path):
+    fake(LRS, diverge={(1e-3, 2)})
+    outcome = protocol.judge_head(small_config(), tiny_split(100), VOCABULARY, str(tmp_path), str(tmp_path / "e"))
+    assert outcome["selected"]["learning_rate"] == 1e-3 and outcome["unstable"] == []
+    assert [bool(r.get("diverged")) for r in outcome["runs"]] == [False, False, True]
+
+
+def test_a_kill_between_the_record_and_the_move_trains_only_the_next_point(fake, monkeypatch, tmp_path):
+    """`reject` writes `unstable.json` before it moves the runs: after a kill between the two the
+    rejected point is not seeded again, and its runs left in `seeds/` are not counted."""
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    fake(LRS, diverge={(1e-3, 0), (1e-3, 1), (1e-3, 2)})
+    with monkeypatch.context() as patch:
+        patch.setattr(protocol.os, "replace", killed)
+        with pytest.raises(KeyboardInterrupt):
+            protocol.judge_head(small_config(), tiny_split(100), VOCABULARY, str(tmp_path), str(tmp_path / "e"))
+    assert os.path.exists(os.path.join(tmp_path, protocol.UNSTABLE))
+    assert os.path.exists(os.path.join(tmp_path, "seeds", "seed0", "result.json"))  # not moved
+    trainer = fake(LRS, diverge={(1e-3, 0), (1e-3, 1), (1e-3, 2)})
+    outcome = protocol.judge_head(small_config(), tiny_split(100), VOCABULARY, str(tmp_path), str(tmp_path / "e"))
+    assert [c["lr"] for c in trainer.calls] == [1e-3] * 3 + [3e-3] * 3  # the other 1e-3 schedule, then 3e-3
+    assert len(outcome["unstable"]) == 2
+    assert outcome["selected"]["learning_rate"] == 3e-3 and all(r["mAP"] == 0.7 for r in outcome["runs"])
+
+
+def test_every_point_rejected_or_diverged_leaves_nothing_selected(fake, tmp_path):
+    fake(LRS, diverge={(lr, seed) for lr in LRS for seed in protocol.SEEDS})
+    outcome = protocol.judge_head(small_config(), tiny_split(100), VOCABULARY, str(tmp_path), str(tmp_path / "e"))
+    assert outcome["selected"] is None and outcome["runs"] == []
+    assert len(outcome["unstable"]) == len(grid.points())
