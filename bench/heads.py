@@ -724,6 +724,7 @@ def read_frozen(out_dir, seeds, more_seeds):
     std = protocol.spread(first)
     wants_more = bool(more_seeds) and (std is None or std > protocol.MORE_SEEDS_ABOVE)
     complete = (len(trials) == len(grid.points()) and len(first) == len(seeds)
+                and not protocol.mostly_diverged(first)  # the protocol rejects the point and seeds the next
                 and (not wants_more or len(runs) == len(seeds) + len(more_seeds)))
     metrics = []
     for run_result in runs:

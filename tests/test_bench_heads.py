@@ -290,6 +290,13 @@ def test_the_frozen_results_skip_a_point_its_seeds_rejected_as_unstable(heads, t
     assert frozen["complete"] and frozen["selected"] == second and frozen["holdout_mAP"] == 0.7
     assert [r["mAP"] for r in frozen["runs"]] == [0.70, 0.71, 0.705]
     assert heads.unstable_text(frozen["unstable"]) == "0.0003 onecycle (3 of 3)"
+    # before the rejection: the best point's seeds mostly diverged, so the head is not done
+    write_frozen(str(tmp_path / "before"), trials, {0: 0.80, 1: 0.81, 2: 0.805})
+    for seed in (0, 1):
+        path = tmp_path / "before" / "seeds" / f"seed{seed}" / "result.json"
+        run = json.loads(path.read_text())
+        path.write_text(json.dumps(dict(run, diverged="the training loss became non-finite in epoch 2")))
+    assert not heads.read_frozen(str(tmp_path / "before"), [0, 1, 2], [3, 4])["complete"]
 
 
 def test_the_finetuned_regime_trains_the_frozen_choice_with_the_preset_at_a_tenth(heads):
