@@ -41,7 +41,17 @@ def test_heads_within_one_std_of_the_best_tie_and_the_cheapest_tied_is_recommend
     assert [r["head"] for r in summary["rows"]] == ["q2l", "cma", "plain"]
     assert summary["rows"][1]["std"] == pytest.approx(np.std([0.80, 0.79, 0.81], ddof=1))
     rows = outputs.table_rows(summary, "mAP")
-    assert rows[-1][:2] == ["bad", "dropped"] and "diverged" in rows[-1][-1]
+    assert rows[-1][:2] == ["bad", "dropped"] and rows[-1][-1] == "dropped: the training loss became non-finite"
+
+
+def test_a_point_set_aside_as_unstable_is_named_in_the_table():
+    moved = dict(outcome([0.80, 0.81, 0.805], point={"learning_rate": 3e-3, "schedule": "step"}),
+                 unstable=[{"point": {"learning_rate": 1e-2, "schedule": "step"}, "seeds": [0, 1, 2],
+                            "diverged": ["non-finite", "non-finite", None]}])
+    summary = chooser.summarize({"cma": moved, "plain": outcome([0.70, 0.71, 0.72])}, PLAN, "mAP")
+    assert summary["rows"][0]["unstable"] == [{"learning_rate": 1e-2, "schedule": "step"}]
+    cell = outputs.table_rows(summary, "mAP")[0][3]
+    assert cell == "0.003 step; 0.01 step set aside: its seeds diverged"
 
 
 def test_a_head_ahead_by_more_than_the_spread_is_recommended_even_when_dearer():
@@ -181,7 +191,8 @@ def test_a_diverging_head_is_dropped_with_its_reason(demo_data, tmp_path, monkey
     monkeypatch.setattr(protocol, "train_head_on_features", diverging_mlgcn)
     monkeypatch.setattr("cma_tf.selection.search.train_head_on_features", diverging_mlgcn)
     result = chooser.choose(base, ["plain", "mlgcn"], str(tmp_path / "s"), 30, 2, log=lambda line: None)
-    assert result["summary"]["dropped"] == {"mlgcn": "the training loss became non-finite in epoch 1"}
+    assert result["summary"]["dropped"] == {"mlgcn": "every grid point diverged, in the search or in most of its "
+                                                     "seeds (the training loss became non-finite in epoch 1)"}
     assert result["summary"]["recommended"] == "plain"
 
 

@@ -140,7 +140,10 @@ def summarize(outcomes, plan, metric):
         runs = outcome["runs"]
         scores = [protocol.score_of(r) for r in runs if not r.get("diverged")]
         if outcome["selected"] is None:
-            dropped[head] = "every grid point diverged, in the search or in most of its seeds"
+            first = next((d for u in outcome.get("unstable", []) for d in u["diverged"] if d),
+                         next((t["diverged"] for t in outcome["trials"] if t.get("diverged")), None))
+            dropped[head] = "every grid point diverged, in the search or in most of its seeds" + (
+                f" ({first})" if first else "")
             continue
         if not scores:
             dropped[head] = next((r["diverged"] for r in runs if r.get("diverged")), "no seed finished")
@@ -149,6 +152,7 @@ def summarize(outcomes, plan, metric):
             "head": head, "mean": float(np.mean(scores)),
             "std": float(np.std(scores, ddof=1)) if len(scores) > 1 else None, "seeds": len(scores),
             "diverged_seeds": sum(bool(r.get("diverged")) for r in runs), "selected": outcome["selected"],
+            "unstable": [u["point"] for u in outcome.get("unstable", [])],
             "search_score": outcome[f"holdout_{metric}"], "step_seconds": steps[head],
             "ms_per_example": 1000 * steps[head] / plan["batch_size"],
             "step_ratio": steps[head] / reference if reference else None,

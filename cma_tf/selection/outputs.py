@@ -56,12 +56,14 @@ def table_rows(summary, metric):
     rows = []
     for row in summary["rows"]:
         std = "" if row["std"] is None else f" ± {100 * row['std']:.1f}"
+        aside = "".join(f"; {u['learning_rate']:g} {u['schedule']} set aside: its seeds diverged"
+                        for u in row.get("unstable", []))
         rows.append([row["head"], f"{100 * row['mean']:.1f}{std}", row["seeds"],
-                     f"{row['selected']['learning_rate']:g} {row['selected']['schedule']}",
+                     f"{row['selected']['learning_rate']:g} {row['selected']['schedule']}{aside}",
                      f"{row['ms_per_example']:.2f}", "" if row["step_ratio"] is None else f"{row['step_ratio']:.2f}",
                      row["verdict"]])
     for head, reason in summary["dropped"].items():
-        rows.append([head, "dropped", 0, "", "", "", f"diverged: {reason}"])
+        rows.append([head, "dropped", 0, "", "", "", f"dropped: {reason}"])
     return rows
 
 
