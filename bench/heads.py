@@ -711,7 +711,7 @@ def read_frozen(out_dir, seeds, more_seeds):
         if os.path.exists(path):
             trials.append(read_json(path))
     unstable = protocol.unstable_points(out_dir)
-    best = protocol.choose(trials, search.OBJECTIVE, [u["point"] for u in unstable]) \
+    best = protocol.choose(trials, search.OBJECTIVE, unstable) \
         if len(trials) == len(grid.points()) else None
     runs = []  # the seeds of the chosen point only: one run at another (an earlier search's) is owed again
     for seed in list(seeds) + list(more_seeds):

@@ -229,7 +229,7 @@ def recorded(directory):
     if not runs:
         return None
     unstable = protocol.unstable_points(directory)
-    best = protocol.choose(trials, "holdout_GAP", [u["point"] for u in unstable])
+    best = protocol.choose(trials, "holdout_GAP", unstable)
     if best is None:
         return None
     return {"selected": best["point"], "holdout_GAP": best["holdout_GAP"], "trials": trials, "runs": runs,

@@ -9,7 +9,7 @@
        `MORE_SEEDS_ABOVE`: a wide spread needs more runs before a mean can be compared.
     4. A chosen point whose training diverges in most of its first seeds is unstable: one run
        of the search survived it by luck (HSVLT at 1e-2 on the COCO-statistics maps: held-out
-       mAP 67.0, then 3 of 3 seeds non-finite in epochs 2-5). It is recorded in `UNSTABLE`, its
+       mAP 67.0, then all five seeds non-finite in epochs 2-5). It is recorded in `UNSTABLE`, its
        seed runs are moved to `unstable/<point>/`, and the next best point of the search is
        seeded instead. Divergence is read from the training loss alone, so the eval split still
        plays no part in the choice.
@@ -156,7 +156,7 @@ def judge_head(config, train_set, vocabulary, directory, embeddings_dir, final=N
 
     rejected = unstable_points(directory)
     while True:
-        best = choose(search["trials"], key, [r["point"] for r in rejected])
+        best = choose(search["trials"], key, rejected)
         if best is None:  # every point diverged in the search or was rejected: nothing to seed
             return {"selected": None, key: None, "trials": search["trials"], "runs": [], "unstable": rejected}
         runs = [run(best["point"], seed) for seed in seeds]
@@ -170,10 +170,11 @@ def judge_head(config, train_set, vocabulary, directory, embeddings_dir, final=N
             "unstable": rejected}
 
 
-def choose(trials, key, rejected=()):
-    """The best trial by `key` among the points not `rejected` as unstable; a diverged trial (score
-    0) only when nothing else is left, None when no point is left at all."""
-    left = [t for t in trials if not any(same_point(t["point"], p) for p in rejected)]
+def choose(trials, key, unstable=()):
+    """The best trial by `key` among the points not rejected as `unstable` (`unstable_points`'
+    entries); a diverged trial (score 0) only when nothing else is left, None when no point is
+    left at all."""
+    left = [t for t in trials if not any(same_point(t["point"], u["point"]) for u in unstable)]
     if not left:
         return None
     return max(left, key=lambda t: (not t.get("diverged"), t[key]))
