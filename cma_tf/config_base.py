@@ -128,6 +128,9 @@ def get_base_config():
     config.model.finetune_label_embeddings = False  # False: E frozen after ASGE (the paper)
     config.model.graph_loss_weight = 0.0  # λ of L_ge when fine-tuning E jointly
     config.model.scale_loss_weight = 1.0  # MS-CMA: weight of the per-scale losses (0: fused loss only)
+    # True: the logits start at the training labels' prior (a fixed offset, layers/label_prior.py;
+    # docs/design.md §2.31); False: at ½ for every label (the paper)
+    config.model.label_prior = False
 
     config.asge = ml_collections.ConfigDict()
     config.asge.units = 256  # C_e (also the Word2Vec dimension)

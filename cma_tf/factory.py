@@ -272,7 +272,9 @@ def build_classifier(config, num_classes, fitted_encoder=None, label_graph=None,
         fitted_encoder: what the label encoder starts from (heads with label embeddings): the
             ASGE-fitted `ASGEEncoder`, or the `[N, C_e]` vectors of Word2Vec or of a file.
         label_graph: the training set's `LabelGraph` (`graph/cooccurrence.py`), needed by heads
-            built from it (ML-GCN) and when `config.model.graph_loss_weight > 0` (its `A`).
+            built from it (ML-GCN) and when `config.model.graph_loss_weight > 0` (its `A`), and
+            whose label counts set the logits' offset when `config.model.label_prior` (without
+            it the offset stays 0 until the weights are loaded or `set_label_prior` is called).
         backbone: the backbone to use instead of `config.model.backbone`'s, e.g. the identity
             over cached maps of `selection/feature_head.py` (default: `build_backbone(config)`).
     """
@@ -291,8 +293,11 @@ def build_classifier(config, num_classes, fitted_encoder=None, label_graph=None,
         graph_alpha=config.asge.alpha,
         graph_row_guard=config.asge.row_guard if joint else 0.0,
         scale_loss_weight=config.model.scale_loss_weight,
+        label_prior=config.model.label_prior,
         name=f"{config.model.head}_classifier",
     )
+    if config.model.label_prior and label_graph is not None:
+        model.set_label_prior(label_graph.counts.diagonal(), label_graph.num_examples)
     if joint:
         if label_graph is None:
             raise ConfigError("config.model.graph_loss_weight > 0 needs the label graph")

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from cma_tf.backbones.video import frames_from_codes, is_frame_codes
 from cma_tf.graph.asge import LabelGraphLoss, dense_graph_loss_with_guard
+from cma_tf.layers.label_prior import LabelPriorOffset
 from cma_tf.saving import register
 
 
@@ -48,6 +49,10 @@ class MultiLabelClassifier(keras.Model):
             (heads with `scale_outputs`, i.e. MS-CMA): each scale's own logits are also
             trained against the labels (deep supervision; see `MultiScaleCMAHead`). Ignored
             for single-scale heads. Default 1.
+        label_prior: bool, add the training labels' prior log-odds to the logits
+            (`layers.label_prior.LabelPriorOffset`, a fixed offset; set it with
+            `set_label_prior`): the model starts at the prior instead of at ½ for every label
+            (docs/design.md §2.31). Default False (the paper).
 
     Examples:
     >>> from cma_tf.backbones.small import small_backbone
@@ -58,7 +63,7 @@ class MultiLabelClassifier(keras.Model):
     """
 
     def __init__(self, backbone, head, graph_loss_weight=0.0, graph_alpha=0.0, scale_loss_weight=1.0,
-                 graph_row_guard=0.0, **kwargs):
+                 graph_row_guard=0.0, label_prior=False, **kwargs):
         # === Layers ===
         self.backbone = backbone
         self.head = head
@@ -76,7 +81,9 @@ class MultiLabelClassifier(keras.Model):
         else:
             images = keras.Input(shape[1:], name="images")
         # float32 logits under mixed precision, so the loss and the scores are float32.
+        self.label_prior = LabelPriorOffset(head.num_classes, name="label_prior") if label_prior else None
         logits = keras.layers.Activation("linear", dtype="float32", name="logits")(head(backbone(images)))
+        logits = self._with_prior(logits)
         super().__init__(inputs=images, outputs=logits, **kwargs)
 
         # === Config ===
@@ -99,6 +106,15 @@ class MultiLabelClassifier(keras.Model):
         """The backbone's float input: 8-bit frame codes dequantized, anything else as it is."""
         return frames_from_codes(inputs) if is_frame_codes(inputs) else inputs
 
+    def _with_prior(self, logits):
+        return logits if self.label_prior is None else self.label_prior(logits)
+
+    def set_label_prior(self, label_counts, num_examples):
+        """Sets the logits' offset to the prior of `label_counts` `[N]` in `num_examples`."""
+        if self.label_prior is None:
+            raise ValueError("this model was built with label_prior=False and has no offset to set")
+        self.label_prior.set_prior(label_counts, num_examples)
+
     def set_label_graph(self, adjacency):
         """Sets `A` (conditional probabilities) for the joint graph loss."""
         if self.graph_loss is None:
@@ -113,8 +129,8 @@ class MultiLabelClassifier(keras.Model):
                 scale_logits = [
                     scale for scale, _ in self.head.scale_outputs(self.backbone(self.frames(x), training=True), training=True)
                 ]
-                logits = keras.ops.cast(self.head.fusion(scale_logits), "float32")
-                scale_logits = [keras.ops.cast(scale, "float32") for scale in scale_logits]
+                logits = self._with_prior(keras.ops.cast(self.head.fusion(scale_logits), "float32"))
+                scale_logits = [self._with_prior(keras.ops.cast(scale, "float32")) for scale in scale_logits]
             else:
                 logits = self(x, training=True)
             classification_loss = self.compute_loss(
@@ -155,6 +171,7 @@ class MultiLabelClassifier(keras.Model):
             "graph_alpha": self.graph_alpha,
             "graph_row_guard": self.graph_row_guard,
             "scale_loss_weight": self.scale_loss_weight,
+            "label_prior": self.label_prior is not None,
             "name": self.name,
         }
 
