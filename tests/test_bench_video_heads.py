@@ -35,6 +35,7 @@ def test_quick_run_reports_every_figure_from_its_records(tmp_path):
             seed = json.load(f)
         assert row["GAP"] == pytest.approx(seed["metrics"]["GAP"]) and 0.0 < row["GAP"] <= 1.0
         assert row["segment_mAP"] == pytest.approx(seed["extra"]["segments"]["mAP"])
+        assert all(0.0 <= epoch["validate_GAP"] <= 1.0 for epoch in seed["history"])  # what convergence reads
         assert row["params"] > 0 and row["peak_rss_mb"] > 0
     assert last["plain_snet"]["step_ratio"] == 1.0
 
@@ -55,3 +56,18 @@ def test_no_train_on_a_fresh_clone_generates_nothing(tmp_path):
     last = json.loads(proc.stdout.strip().splitlines()[-1])
     assert all(row["GAP"] is None and KEYS <= set(row) for row in last.values()) and len(last) == 9
     assert not os.path.exists(tmp_path / "data") and not os.path.exists(tmp_path / "cache")
+
+
+def test_convergence_reads_the_gap_and_unknown_is_not_yes():
+    sys.path.insert(0, ROOT)
+    from bench.video_heads import all_converged, converged
+
+    rising = [{"epoch": e, "validate_mAP": 0.020 + 0.001 * e, "validate_GAP": 0.17 + 0.03 * e} for e in range(1, 5)]
+    assert converged(rising) is False  # the mAP moved 0.1 pt an epoch, the GAP 3
+    flat = [{"epoch": e, "validate_GAP": 0.30 + 0.001 * e} for e in range(1, 5)]
+    assert converged(flat) is True
+    assert converged([{"epoch": 1, "validate_mAP": 0.02}, {"epoch": 2, "validate_mAP": 0.02}]) is None  # no GAP logged
+    assert all_converged([True, True]) is True and all_converged([True, False]) is False
+    assert all_converged([True, None]) is None and all_converged([None, False]) is False and all_converged([]) is None
+    still_rising = [{"epoch": e, "validate_GAP": v} for e, v in enumerate((0.17, 0.23, 0.25, 0.27), 1)]
+    assert converged(still_rising) is False  # plain-SNet's probe: +2 points in the last epoch is not "converged"

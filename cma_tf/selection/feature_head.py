@@ -87,20 +87,26 @@ class _StopOnNonFinite(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class _EpochMAP(keras.callbacks.Callback):
-    """Adds `<name>_mAP` of every evaluation set to the epoch logs (for convergence)."""
+class _EpochMetric(keras.callbacks.Callback):
+    """Adds `<name>_<metric>` of every evaluation set to the epoch logs (for convergence):
+    the mAP, or with `metrics_fn` (`factory.evaluation_metrics`' first) any metric it computes,
+    e.g. the GAP of video models, whose mAP over 3,862 mostly rare labels barely moves."""
 
-    def __init__(self, eval_sets, batch_size):
+    def __init__(self, eval_sets, batch_size, metric="mAP", metrics_fn=None):
         super().__init__()
-        self.eval_sets, self.batch_size = eval_sets, batch_size
+        self.eval_sets, self.batch_size, self.metric, self.metrics_fn = eval_sets, batch_size, metric, metrics_fn
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or not np.isfinite(logs.get("loss", np.nan)):
             return
         for name, (maps, labels, *weights) in self.eval_sets.items():
             scores = weighted(predict_scores(self.model, maps, self.batch_size), weights)
-            if np.all(np.isfinite(scores)):
+            if not np.all(np.isfinite(scores)):
+                continue
+            if self.metric == "mAP":
                 logs[f"{name}_mAP"] = mean_average_precision(scores, labels)
+            else:
+                logs[f"{name}_{self.metric}"] = float(self.metrics_fn(scores, np.asarray(labels))[self.metric])
 
 
 def compiled_model(config, train_maps, train_labels, vocabulary, embeddings_dir, train_backbone=False):
@@ -144,7 +150,7 @@ def step_seconds(config, train_maps, train_labels, vocabulary, embeddings_dir, t
 
 
 def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabulary, embeddings_dir,
-                           epoch_metrics=True, verbose=0, train_backbone=False, return_scores=False):
+                           epoch_metrics=True, verbose=0, train_backbone=False, return_scores=False, epoch_metric="mAP"):
     """Trains `config`'s head on cached maps and evaluates it.
 
     Args:
@@ -157,6 +163,8 @@ def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabula
             `(maps, labels, label_weights)` scores `σ(logits) · label_weights` (rated segments).
         epoch_metrics: True scores every eval set after each epoch too, a list of names only
             those, False none.
+        epoch_metric: what those epoch scores are: "mAP", or a metric of the config's
+            evaluation (`factory.evaluation_metrics`), e.g. "GAP" for video.
         vocabulary: the label names (the label graph's, and `AP_per_class`'s keys).
         embeddings_dir: where the label embeddings (ASGE) fitted to the training labels' graph
             are cached (`graph/label_embeddings.py`; one folder per set of training labels).
@@ -166,16 +174,17 @@ def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabula
 
     Returns:
         `{"metrics": {name: multilabel metrics + AP_per_class}, "history": [{epoch, loss,
-        <name>_mAP}], "seconds": …}`, or `{"diverged": reason, …}` when the loss or the scores
+        <name>_<epoch_metric>}], "seconds": …}`, or `{"diverged": reason, …}` when the loss or the scores
         became non-finite.
     """
     start = time.perf_counter()
     model = compiled_model(config, train_maps, train_labels, vocabulary, embeddings_dir, train_backbone)
     batch_size = config.train.batch_size
     callbacks = [_StopOnNonFinite()]
+    metrics_fn, _, _ = factory.evaluation_metrics(config)
     if epoch_metrics:
         tracked = eval_sets if epoch_metrics is True else {name: eval_sets[name] for name in epoch_metrics}
-        callbacks.insert(0, _EpochMAP(tracked, config.train.eval_batch_size))
+        callbacks.insert(0, _EpochMetric(tracked, config.train.eval_batch_size, epoch_metric, metrics_fn))
     fit = model.fit(_dataset(train_maps, train_labels, batch_size, seed=config.seed), epochs=config.train.epochs,
                     callbacks=callbacks, verbose=verbose, shuffle=False)
     history = [
@@ -191,7 +200,6 @@ def train_head_on_features(config, train_maps, train_labels, eval_sets, vocabula
     averaged = averaging_optimizer(model)
     if averaged is not None:  # the final model is the moving average (config.train.ema_decay), as in cma_tf.train
         averaged.swap_averaged_weights()
-    metrics_fn, _, _ = factory.evaluation_metrics(config)
     result["metrics"], scores_by_set = {}, {}
     for name, (maps, labels, *weights) in eval_sets.items():
         scores = weighted(predict_scores(model, maps, config.train.eval_batch_size), weights)

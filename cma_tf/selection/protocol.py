@@ -57,7 +57,8 @@ def split_for_search(train_set):
 def seed_run(config, point, seed, train_set, eval_name, eval_set, vocabulary, path, embeddings_dir, metric="mAP",
              train_backbone=False, extra_sets=None, keep_scores=True):
     """One run of the chosen `point` with `seed` (read from `path` when it finished before):
-    `{"seed", "point", "mAP", "score" (under `metric`), "metrics", "history", "seconds"}`, or
+    `{"seed", "point", "mAP", "score" (under `metric`), "metrics", "history" (with
+    `<eval_name>_<metric>` after each epoch), "seconds"}`, or
     with `"diverged"`; its scores on `eval_set` are kept beside `path` (`SCORES`) unless not
     `keep_scores`. `extra_sets` (`{name: (maps, labels[, label_weights])}`, e.g. rated segments)
     are scored too, their metrics under `"extra"` (without the per-label APs). A run recorded at
@@ -71,7 +72,7 @@ def seed_run(config, point, seed, train_set, eval_name, eval_set, vocabulary, pa
     run_config.seed = int(seed)
     result = train_head_on_features(run_config, *train_set, {eval_name: eval_set, **(extra_sets or {})}, vocabulary,
                                     embeddings_dir, epoch_metrics=[eval_name], train_backbone=train_backbone,
-                                    return_scores=keep_scores)
+                                    return_scores=keep_scores, epoch_metric=metric)
     record = {"seed": int(seed), "point": point, "eval": eval_name, "metric": metric, "seconds": result["seconds"],
               "history": result["history"], "diverged": result.get("diverged")}
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -137,3 +137,17 @@ def _encoder(config, graph, tmp_path):
     from cma_tf.graph.label_embeddings import label_embeddings
 
     return label_embeddings(config, graph, str(tmp_path / "embeddings"))
+
+
+def test_the_epoch_scores_follow_the_run_s_metric(data_dir, tmp_path):
+    """`epoch_metric` other than the mAP (the video benchmark's GAP) is logged after each epoch as
+    the final evaluation computes it: with one epoch and no averaging, the same model, the same figure."""
+    config = tiny_config(data_dir)
+    backbone = factory.build_backbone(config)
+    maps, labels = feature_cache.load_or_compute(config, backbone, "train", str(tmp_path / "cache"), progress=False)
+    result = feature_head.train_head_on_features(config, maps, labels, {"train": (maps, labels)},
+                                                 factory.read_vocabulary(config), str(tmp_path / "embeddings"),
+                                                 epoch_metric="OF1")
+    (epoch,) = result["history"]
+    assert "train_mAP" not in epoch
+    assert epoch["train_OF1"] == pytest.approx(result["metrics"]["train"]["OF1"], abs=1e-6)

@@ -37,7 +37,7 @@ class FakeTrainer:
         self.diverge = set(diverge)  # (lr, seed) of the seed runs (not the search's) whose loss turns NaN
 
     def __call__(self, config, maps, labels, eval_sets, vocabulary, embeddings_dir, epoch_metrics=True,
-                 train_backbone=False, return_scores=False):
+                 train_backbone=False, return_scores=False, epoch_metric="mAP"):
         self.calls.append({"lr": config.train.learning_rate, "seed": config.seed, "n": len(labels),
                            "eval": {name: len(s[1]) for name, s in eval_sets.items()}})
         if epoch_metrics is not False and (config.train.learning_rate, config.seed) in self.diverge:
