@@ -36,7 +36,7 @@ steps on one cached batch of 64), and the peak memory (RSS) of a train step at t
 256 (`bench/memory.py`'s worker, a fresh process per model).
 
 The last line of stdout is one JSON object keyed by model: `GAP`, `GAP_std`, `mAP`, `mAP_std`,
-`hit_at_1`, `hit_at_1_std`, `segment_mAP`, `segment_mAP_std`, `seeds`, `selected`, `converged`,
+`hit_at_1`, `hit_at_1_std`, `segment_mAP`, `segment_mAP_std`, `seeds`, `selected`,
 `diverged`, `degenerate` (seeds whose GAP or Hit@1 is 0: constant scores), `converged` (every seed's
 validate GAP at its last epoch within 0.5 pt of its best before; logged after each epoch), `params`, `step_ratio`,
 `peak_rss_mb`.
