@@ -9,16 +9,22 @@ at the label prior, `σ(logits_k) ≈ p_k`, instead of at ½ for every label.
 Why (docs/design.md §2.31): with thousands of rare labels (YouTube-8M: 3,862, most in a few
 videos in a thousand) the loss at `σ = ½` is `N · log 2` per example, almost all of it from the
 absent labels, and the first steps go to pushing every logit down together. Measured on the
-`yt8m` preset (`bench/video_heads.py`'s data): plain-SNet from zero biases, 2 epochs of Adam,
-ended with logits that varied across videos by 0.1 (std per label) and a validate GAP of 2.0 %,
-what scoring every video with the label frequencies gives; the same run with this offset reached
-22.7 %. For a classifier whose last layer has a trainable bias the offset is exactly
+`yt8m` preset (`bench/video_heads.py`'s data): plain-SNet from zero biases, trained for 2 epochs
+of Adam (1e-3 one-cycle), ended with logits that varied across videos by 0.1 (std per label) and
+a validate GAP of 2.0 %, what scoring every video with the label frequencies gives; with this
+offset, the same recipe over 4 epochs read 17.4 % after the first and 22.7 % after the second.
+For a classifier whose last layer has a trainable bias the offset is exactly
 initialising that bias at the prior's log-odds (the "prior" initialisation of RetinaNet, Lin et
 al. 2017, §4.1); as a separate fixed offset it applies alike to every head, also those whose
 output has no bias of its own (CMA's label-wise scores, a mixture of experts).
 
-The offset is a non-trainable weight: it is saved with the model and served with it, and the
-gradients, the optimizer and the distribution strategy never see it.
+The offset is a non-trainable weight: it is saved with the model and served with it, and it has
+no gradient, so the optimizer (and its moving average) and the replicas' all-reduce leave it as set.
+
+A head whose logits are bounded keeps its bound, shifted: the mixture of experts' logits are
+`log(p + ε) − log(q + ε)`, within ±11.5 (ε = 1e-5), so with the offset `o_k` its score for label
+`k` stays below `σ(11.5 + o_k)`. At 12,000 training examples that caps a label never seen at
+0.80 and a label seen once at 0.92; a label seen in 1 % of them reaches 0.999.
 """
 
 import keras

@@ -20,7 +20,9 @@ MoE gives a probability, and `logit(p)` computed as `log p − log(1 − p)` los
 
 Binary cross-entropy on these logits is the starter code's loss on `p` with its ε = 1e-5
 (`losses.py` L39-55: `−y log(p + ε) − (1 − y) log(1 − p + ε)`) plus the constant `log(1 + 2ε)`,
-so training sees the official gradient; `σ(logit)` differs from `p` by at most ε.
+so training sees the official gradient; `σ(logit)` differs from `p` by at most ε. With
+`config.model.label_prior` the model adds a fixed offset to these logits
+(`layers/label_prior.py`), and the gradient is no longer the official one.
 """
 
 import math

@@ -39,12 +39,13 @@ class FakeTrainer:
     def __call__(self, config, maps, labels, eval_sets, vocabulary, embeddings_dir, epoch_metrics=True,
                  train_backbone=False, return_scores=False, epoch_metric="mAP"):
         self.calls.append({"lr": config.train.learning_rate, "seed": config.seed, "n": len(labels),
-                           "eval": {name: len(s[1]) for name, s in eval_sets.items()}})
+                           "eval": {name: len(s[1]) for name, s in eval_sets.items()},
+                           "epoch_metrics": epoch_metrics, "epoch_metric": epoch_metric})
         if epoch_metrics is not False and (config.train.learning_rate, config.seed) in self.diverge:
             return {"diverged": "the training loss became non-finite in epoch 2", "seconds": 0.0,
                     "history": [{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": float("nan")}]}
         mAP = self.by_lr[config.train.learning_rate] + self.by_seed.get(config.seed, 0.0)
-        return {"metrics": {name: {"mAP": mAP, "AP_per_class": {}} for name in eval_sets},
+        return {"metrics": {name: {"mAP": mAP, "GAP": mAP, "AP_per_class": {}} for name in eval_sets},
                 "history": [{"epoch": 1, "loss": 1.0}], "seconds": 0.0,
                 "scores": {name: np.zeros((len(s[1]), 4), np.float32) for name, s in eval_sets.items()}}
 
@@ -74,6 +75,17 @@ def test_the_seeds_train_the_point_chosen_on_the_held_out_part(fake, tmp_path):
     assert outcome["selected"]["learning_rate"] == 1e-3  # the best held-out mAP
     assert [c["seed"] for c in seed_calls] == list(protocol.SEEDS)  # std 0: no more seeds
     assert all(c["lr"] == 1e-3 and c["n"] == 100 and c["eval"] == {"val": 30} for c in seed_calls)
+
+
+def test_the_seeds_log_the_metric_chosen_by_after_each_epoch_and_the_search_logs_none(fake, tmp_path):
+    """Video chooses by GAP: its seeds log the GAP each epoch (what its convergence column reads)."""
+    trainer = fake(LRS)
+    train = tiny_split(100)
+    protocol.judge_head(small_config(), train, VOCABULARY, str(tmp_path), str(tmp_path / "e"),
+                        final=(train, "val", tiny_split(30, seed=1)), metric="GAP")
+    search_calls, seed_calls = trainer.calls[:len(grid.points())], trainer.calls[len(grid.points()):]
+    assert all(c["epoch_metrics"] is False for c in search_calls)
+    assert seed_calls and all(c["epoch_metrics"] == ["val"] and c["epoch_metric"] == "GAP" for c in seed_calls)
 
 
 def test_without_a_final_split_the_seeds_score_the_held_out_part_and_val_is_never_read(fake, tmp_path):
