@@ -66,6 +66,7 @@ def test_convergence_reads_the_gap_and_unknown_is_not_yes():
     assert converged(rising) is False  # the mAP moved 0.1 pt an epoch, the GAP 3
     flat = [{"epoch": e, "validate_GAP": 0.30 + 0.001 * e} for e in range(1, 5)]
     assert converged(flat) is True
+    assert converged([{"epoch": 1, "validate_GAP": 0.30}, {"epoch": 2, "validate_GAP": 0.25}]) is True  # stopped rising
     assert converged([{"epoch": 1, "validate_mAP": 0.02}, {"epoch": 2, "validate_mAP": 0.02}]) is None  # no GAP logged
     assert all_converged([True, True]) is True and all_converged([True, False]) is False
     assert all_converged([True, None]) is None and all_converged([None, False]) is False and all_converged([]) is None
