@@ -91,7 +91,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import run_records  # noqa: E402
-from report import mean_std, print_table, write_report  # noqa: E402
+from report import mean_std, print_table, stopped_rising, write_report  # noqa: E402
 
 DATASETS = ("demo", "coco_stats")
 GENERATORS = {"demo": "cma_tf.datasets.demo", "coco_stats": "cma_tf.datasets.coco_stats"}
@@ -411,7 +411,7 @@ def converged_values(values):
     """`converged` of a list of per-epoch val mAPs."""
     if len(values) <= CONVERGED_EPOCHS:
         return False
-    return max(values[-CONVERGED_EPOCHS:]) - max(values[:-CONVERGED_EPOCHS]) < CONVERGED_TOLERANCE
+    return stopped_rising(values, CONVERGED_EPOCHS, CONVERGED_TOLERANCE)
 
 
 def late_gain(history_path):

@@ -26,6 +26,12 @@ def mean_std(values):
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
+def stopped_rising(values, last_epochs, tolerance):
+    """Whether a per-epoch score stopped rising: the best of the `last_epochs` is less than
+    `tolerance` above the best before them (`values` longer than `last_epochs`)."""
+    return max(values[-last_epochs:]) - max(values[:-last_epochs]) < tolerance
+
+
 def print_table(headers, rows, align):
     """A Markdown table: `headers`, `rows` of already formatted cells, `align` one letter a
     column ("l" left, "r" right)."""

@@ -31,15 +31,16 @@ benchmark allowed), 12,000 training videos (`--train_videos`). A model's protoco
 runs and 3-5 seeds; each run's result is written as it ends, under `--record_dir` (committed),
 so the benchmark is carried across machines like `bench/heads.py`.
 
-Also per model, once: parameters (all weights, the label prior's 3,862 fixed offsets included), the train-step time relative to plain-SNet (median of timed
-steps on one cached batch of 64), and the peak memory (RSS) of a train step at the paper's batch
-256 (`bench/memory.py`'s worker, a fresh process per model).
+Also per model, once: parameters (all weights, the label prior's 3,862 fixed offsets included),
+the train-step time relative to plain-SNet (median of timed steps on one cached batch of 64),
+and the peak memory (RSS) of a train step at the paper's batch 256 (`bench/memory.py`'s worker,
+a fresh process per model).
 
 The last line of stdout is one JSON object keyed by model: `GAP`, `GAP_std`, `mAP`, `mAP_std`,
 `hit_at_1`, `hit_at_1_std`, `segment_mAP`, `segment_mAP_std`, `seeds`, `selected`,
-`diverged`, `degenerate` (seeds whose GAP or Hit@1 is 0: constant scores), `converged` (every seed's
-validate GAP at its last epoch less than 0.5 pt above its best before; logged after each epoch), `params`, `step_ratio`,
-`peak_rss_mb`.
+`diverged`, `degenerate` (seeds whose GAP or Hit@1 is 0: constant scores), `converged` (every
+seed's validate GAP at its last epoch less than 0.5 pt above its best before; logged after each
+epoch), `params`, `step_ratio`, `peak_rss_mb`.
 """
 
 import argparse
@@ -57,7 +58,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench import run_records  # noqa: E402
-from bench.report import mean_std, print_table, run_worker, write_report  # noqa: E402
+from bench.report import mean_std, print_table, run_worker, stopped_rising, write_report  # noqa: E402
 from cma_tf.atomic import atomic_write, write_text  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "bench_video_heads.py")
@@ -240,19 +241,19 @@ def recorded(directory):
 def converged(history, key="validate_GAP"):
     """Whether the validate GAP stopped rising: the last epoch's is less than `CONVERGED_TOLERANCE`
     above the best before it, as `bench/heads.py` reads the mAP (None without the epochs to tell:
-    runs recorded before the GAP was logged per epoch). The GAP, not the mAP: over 3,862 mostly rare labels the mAP moves by less than
-    the tolerance while the GAP still gains points an epoch."""
+    runs recorded before the GAP was logged per epoch). The GAP, not the mAP: over 3,862 mostly
+    rare labels the mAP moves by less than the tolerance while the GAP still gains points an epoch."""
     values = [h[key] for h in history if key in h]
     if len(values) <= CONVERGED_EPOCHS:
         return None
-    return max(values[-CONVERGED_EPOCHS:]) - max(values[:-CONVERGED_EPOCHS]) < CONVERGED_TOLERANCE
+    return stopped_rising(values, CONVERGED_EPOCHS, CONVERGED_TOLERANCE)
 
 
 def all_converged(flags):
     """True when every seed converged, False when one did not, None when that is not known."""
-    if not flags or any(flag is None for flag in flags):
-        return None if not any(flag is False for flag in flags) else False
-    return all(flags)
+    if any(flag is False for flag in flags):
+        return False
+    return None if not flags or any(flag is None for flag in flags) else True
 
 
 def summarize(judged):
