@@ -4,6 +4,7 @@
     python bench/video_heads.py --quick                  # smoke run: 2 models, tiny data, 1 epoch, 1 seed
     python bench/video_heads.py --heads=plain_snet,cma_snet,nextvlad --seeds=0,1,2
     python bench/video_heads.py --no_train               # the table of the runs finished or recorded so far
+    python bench/video_heads.py --cost_only              # parameters, step times, peak memory (alone on the machine)
 
 What is compared: the entries of `configs/bench_video_heads.py` (plain-SNet; self-attention over
 FC and over SNet; CMA over FC and over SNet; ML-Decoder over SNet; the starter's DBoF with its
@@ -34,7 +35,8 @@ so the benchmark is carried across machines like `bench/heads.py`.
 Also per model, once: parameters (all weights, the label prior's 3,862 fixed offsets included),
 the train-step time relative to plain-SNet (median of timed steps on one cached batch of 64),
 and the peak memory (RSS) of a train step at the paper's batch 256 (`bench/memory.py`'s worker,
-a fresh process per model).
+a fresh process per model), measured after the runs or alone with `--cost_only`, and recorded
+in `costs.json` beside the runs' results with the time, cores and load they were measured at.
 
 The last line of stdout is one JSON object keyed by model: `GAP`, `GAP_std`, `mAP`, `mAP_std`,
 `hit_at_1`, `hit_at_1_std`, `segment_mAP`, `segment_mAP_std`, `seeds`, `selected`,
@@ -59,7 +61,7 @@ sys.path.insert(0, ROOT)
 
 from bench import run_records  # noqa: E402
 from bench.report import mean_std, print_table, run_worker, stopped_rising, write_report  # noqa: E402
-from cma_tf.atomic import atomic_write, write_text  # noqa: E402
+from cma_tf.atomic import atomic_write, write_json, write_text  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "bench_video_heads.py")
 DEFAULT_DATA = dict(num_classes=3862, train_videos=12_000, validate_videos=3_000, min_frames=60, max_frames=180, seed=0)
@@ -300,6 +302,32 @@ def cost(entries, data_dir, train_set, vocabulary, embeddings_dir, memory_batch,
     return out
 
 
+COSTS = "costs.json"
+
+
+def record_costs(results_dir, costs, args):
+    """Adds this run's costs to `results_dir/costs.json`, each model's with the circumstances it
+    was measured in: a later `--no_train` prints them, and a model measured again replaces its
+    entry. Each step ratio is against plain-SNet timed in the same run, so entries of separate
+    runs can sit side by side."""
+    path = os.path.join(results_dir, COSTS)
+    saved = read_costs(results_dir)
+    when = dict(measured=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), cores=os.cpu_count(),
+                load_average_1min=round(os.getloadavg()[0], 2), memory_batch=args.memory_batch,
+                step_rounds=args.step_rounds)
+    saved.update({head: dict(figures, **when) for head, figures in costs.items()})
+    write_json(path, saved)
+
+
+def read_costs(results_dir):
+    """The recorded costs per model ({} where none were measured)."""
+    path = os.path.join(results_dir, COSTS) if results_dir else ""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
 def cell(mean, std, scale=100.0):
     if mean is None:
         return "–"
@@ -335,7 +363,11 @@ def main():
                         help="Batch of the peak-memory step (the paper's 256).")
     parser.add_argument("--step_rounds", type=int, default=5, help="Timed train steps per model (default 5).")
     parser.add_argument("--no_cost", action="store_true", help="Skip parameters, step times and peak memory.")
-    parser.add_argument("--no_train", action="store_true", help="Only print the table of what finished (no training).")
+    parser.add_argument("--no_train", action="store_true", help="Only print the table of what finished, with the "
+                        "costs recorded by an earlier run (no training, no data generated).")
+    parser.add_argument("--cost_only", action="store_true", help="Measure every model's parameters, step time and "
+                        "peak memory and record them (costs.json beside the runs' results), without training: the "
+                        "costs do not depend on the runs, so they can be measured alone on the machine at any time.")
     parser.add_argument("--quick", action="store_true", help="Smoke run: plain_snet and netvlad, 64 labels, 320 "
                         "training videos of 20-40 frames, 2 epochs, seed 0, in --work_dir/quick (same JSON keys).")
     parser.add_argument("--json_out", default=None, help="Where to write the JSON (default "
@@ -367,6 +399,9 @@ def main():
     seeds = [int(s) for s in args.seeds.split(",")]
     more_seeds = [int(s) for s in args.more_seeds.split(",") if s]
     wall = time.perf_counter()
+    if args.no_train and args.cost_only:
+        parser.error("--cost_only measures on the data: it cannot go with --no_train")
+    train = not (args.no_train or args.cost_only)
     if args.no_train:  # read-only: no data generated, nothing decoded
         digest, num_labels = None, args.num_classes
     else:
@@ -382,7 +417,7 @@ def main():
     problems = [problem for head in heads
                 for problem in [check_recipe(os.path.join(results_dir, head),
                                              recipe_of(bench_config(head, data_dir, args.epochs), wanted,
-                                                       args.search_epochs, digest), write=not args.no_train)]
+                                                       args.search_epochs, digest), write=train)]
                 if problem]
     if problems:
         parser.exit(2, "error: " + "\nerror: ".join(problems) + "\n")
@@ -398,7 +433,7 @@ def main():
             print(f"  {head} {stage} {what}: GAP {score if score is None else round(100 * score, 1)} "
                   f"({result.get('seconds', 0):.0f} s)", file=sys.stderr, flush=True)
 
-        if args.no_train:
+        if not train:
             judged = recorded(directory)
             rows[head] = summarize(judged) if judged else {"pending": True}
             continue
@@ -410,16 +445,24 @@ def main():
                                      search_epochs=args.search_epochs)
         rows[head] = summarize(judged)
 
-    costs = {} if args.no_cost or args.no_train else cost(
-        ["plain_snet"] + [h for h in heads if h != "plain_snet"], data_dir, train_set, vocabulary, embeddings_dir,
-        args.memory_batch, args.step_rounds)  # plain-SNet timed too: the reference of step_ratio
+    if args.no_cost:
+        costs = {}
+    elif args.no_train:
+        costs = read_costs(results_dir)
+    else:
+        costs = cost(["plain_snet"] + [h for h in heads if h != "plain_snet"], data_dir, train_set, vocabulary,
+                     embeddings_dir, args.memory_batch, args.step_rounds)  # plain-SNet timed too: step_ratio's reference
+        if results_dir:
+            record_costs(results_dir, costs, args)
     print(f"\n## Video models on the yt8m preset ({num_labels:,} labels, {args.train_videos:,} training videos), "
           f"seeds {args.seeds}; a difference inside the stds is a tie\n")
     table = []
     for head in heads:
         row, figures = rows[head], costs.get(head, {})
+        cost_cells = [f"{figures['params']:,}" if figures else "–",
+                      f"{figures['step_ratio']:.2f}" if figures.get("step_ratio") else "–"]
         if row.get("pending"):
-            table.append([head] + ["pending"] + ["–"] * 8)
+            table.append([head] + ["pending"] + ["–"] * 6 + cost_cells)
             continue
         point = row["selected"]
         table.append([
@@ -429,16 +472,18 @@ def main():
             + (f" ({row['degenerate']} degenerate: GAP or Hit@1 0)" if row["degenerate"] else ""),
             f"{point['learning_rate']:g} {point['schedule']}",
             {True: "yes", False: "no", None: "–"}[row["converged"]],
-            f"{figures['params']:,}" if figures else "–",
-            f"{figures['step_ratio']:.2f}" if figures.get("step_ratio") else "–",
-        ])
+        ] + cost_cells)
     print_table(["model", "GAP", "mAP", "Hit@1", "segment MAP", "seeds", "selected (lr, schedule)", "converged",
                  "params", "step / plain-SNet"], table, "lrrrrrlrrr")
-    if costs:
-        print(f"\nPeak RSS of one train step at batch {args.memory_batch} (fresh process each; TensorFlow's own "
-              "~0.7 GB included):")
-        print_table(["model", "peak RSS MB"], [[h, f"{costs[h]['peak_rss_mb']:,.0f}" if costs[h]["peak_rss_mb"]
-                                                else costs[h]["memory_failed"]] for h in heads], "lr")
+    measured = [h for h in heads if h in costs]
+    if measured:
+        batches = sorted({costs[h].get("memory_batch", args.memory_batch) for h in measured})
+        print(f"\nPeak RSS of one train step at batch {', '.join(map(str, batches))} (fresh process each; "
+              "TensorFlow's own ~0.7 GB included), and when the costs were measured:")
+        print_table(["model", "peak RSS MB", "measured (1-min load average, cores)"], [
+            [h, f"{costs[h]['peak_rss_mb']:,.0f}" if costs[h]["peak_rss_mb"] else costs[h]["memory_failed"],
+             f"{costs[h]['measured']} ({costs[h]['load_average_1min']}, {costs[h]['cores']})"
+             if "measured" in costs[h] else "this run"] for h in measured], "lrl")
     out = {}
     empty = dict.fromkeys(("GAP", "GAP_std", "mAP", "mAP_std", "hit_at_1", "hit_at_1_std", "segment_mAP",
                            "segment_mAP_std", "seeds", "selected", "converged", "diverged", "degenerate", "params",

@@ -38,6 +38,23 @@ def test_quick_run_reports_every_figure_from_its_records(tmp_path):
         assert all(0.0 <= epoch["validate_GAP"] <= 1.0 for epoch in seed["history"])  # what convergence reads
         assert row["params"] > 0 and row["peak_rss_mb"] > 0
     assert last["plain_snet"]["step_ratio"] == 1.0
+    (costs_path,) = glob.glob(str(tmp_path / "quick" / "runs" / "*" / "costs.json"))
+    with open(costs_path) as f:
+        costs = json.load(f)
+    assert {h: costs[h]["params"] for h in last} == {h: row["params"] for h, row in last.items()}
+
+    # --cost_only measures again and trains nothing: the seed's result is untouched
+    seed_result = glob.glob(str(tmp_path / "quick" / "runs" / "*" / "plain_snet" / "seeds" / "seed0" / "result.json"))[0]
+    before = os.stat(seed_result).st_mtime_ns
+    proc = bench(tmp_path, "--quick", "--cost_only")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert os.stat(seed_result).st_mtime_ns == before and "search" not in proc.stderr
+    with open(costs_path) as f:
+        again = json.load(f)
+    assert {h: again[h]["params"] for h in last} == {h: costs[h]["params"] for h in last}
+    again_last = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {h: again_last[h]["GAP"] for h in last} == {h: row["GAP"] for h, row in last.items()}
+    assert {h: again_last[h]["step_ratio"] for h in last} == {h: again[h]["step_ratio"] for h in last}
 
     # the same folder, another recipe (the seeds' epochs are in the config): refused, nothing mixed
     (recipe,) = glob.glob(str(tmp_path / "quick" / "runs" / "*" / "netvlad" / "recipe.json"))
@@ -56,6 +73,23 @@ def test_no_train_on_a_fresh_clone_generates_nothing(tmp_path):
     last = json.loads(proc.stdout.strip().splitlines()[-1])
     assert all(row["GAP"] is None and KEYS <= set(row) for row in last.values()) and len(last) == 9
     assert not os.path.exists(tmp_path / "data") and not os.path.exists(tmp_path / "cache")
+
+
+def test_no_train_prints_the_recorded_costs(tmp_path):
+    records = tmp_path / "records"
+    records.mkdir()
+    recorded = {"netvlad": {"params": 1234567, "step_s": 0.5, "step_ratio": 2.5, "peak_rss_mb": 4321.0,
+                            "memory_failed": None, "measured": "2026-12-07 23:00 UTC", "cores": 2,
+                            "load_average_1min": 0.3, "memory_batch": 256, "step_rounds": 5}}
+    (records / "costs.json").write_text(json.dumps(recorded))
+    proc = bench(tmp_path, "--no_train", f"--record_dir={records}", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (last["netvlad"]["params"], last["netvlad"]["step_ratio"], last["netvlad"]["peak_rss_mb"]) == (
+        1234567, 2.5, 4321.0)
+    assert last["plain_snet"]["params"] is None
+    assert "1,234,567" in proc.stdout and "2026-12-07 23:00 UTC (0.3, 2)" in proc.stdout
+    assert bench(tmp_path, "--no_train", "--cost_only").returncode == 2
 
 
 def test_convergence_reads_the_gap_and_unknown_is_not_yes():
