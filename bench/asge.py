@@ -5,7 +5,7 @@ Graphs: N = 80 is the real COCO train2014 graph (cma_tf/datasets/coco2014_label_
 3,862 and 20,000 are synthetic videos whose labels come in topics of 100 with power-law
 popularity (`tests/graph/sparse_graph.topic_label_lists`, 20 videos a label), counted by the
 streaming `LabelCooccurrence` (sparse above `DENSE_MAX_LABELS`). Every size runs in its own
-process, so its peak RSS (`ru_maxrss`, TensorFlow's own ~0.6 GB included) is its own.
+process, so its peak RSS (`VmHWM`, TensorFlow's own ~0.6 GB included) is its own.
 
 Per size, ASGE (the defaults: Adam 0.001, balanced zero pairs, the row guard at `--row_guard`,
 C_e = 256, α = `--alpha`) fits
@@ -25,13 +25,12 @@ The last line is JSON: `largest_n`, `peak_rss_mb` (at the largest N), and per si
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.report import print_table, run_worker, write_report  # noqa: E402
+from bench.report import peak_rss_mb, print_table, run_worker, write_report  # noqa: E402
 
 COCO_RMSE = 0.026  # the paper's fit of the COCO graph
 SYNTHETIC_PEARSON = 0.7
@@ -127,7 +126,7 @@ def worker(args):
         most_zero_rows=max((check["zero_rows"] for check in checker.checks), default=0),
         rmse=report["rmse"], pearson_nonzero=report["pearson_nonzero"],
         pearson_balanced=report["pearson_balanced"], zero_rows=report["zero_rows"],
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_rss_mb=peak_rss_mb(),
     )
     print(json.dumps(result))
 

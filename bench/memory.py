@@ -9,7 +9,7 @@ frozen, which does not change the step's cost):
     (256, the paper's); heads plain, self-attention, CMA;
   - coco: ResNet-101 at 448 × 448, 80 labels, batch `--coco_batch` (8); the same heads.
 
-Every case runs in a fresh process (peak RSS, `ru_maxrss`, is the process's own; TensorFlow's
+Every case runs in a fresh process (peak RSS, `VmHWM`, is the process's own; TensorFlow's
 own ~0.7 GB is in every figure). In the process: the model is built, one step traces the
 train function (`train_on_batch`), then `--steps` more are timed; the median is reported.
 "Unfused" replaces `PerClassClassifier`'s fused call by the computation it replaced (form `h`,
@@ -26,7 +26,6 @@ goal is ≤ 1.5), `cma_step_vs_plain` (the same for the step time), and every ca
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -34,7 +33,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.report import print_table, run_worker, write_report  # noqa: E402
+from bench.report import peak_rss_mb, print_table, run_worker, write_report  # noqa: E402
 
 HEADS = ("plain", "self_attention", "cma")
 SETTINGS = ("yt8m", "coco")
@@ -104,7 +103,7 @@ def worker(args):
     shape = (args.batch, *model.input_shape[1:])
     x = rng.uniform(0, 255 if args.setting == "coco" else 1, shape).astype(np.float32)
     y = (rng.random((args.batch, num_labels)) < 3.0 / num_labels).astype(np.float32)
-    built_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    built_rss = peak_rss_mb()
     model.train_on_batch(x, y)
     seconds = []
     for _ in range(args.steps):
@@ -117,7 +116,7 @@ def worker(args):
     print(json.dumps(dict(
         setting=args.setting, head=args.head, path=args.path, batch=args.batch, num_labels=num_labels,
         input_shape=list(shape), parameters=int(sum(np.prod(w.shape) for w in model.weights)),
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, built_rss_mb=built_rss,
+        peak_rss_mb=peak_rss_mb(), built_rss_mb=built_rss,
         gpu_peak_mb=gpu_peak, step_seconds=statistics.median(seconds), steps=args.steps,
         loss=float(np.asarray(loss).ravel()[0]),
     )))

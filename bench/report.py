@@ -41,6 +41,24 @@ def print_table(headers, rows, align):
         print("| " + " | ".join(str(cell) for cell in row) + " |")
 
 
+def peak_rss_mb():
+    """This process's peak resident memory in MiB: the kernel's high-water mark of its own
+    address space (`VmHWM`), where Linux has one. `ru_maxrss` is not that: Linux keeps it across
+    `execve`, and a worker started by `subprocess` (vfork, then exec) inherits its parent's
+    resident size at the fork, so a worker started from a benchmark that holds gigabytes of
+    cached data would report the parent's memory as its own."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux (bytes on macOS)
+
+
 def run_worker(script, flags):
     """Runs `script` (a benchmark's own file) with `--worker` and `flags` in a fresh Python
     process, so that its peak RSS is its own (TensorFlow's C++ logs off). Returns
